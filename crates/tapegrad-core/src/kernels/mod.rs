@@ -1,0 +1,9 @@
+//! Raw loops over contiguous buffers. No autograd here: the ops in [`crate::ops`] call
+//! these for their forward values and record their gradient rules themselves.
+//!
+//! Every kernel takes slices whose lengths the calling op has already checked against the
+//! shapes, so a kernel never sees inconsistent input.
+
+pub(crate) mod elementwise;
+pub(crate) mod gemm;
+pub(crate) mod reduce;

@@ -1,0 +1,47 @@
+//! # tapegrad-core
+//!
+//! A tape-based reverse-mode automatic differentiation engine over a generic
+//! n-dimensional [`Tensor`] of `f32` or `f64`.
+//!
+//! - [`tensor`]: the tensor type, constructors and accessors;
+//! - [`ops`]: every differentiable op, forward and gradient rule side by side;
+//! - [`tape`]: recording, [`Tensor::backward`], [`grad`], [`no_grad`];
+//! - [`gradcheck`](mod@gradcheck): finite-difference checks of any function's gradients;
+//! - `kernels`: the loops and GEMM behind the ops.
+//!
+//! ```
+//! use tapegrad_core::Tensor;
+//! // y = f(Wx + b) with f = tanh, and ∂y/∂W by the chain rule.
+//! let w = Tensor::<f64>::from_vec(vec![0.5, -0.3], [1, 2])?.requires_grad();
+//! let b = Tensor::<f64>::from_vec(vec![0.1], [1])?.requires_grad();
+//! let x = Tensor::<f64>::from_vec(vec![2.0, 1.0], [2, 1])?;
+//! let y = w.matmul(&x)?.squeeze(1)?.add(&b)?.tanh().sum_all()?;
+//! let grads = y.backward()?;
+//! let dy = 1.0 - y.item()?.powi(2); // tanh' = 1 − tanh²
+//! assert!((grads.wrt(&w)?.to_vec()[0] - dy * 2.0).abs() < 1e-12);
+//! # Ok::<(), tapegrad_core::Error>(())
+//! ```
+//!
+//! Errors: fallible ops return [`Result`]; the `+ − × ÷` operator overloads panic with the
+//! same message (see [`error`]).
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod display;
+pub mod element;
+pub mod error;
+pub mod gradcheck;
+pub(crate) mod kernels;
+pub mod ops;
+pub mod shape;
+pub mod tape;
+pub mod tensor;
+
+pub use element::Element;
+pub use error::{Error, Result};
+pub use gradcheck::{gradcheck, gradgradcheck, GradCheck, GradCheckReport};
+pub use ops::index::IndexTensor;
+pub use ops::OpKind;
+pub use shape::Shape;
+pub use tape::{grad, is_grad_enabled, live_nodes, no_grad, no_grad_guard, BackwardCtx, Gradients};
+pub use tensor::Tensor;

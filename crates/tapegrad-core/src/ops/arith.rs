@@ -1,0 +1,361 @@
+//! Binary arithmetic with NumPy broadcasting, scalar forms, and operator overloads.
+//!
+//! Broadcasting is handled once, here: a binary op computes its rule at the broadcast
+//! output shape, and [`sum_to_input`] sums each gradient back over the dimensions that
+//! input was broadcast along.
+
+use crate::element::{c, Element};
+use crate::error::Result;
+use crate::kernels::elementwise;
+use crate::ops::OpKind;
+use crate::shape::Shape;
+use crate::tape::{no_grad, one, record, BackwardCtx};
+use crate::tensor::Tensor;
+use smallvec::smallvec;
+
+/// Reduces a gradient computed at the broadcast shape back to `input`'s shape.
+pub(crate) fn sum_to_input<T: Element>(g: Tensor<T>, input: &Tensor<T>) -> Result<Tensor<T>> {
+    if g.shape() == input.shape() {
+        Ok(g)
+    } else {
+        g.sum_to(input.shape())
+    }
+}
+
+/// Forward of a broadcasting binary op plus recording of `rule`, whose gradients (at the
+/// output shape) are summed back to each input's shape.
+fn binary<T, F, R>(kind: OpKind, a: &Tensor<T>, b: &Tensor<T>, save_output: bool, f: F, rule: R) -> Result<Tensor<T>>
+where
+    T: Element,
+    F: Fn(T, T) -> T + Sync,
+    R: Fn(&BackwardCtx<'_, T>) -> Result<(Option<Tensor<T>>, Option<Tensor<T>>)> + Send + Sync + 'static,
+{
+    let shape: Shape = if a.shape() == b.shape() {
+        a.shape().clone()
+    } else {
+        a.shape().broadcast(kind.name(), b.shape())?
+    };
+    let data = elementwise::zip(a.data(), a.shape(), b.data(), b.shape(), &shape, f);
+    let out = Tensor::from_parts(data, shape);
+    Ok(record(kind, &[a, b], out, save_output, move |ctx| {
+        let (ga, gb) = rule(ctx)?;
+        let ga = ga.map(|g| sum_to_input(g, ctx.input(0))).transpose()?;
+        let gb = gb.map(|g| sum_to_input(g, ctx.input(1))).transpose()?;
+        Ok(smallvec![ga, gb])
+    }))
+}
+
+/// Elementwise-unary forward plus recording, shared with [`crate::ops::unary`].
+pub(crate) fn unary<T, F, R>(kind: OpKind, x: &Tensor<T>, save_output: bool, f: F, rule: R) -> Tensor<T>
+where
+    T: Element,
+    F: Fn(T) -> T + Sync,
+    R: Fn(&BackwardCtx<'_, T>) -> Result<Tensor<T>> + Send + Sync + 'static,
+{
+    let out = Tensor::from_parts(elementwise::map(x.data(), f), x.shape().clone());
+    record(kind, &[x], out, save_output, move |ctx| Ok(one(rule(ctx)?)))
+}
+
+/// A 0/1 tensor (untracked) that is 1 where `pred(a, b)` holds, at the broadcast shape.
+pub(crate) fn mask2<T: Element>(a: &Tensor<T>, b: &Tensor<T>, pred: impl Fn(T, T) -> bool + Sync) -> Result<Tensor<T>> {
+    let shape = a.shape().broadcast("mask", b.shape())?;
+    let data = elementwise::zip(a.data(), a.shape(), b.data(), b.shape(), &shape, |x, y| {
+        if pred(x, y) {
+            T::one()
+        } else {
+            T::zero()
+        }
+    });
+    Ok(Tensor::from_parts(data, shape))
+}
+
+impl<T: Element> Tensor<T> {
+    /// `a + b`, broadcasting. ∂/∂a = 1, ∂/∂b = 1.
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// let a = Tensor::<f32>::from_vec(vec![1., 2., 3., 4.], [2, 2])?;
+    /// let b = Tensor::from_vec(vec![10., 20.], [2])?;
+    /// assert_eq!(a.add(&b)?.to_vec(), vec![11., 22., 13., 24.]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn add(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
+        binary(
+            OpKind::Add,
+            self,
+            other,
+            false,
+            |x, y| x + y,
+            |ctx| {
+                Ok((
+                    ctx.needs(0).then(|| ctx.grad.clone()),
+                    ctx.needs(1).then(|| ctx.grad.clone()),
+                ))
+            },
+        )
+    }
+
+    /// `a − b`, broadcasting. ∂/∂a = 1, ∂/∂b = −1.
+    pub fn sub(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
+        binary(
+            OpKind::Sub,
+            self,
+            other,
+            false,
+            |x, y| x - y,
+            |ctx| {
+                Ok((
+                    ctx.needs(0).then(|| ctx.grad.clone()),
+                    ctx.needs(1).then(|| ctx.grad.neg()),
+                ))
+            },
+        )
+    }
+
+    /// `a · b` elementwise, broadcasting. ∂/∂a = b, ∂/∂b = a.
+    pub fn mul(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
+        binary(
+            OpKind::Mul,
+            self,
+            other,
+            false,
+            |x, y| x * y,
+            |ctx| {
+                let ga = if ctx.needs(0) {
+                    Some(ctx.grad.mul(ctx.input(1))?)
+                } else {
+                    None
+                };
+                let gb = if ctx.needs(1) {
+                    Some(ctx.grad.mul(ctx.input(0))?)
+                } else {
+                    None
+                };
+                Ok((ga, gb))
+            },
+        )
+    }
+
+    /// `a / b` elementwise, broadcasting. ∂/∂a = 1/b, ∂/∂b = −a/b² = −(a/b)/b.
+    pub fn div(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
+        binary(
+            OpKind::Div,
+            self,
+            other,
+            true,
+            |x, y| x / y,
+            |ctx| {
+                let g_over_b = ctx.grad.div(ctx.input(1))?;
+                let gb = if ctx.needs(1) {
+                    Some(g_over_b.mul(&ctx.output())?.neg())
+                } else {
+                    None
+                };
+                Ok((ctx.needs(0).then_some(g_over_b), gb))
+            },
+        )
+    }
+
+    /// `aᵇ` elementwise, broadcasting. ∂/∂a = b·aᵇ⁻¹, ∂/∂b = aᵇ·ln a (defined for a > 0).
+    pub fn pow(&self, exponent: &Tensor<T>) -> Result<Tensor<T>> {
+        binary(
+            OpKind::Pow,
+            self,
+            exponent,
+            true,
+            |x, y| x.powf(y),
+            |ctx| {
+                let (a, b) = (ctx.input(0), ctx.input(1));
+                let ga = if ctx.needs(0) {
+                    Some(ctx.grad.mul(&b.mul(&a.pow(&b.add_scalar(-T::one()))?)?)?)
+                } else {
+                    None
+                };
+                let gb = if ctx.needs(1) {
+                    Some(ctx.grad.mul(&ctx.output().mul(&a.log())?)?)
+                } else {
+                    None
+                };
+                Ok((ga, gb))
+            },
+        )
+    }
+
+    /// Elementwise maximum, broadcasting. The gradient goes to the larger input; on a tie
+    /// it is split in half (as in PyTorch).
+    pub fn maximum(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
+        binary(
+            OpKind::Maximum,
+            self,
+            other,
+            false,
+            |x, y| if x >= y || y.is_nan() { x } else { y },
+            |ctx| extreme_rule(ctx, |x, y| x > y),
+        )
+    }
+
+    /// Elementwise minimum, broadcasting; ties split the gradient in half.
+    pub fn minimum(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
+        binary(
+            OpKind::Minimum,
+            self,
+            other,
+            false,
+            |x, y| if x <= y || y.is_nan() { x } else { y },
+            |ctx| extreme_rule(ctx, |x, y| x < y),
+        )
+    }
+
+    /// `x + s` for a scalar `s`. ∂/∂x = 1.
+    pub fn add_scalar(&self, s: T) -> Tensor<T> {
+        unary(
+            OpKind::AddScalar,
+            self,
+            false,
+            move |x| x + s,
+            |ctx| Ok(ctx.grad.clone()),
+        )
+    }
+
+    /// `x · s` for a scalar `s`. ∂/∂x = s.
+    pub fn mul_scalar(&self, s: T) -> Tensor<T> {
+        unary(
+            OpKind::MulScalar,
+            self,
+            false,
+            move |x| x * s,
+            move |ctx| Ok(ctx.grad.mul_scalar(s)),
+        )
+    }
+
+    /// `xᵖ` for a scalar exponent `p`. ∂/∂x = p·xᵖ⁻¹.
+    pub fn powf(&self, p: T) -> Result<Tensor<T>> {
+        if p.is_nan() {
+            return Err(crate::Error::bad_value("powf", "the exponent is NaN"));
+        }
+        Ok(unary(
+            OpKind::PowScalar,
+            self,
+            false,
+            move |x| x.powf(p),
+            move |ctx| ctx.grad.mul(&ctx.input(0).powf(p - T::one())?.mul_scalar(p)),
+        ))
+    }
+
+    /// `x²`, shorthand for `powf(2)`.
+    pub fn square(&self) -> Result<Tensor<T>> {
+        self.powf(c(2.0))
+    }
+}
+
+/// Rule of maximum/minimum: `wins(a, b)` says where `a` is strictly the chosen one.
+fn extreme_rule<T: Element>(
+    ctx: &BackwardCtx<'_, T>,
+    wins: fn(T, T) -> bool,
+) -> Result<(Option<Tensor<T>>, Option<Tensor<T>>)> {
+    let (a, b) = (ctx.input(0), ctx.input(1));
+    let half: T = c(0.5);
+    let wa = no_grad(|| mask2(a, b, |x, y| wins(x, y)))?;
+    let ties = no_grad(|| mask2(a, b, |x, y| x == y))?.mul_scalar(half);
+    let ma = wa.add(&ties)?;
+    let ga = if ctx.needs(0) { Some(ctx.grad.mul(&ma)?) } else { None };
+    let gb = if ctx.needs(1) {
+        Some(ctx.grad.mul(&ma.neg().add_scalar(T::one()))?)
+    } else {
+        None
+    };
+    Ok((ga, gb))
+}
+
+macro_rules! impl_binary_operator {
+    ($trait:ident, $method:ident, $op:ident) => {
+        impl<T: Element> std::ops::$trait<&Tensor<T>> for &Tensor<T> {
+            type Output = Tensor<T>;
+            /// Panics with the message of the `Result` method if the shapes do not broadcast.
+            fn $method(self, rhs: &Tensor<T>) -> Tensor<T> {
+                self.$op(rhs).unwrap_or_else(|e| panic!("{e}"))
+            }
+        }
+        impl<T: Element> std::ops::$trait<Tensor<T>> for Tensor<T> {
+            type Output = Tensor<T>;
+            fn $method(self, rhs: Tensor<T>) -> Tensor<T> {
+                std::ops::$trait::$method(&self, &rhs)
+            }
+        }
+        impl<T: Element> std::ops::$trait<&Tensor<T>> for Tensor<T> {
+            type Output = Tensor<T>;
+            fn $method(self, rhs: &Tensor<T>) -> Tensor<T> {
+                std::ops::$trait::$method(&self, rhs)
+            }
+        }
+        impl<T: Element> std::ops::$trait<Tensor<T>> for &Tensor<T> {
+            type Output = Tensor<T>;
+            fn $method(self, rhs: Tensor<T>) -> Tensor<T> {
+                std::ops::$trait::$method(self, &rhs)
+            }
+        }
+    };
+}
+
+impl_binary_operator!(Add, add, add);
+impl_binary_operator!(Sub, sub, sub);
+impl_binary_operator!(Mul, mul, mul);
+impl_binary_operator!(Div, div, div);
+
+macro_rules! impl_scalar_operator {
+    ($t:ty) => {
+        impl std::ops::Add<$t> for &Tensor<$t> {
+            type Output = Tensor<$t>;
+            fn add(self, s: $t) -> Tensor<$t> {
+                self.add_scalar(s)
+            }
+        }
+        impl std::ops::Sub<$t> for &Tensor<$t> {
+            type Output = Tensor<$t>;
+            fn sub(self, s: $t) -> Tensor<$t> {
+                self.add_scalar(-s)
+            }
+        }
+        impl std::ops::Mul<$t> for &Tensor<$t> {
+            type Output = Tensor<$t>;
+            fn mul(self, s: $t) -> Tensor<$t> {
+                self.mul_scalar(s)
+            }
+        }
+        impl std::ops::Div<$t> for &Tensor<$t> {
+            type Output = Tensor<$t>;
+            fn div(self, s: $t) -> Tensor<$t> {
+                self.mul_scalar(1.0 / s)
+            }
+        }
+        impl std::ops::Add<$t> for Tensor<$t> {
+            type Output = Tensor<$t>;
+            fn add(self, s: $t) -> Tensor<$t> {
+                self.add_scalar(s)
+            }
+        }
+        impl std::ops::Mul<$t> for Tensor<$t> {
+            type Output = Tensor<$t>;
+            fn mul(self, s: $t) -> Tensor<$t> {
+                self.mul_scalar(s)
+            }
+        }
+    };
+}
+
+impl_scalar_operator!(f32);
+impl_scalar_operator!(f64);
+
+impl<T: Element> std::ops::Neg for &Tensor<T> {
+    type Output = Tensor<T>;
+    fn neg(self) -> Tensor<T> {
+        Tensor::neg(self)
+    }
+}
+
+impl<T: Element> std::ops::Neg for Tensor<T> {
+    type Output = Tensor<T>;
+    fn neg(self) -> Tensor<T> {
+        Tensor::neg(&self)
+    }
+}

@@ -1,0 +1,258 @@
+//! Indexing: select, gather, their scatter-add adjoints, and `where_cond`.
+//!
+//! The pairs close under differentiation, so second derivatives work: the rule of
+//! `index_select` is an `index_add` into zeros and the rule of `index_add` (for its source)
+//! is an `index_select`; likewise `gather` ↔ `scatter_add`.
+
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::kernels::elementwise;
+use crate::ops::arith::sum_to_input;
+use crate::ops::OpKind;
+use crate::shape::Shape;
+use crate::tape::{one, record};
+use crate::tensor::Tensor;
+use smallvec::{smallvec, SmallVec};
+use std::sync::Arc;
+
+/// Integer indices with a shape: what `argmax` returns and `gather` reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexTensor {
+    data: Vec<usize>,
+    shape: Shape,
+}
+
+impl IndexTensor {
+    /// Indices of `shape` in row-major order.
+    pub fn from_vec(data: Vec<usize>, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(Error::bad_shape(
+                "IndexTensor",
+                format!("{} indices do not fill shape {shape}", data.len()),
+            ));
+        }
+        Ok(IndexTensor { data, shape })
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// The indices in row-major order.
+    pub fn data(&self) -> &[usize] {
+        &self.data
+    }
+}
+
+fn check_indices(op: &'static str, idx: &[usize], size: usize) -> Result<()> {
+    match idx.iter().find(|&&i| i >= size) {
+        Some(&index) => Err(Error::IndexOutOfRange { op, index, size }),
+        None => Ok(()),
+    }
+}
+
+fn outer_inner(shape: &Shape, axis: usize) -> (usize, usize) {
+    let d = shape.dims();
+    (d[..axis].iter().product(), d[axis + 1..].iter().product())
+}
+
+impl<T: Element> Tensor<T> {
+    /// The slices at `indices` along `axis`, in that order (repeats allowed), like
+    /// `torch.index_select`. ∂/∂x: the gradient's slices added back at their indices.
+    pub fn index_select(&self, axis: isize, indices: &[usize]) -> Result<Tensor<T>> {
+        let ax = self.shape().axis("index_select", axis)?;
+        let d = self.dims()[ax];
+        check_indices("index_select", indices, d)?;
+        let (outer, inner) = outer_inner(self.shape(), ax);
+        let mut data = Vec::with_capacity(outer * indices.len() * inner);
+        for o in 0..outer {
+            for &i in indices {
+                let base = (o * d + i) * inner;
+                data.extend_from_slice(&self.data()[base..base + inner]);
+            }
+        }
+        let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(self.dims());
+        dims[ax] = indices.len();
+        let out = Tensor::from_parts(data, Shape::from(dims));
+        let idx: Arc<[usize]> = indices.into();
+        Ok(record(OpKind::IndexSelect, &[self], out, false, move |ctx| {
+            let x = ctx.input(0);
+            Ok(one(x.zeros_like().index_add(ax as isize, &idx, ctx.grad)?))
+        }))
+    }
+
+    /// `self` with the slices of `source` along `axis` added at `indices` (repeats
+    /// accumulate), like `torch.index_add`. ∂/∂self = 1; ∂/∂source: the gradient's slices
+    /// at `indices`.
+    pub fn index_add(&self, axis: isize, indices: &[usize], source: &Tensor<T>) -> Result<Tensor<T>> {
+        let ax = self.shape().axis("index_add", axis)?;
+        let d = self.dims()[ax];
+        check_indices("index_add", indices, d)?;
+        let mut want: SmallVec<[usize; 4]> = SmallVec::from_slice(self.dims());
+        want[ax] = indices.len();
+        if source.dims() != want.as_slice() {
+            return Err(Error::mismatch(
+                "index_add",
+                self.shape(),
+                source.shape(),
+                "a source with one slice per index",
+            ));
+        }
+        let (outer, inner) = outer_inner(self.shape(), ax);
+        let mut data = self.to_vec();
+        let n = indices.len();
+        for o in 0..outer {
+            for (j, &i) in indices.iter().enumerate() {
+                let dst = (o * d + i) * inner;
+                let src = (o * n + j) * inner;
+                for (a, &b) in data[dst..dst + inner].iter_mut().zip(&source.data()[src..src + inner]) {
+                    *a += b;
+                }
+            }
+        }
+        let out = Tensor::from_parts(data, self.shape().clone());
+        let idx: Arc<[usize]> = indices.into();
+        Ok(record(OpKind::IndexAdd, &[self, source], out, false, move |ctx| {
+            let gs = if ctx.needs(1) {
+                Some(ctx.grad.index_select(ax as isize, &idx)?)
+            } else {
+                None
+            };
+            Ok(smallvec![ctx.needs(0).then(|| ctx.grad.clone()), gs])
+        }))
+    }
+
+    /// `out[…, j, …] = self[…, index[…, j, …], …]` along `axis`, like `torch.gather`.
+    /// `index` has the shape of the result: equal to `self` in every dim but `axis`.
+    /// ∂/∂x: the gradient scatter-added back at the gathered positions.
+    pub fn gather(&self, axis: isize, index: &IndexTensor) -> Result<Tensor<T>> {
+        let ax = self.shape().axis("gather", axis)?;
+        check_gather_shapes("gather", self.shape(), index.shape(), ax)?;
+        let d = self.dims()[ax];
+        check_indices("gather", index.data(), d)?;
+        let (outer, inner) = outer_inner(index.shape(), ax);
+        let n = index.shape().dims()[ax];
+        let mut data = Vec::with_capacity(index.data().len());
+        for o in 0..outer {
+            for j in 0..n {
+                for i in 0..inner {
+                    let k = index.data()[(o * n + j) * inner + i];
+                    data.push(self.data()[(o * d + k) * inner + i]);
+                }
+            }
+        }
+        let out = Tensor::from_parts(data, index.shape().clone());
+        let index = Arc::new(index.clone());
+        Ok(record(OpKind::Gather, &[self], out, false, move |ctx| {
+            Ok(one(ctx.input(0).zeros_like().scatter_add(
+                ax as isize,
+                &index,
+                ctx.grad,
+            )?))
+        }))
+    }
+
+    /// `self` plus `source[…, j, …]` added at `self[…, index[…, j, …], …]` along `axis`,
+    /// like `torch.scatter_add`; `index` and `source` share a shape. ∂/∂self = 1;
+    /// ∂/∂source: the gradient gathered at `index`.
+    pub fn scatter_add(&self, axis: isize, index: &IndexTensor, source: &Tensor<T>) -> Result<Tensor<T>> {
+        let ax = self.shape().axis("scatter_add", axis)?;
+        check_gather_shapes("scatter_add", self.shape(), index.shape(), ax)?;
+        if source.shape() != index.shape() {
+            return Err(Error::mismatch(
+                "scatter_add",
+                index.shape(),
+                source.shape(),
+                "source and index of one shape",
+            ));
+        }
+        let d = self.dims()[ax];
+        check_indices("scatter_add", index.data(), d)?;
+        let (outer, inner) = outer_inner(index.shape(), ax);
+        let n = index.shape().dims()[ax];
+        let mut data = self.to_vec();
+        for o in 0..outer {
+            for j in 0..n {
+                for i in 0..inner {
+                    let src = (o * n + j) * inner + i;
+                    data[(o * d + index.data()[src]) * inner + i] += source.data()[src];
+                }
+            }
+        }
+        let out = Tensor::from_parts(data, self.shape().clone());
+        let index = Arc::new(index.clone());
+        Ok(record(OpKind::ScatterAdd, &[self, source], out, false, move |ctx| {
+            let gs = if ctx.needs(1) {
+                Some(ctx.grad.gather(ax as isize, &index)?)
+            } else {
+                None
+            };
+            Ok(smallvec![ctx.needs(0).then(|| ctx.grad.clone()), gs])
+        }))
+    }
+
+    /// Elementwise `if cond { a } else { b }` with `cond` nonzero meaning true; all three
+    /// broadcast together. `cond` gets no gradient; ∂/∂a = cond, ∂/∂b = 1 − cond.
+    pub fn where_cond(cond: &Tensor<T>, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
+        let shape = cond
+            .shape()
+            .broadcast("where_cond", a.shape())
+            .and_then(|s| s.broadcast("where_cond", b.shape()))
+            .map_err(|_| {
+                Error::bad_shape(
+                    "where_cond",
+                    format!(
+                        "cond {}, a {}, b {} do not broadcast together",
+                        cond.shape(),
+                        a.shape(),
+                        b.shape()
+                    ),
+                )
+            })?;
+        let m = cond.detach().broadcast_to(&shape)?;
+        let m = Tensor::from_parts(
+            elementwise::map(m.data(), |v| if v != T::zero() { T::one() } else { T::zero() }),
+            shape.clone(),
+        );
+        let (ab, bb) = (a.detach().broadcast_to(&shape)?, b.detach().broadcast_to(&shape)?);
+        let data = m
+            .data()
+            .iter()
+            .zip(ab.data().iter().zip(bb.data()))
+            .map(|(&c, (&x, &y))| if c != T::zero() { x } else { y })
+            .collect();
+        let out = Tensor::from_parts(data, shape);
+        Ok(record(OpKind::Where, &[a, b], out, false, move |ctx| {
+            let ga = if ctx.needs(0) {
+                Some(sum_to_input(ctx.grad.mul(&m)?, ctx.input(0))?)
+            } else {
+                None
+            };
+            let gb = if ctx.needs(1) {
+                Some(sum_to_input(
+                    ctx.grad.mul(&m.neg().add_scalar(T::one()))?,
+                    ctx.input(1),
+                )?)
+            } else {
+                None
+            };
+            Ok(smallvec![ga, gb])
+        }))
+    }
+}
+
+fn check_gather_shapes(op: &'static str, src: &Shape, index: &Shape, ax: usize) -> Result<()> {
+    let ok = src.ndim() == index.ndim() && (0..src.ndim()).all(|d| d == ax || src.dims()[d] == index.dims()[d]);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::mismatch(
+            op,
+            src,
+            index,
+            "an index with the source's dims except along the axis",
+        ))
+    }
+}

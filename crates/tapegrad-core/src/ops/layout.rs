@@ -1,0 +1,252 @@
+//! Ops that move elements without arithmetic: reshape, permute, broadcast, narrow, concat.
+//! Each rule is the op's adjoint: reshape ↔ reshape back, permute ↔ inverse permutation,
+//! broadcast_to ↔ sum_to, narrow ↔ zero padding (a concat), concat ↔ narrow.
+
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::kernels::elementwise::gather_strided;
+use crate::ops::OpKind;
+use crate::shape::Shape;
+use crate::tape::{one, record, InputGrads};
+use crate::tensor::Tensor;
+use smallvec::SmallVec;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Sizes of the dims before and after `axis`, for moving whole blocks along it.
+fn outer_inner(shape: &Shape, axis: usize) -> (usize, usize) {
+    let d = shape.dims();
+    (d[..axis].iter().product(), d[axis + 1..].iter().product())
+}
+
+impl<T: Element> Tensor<T> {
+    /// The same elements under another shape with the same number of elements (no copy).
+    /// ∂/∂x: the gradient reshaped back.
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor<T>> {
+        let shape = shape.into();
+        if shape.numel() != self.numel() {
+            return Err(Error::mismatch(
+                "reshape",
+                self.shape(),
+                &shape,
+                "the same number of elements",
+            ));
+        }
+        let out = Tensor {
+            data: Arc::clone(&self.data),
+            shape,
+            node: None,
+        };
+        Ok(record(OpKind::Reshape, &[self], out, false, |ctx| {
+            Ok(one(ctx.grad.reshape(ctx.input(0).shape().clone())?))
+        }))
+    }
+
+    /// Collapses all dims from `start` on into one (`flatten(1)` turns `[N, 28, 28]` into
+    /// `[N, 784]`).
+    pub fn flatten(&self, start: isize) -> Result<Tensor<T>> {
+        if self.ndim() == 0 {
+            return self.reshape([1]);
+        }
+        let s = self.shape().axis("flatten", start)?;
+        let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(&self.dims()[..s]);
+        dims.push(self.dims()[s..].iter().product());
+        self.reshape(Shape::from(dims))
+    }
+
+    /// Reorders the dims: result dim `i` is input dim `perm[i]`.
+    pub fn permute(&self, perm: &[usize]) -> Result<Tensor<T>> {
+        let nd = self.ndim();
+        let mut seen = vec![false; nd];
+        if perm.len() != nd || perm.iter().any(|&p| p >= nd || std::mem::replace(&mut seen[p], true)) {
+            return Err(Error::bad_shape(
+                "permute",
+                format!("{perm:?} is not a permutation of the {nd} dims of {}", self.shape()),
+            ));
+        }
+        let strides = self.shape().strides();
+        let out_shape: Shape = perm.iter().map(|&p| self.dims()[p]).collect::<Vec<_>>().into();
+        let src_strides: SmallVec<[usize; 4]> = perm.iter().map(|&p| strides[p]).collect();
+        let out = Tensor::from_parts(gather_strided(self.data(), &src_strides, &out_shape), out_shape);
+        let mut inverse = vec![0; nd];
+        for (i, &p) in perm.iter().enumerate() {
+            inverse[p] = i;
+        }
+        Ok(record(OpKind::Permute, &[self], out, false, move |ctx| {
+            Ok(one(ctx.grad.permute(&inverse)?))
+        }))
+    }
+
+    /// Swaps two dims.
+    pub fn transpose(&self, d0: isize, d1: isize) -> Result<Tensor<T>> {
+        let (a, b) = (self.shape().axis("transpose", d0)?, self.shape().axis("transpose", d1)?);
+        let mut perm: Vec<usize> = (0..self.ndim()).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    /// The transpose of a 2-D tensor.
+    pub fn t(&self) -> Result<Tensor<T>> {
+        if self.ndim() != 2 {
+            return Err(Error::bad_shape(
+                "t",
+                format!("needs a 2-D tensor, got shape {}", self.shape()),
+            ));
+        }
+        self.transpose(0, 1)
+    }
+
+    /// Inserts a dim of size 1 at `axis` (`-1` appends).
+    pub fn unsqueeze(&self, axis: isize) -> Result<Tensor<T>> {
+        let nd = self.ndim() as isize;
+        let a = if axis < 0 { axis + nd + 1 } else { axis };
+        if !(0..=nd).contains(&a) {
+            return Err(Error::BadAxis {
+                op: "unsqueeze",
+                axis,
+                shape: self.shape().clone(),
+            });
+        }
+        let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(self.dims());
+        dims.insert(a as usize, 1);
+        self.reshape(Shape::from(dims))
+    }
+
+    /// Removes the dim at `axis`, which must have size 1.
+    pub fn squeeze(&self, axis: isize) -> Result<Tensor<T>> {
+        let a = self.shape().axis("squeeze", axis)?;
+        if self.dims()[a] != 1 {
+            return Err(Error::bad_shape(
+                "squeeze",
+                format!("dim {a} of shape {} is not 1", self.shape()),
+            ));
+        }
+        let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(self.dims());
+        dims.remove(a);
+        self.reshape(Shape::from(dims))
+    }
+
+    /// Repeats size-1 (and missing leading) dims to reach `shape`, NumPy style.
+    /// ∂/∂x: the gradient summed back over the broadcast dims.
+    pub fn broadcast_to(&self, shape: &Shape) -> Result<Tensor<T>> {
+        if !self.shape().broadcasts_to(shape) {
+            return Err(Error::mismatch(
+                "broadcast_to",
+                self.shape(),
+                shape,
+                "a shape the source broadcasts to",
+            ));
+        }
+        let strides = self.shape().broadcast_strides(shape);
+        let out = Tensor::from_parts(gather_strided(self.data(), &strides, shape), shape.clone());
+        Ok(record(OpKind::BroadcastTo, &[self], out, false, |ctx| {
+            Ok(one(ctx.grad.sum_to(ctx.input(0).shape())?))
+        }))
+    }
+
+    /// The `len` elements along `axis` starting at `start` (a copy, like `torch.narrow`).
+    /// ∂/∂x: the gradient placed back at those positions, zero elsewhere.
+    pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Tensor<T>> {
+        let ax = self.shape().axis("narrow", axis)?;
+        let d = self.dims()[ax];
+        if start.checked_add(len).is_none_or(|end| end > d) {
+            return Err(Error::bad_shape(
+                "narrow",
+                format!(
+                    "range {start}..{} is outside dim {ax} (size {d}) of shape {}",
+                    start.saturating_add(len),
+                    self.shape()
+                ),
+            ));
+        }
+        let (outer, inner) = outer_inner(self.shape(), ax);
+        let mut data = Vec::with_capacity(outer * len * inner);
+        for o in 0..outer {
+            let base = (o * d + start) * inner;
+            data.extend_from_slice(&self.data()[base..base + len * inner]);
+        }
+        let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(self.dims());
+        dims[ax] = len;
+        let out = Tensor::from_parts(data, Shape::from(dims));
+        Ok(record(OpKind::Narrow, &[self], out, false, move |ctx| {
+            let x = ctx.input(0);
+            let piece = |n: usize| {
+                let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(x.dims());
+                dims[ax] = n;
+                Tensor::zeros(Shape::from(dims))
+            };
+            let (before, after) = (piece(start), piece(d - start - len));
+            let parts: Vec<&Tensor<T>> = [&before, ctx.grad, &after]
+                .into_iter()
+                .filter(|t| t.dims()[ax] > 0)
+                .collect();
+            Ok(one(Tensor::concat(&parts, ax as isize)?))
+        }))
+    }
+
+    /// The elements at positions `range` along `axis` (shorthand for [`Tensor::narrow`]).
+    pub fn slice(&self, axis: isize, range: Range<usize>) -> Result<Tensor<T>> {
+        if range.start > range.end {
+            return Err(Error::bad_value("slice", format!("range {range:?} is reversed")));
+        }
+        self.narrow(axis, range.start, range.end - range.start)
+    }
+
+    /// Joins tensors along an existing `axis`; all other dims must agree.
+    /// ∂/∂xᵢ: the gradient's slice at xᵢ's position.
+    pub fn concat(tensors: &[&Tensor<T>], axis: isize) -> Result<Tensor<T>> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::bad_value("concat", "needs at least one tensor"))?;
+        let ax = first.shape().axis("concat", axis)?;
+        for t in &tensors[1..] {
+            let same = t.ndim() == first.ndim() && (0..first.ndim()).all(|d| d == ax || t.dims()[d] == first.dims()[d]);
+            if !same {
+                return Err(Error::mismatch(
+                    "concat",
+                    first.shape(),
+                    t.shape(),
+                    "equal dims except along the concat axis",
+                ));
+            }
+        }
+        let sizes: Vec<usize> = tensors.iter().map(|t| t.dims()[ax]).collect();
+        let total: usize = sizes.iter().sum();
+        let (outer, inner) = outer_inner(first.shape(), ax);
+        let mut data = Vec::with_capacity(outer * total * inner);
+        for o in 0..outer {
+            for (t, &n) in tensors.iter().zip(&sizes) {
+                data.extend_from_slice(&t.data()[o * n * inner..(o + 1) * n * inner]);
+            }
+        }
+        let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(first.dims());
+        dims[ax] = total;
+        let out = Tensor::from_parts(data, Shape::from(dims));
+        Ok(record(OpKind::Concat, tensors, out, false, move |ctx| {
+            let mut grads = InputGrads::new();
+            let mut offset = 0;
+            for (i, &n) in sizes.iter().enumerate() {
+                grads.push(if ctx.needs(i) {
+                    Some(ctx.grad.narrow(ax as isize, offset, n)?)
+                } else {
+                    None
+                });
+                offset += n;
+            }
+            Ok(grads)
+        }))
+    }
+
+    /// Joins equally shaped tensors along a new `axis`.
+    pub fn stack(tensors: &[&Tensor<T>], axis: isize) -> Result<Tensor<T>> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::bad_value("stack", "needs at least one tensor"))?;
+        if let Some(t) = tensors.iter().find(|t| t.shape() != first.shape()) {
+            return Err(Error::mismatch("stack", first.shape(), t.shape(), "equal shapes"));
+        }
+        let expanded = tensors.iter().map(|t| t.unsqueeze(axis)).collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&Tensor<T>> = expanded.iter().collect();
+        Tensor::concat(&refs, axis)
+    }
+}

@@ -1,0 +1,139 @@
+//! Reductions over any set of axes, with or without `keepdim`.
+//!
+//! An empty axis list reduces nothing (NumPy's `axis=()`); `*_all` reduce everything.
+
+use crate::element::{c, Element};
+use crate::error::{Error, Result};
+use crate::kernels::reduce;
+use crate::ops::OpKind;
+use crate::shape::Shape;
+use crate::tape::{no_grad, one, record};
+use crate::tensor::Tensor;
+use smallvec::SmallVec;
+
+impl<T: Element> Tensor<T> {
+    /// Sum over `axes` (negative counts from the end). With `keepdim` the reduced dims stay
+    /// as size 1. ∂/∂x = 1: the gradient is broadcast back over the reduced dims.
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1., 2., 3., 4., 5., 6.], [2, 3])?;
+    /// assert_eq!(x.sum(&[1], false)?.to_vec(), vec![6., 15.]);
+    /// assert_eq!(x.sum(&[0], true)?.dims(), &[1, 3]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<T>> {
+        let ax = self.shape().axes("sum", axes)?;
+        let data = reduce::reduce(self.data(), self.shape(), &ax, T::zero(), |a, b| a + b);
+        let out = Tensor::from_parts(data, self.shape().reduced(&ax, keepdim));
+        let kept = self.shape().reduced(&ax, true);
+        Ok(record(OpKind::Sum, &[self], out, false, move |ctx| {
+            Ok(one(ctx
+                .grad
+                .reshape(kept.clone())?
+                .broadcast_to(ctx.input(0).shape())?))
+        }))
+    }
+
+    /// Sum of all elements, as a 0-d tensor.
+    pub fn sum_all(&self) -> Result<Tensor<T>> {
+        self.sum(&self.shape().all_axes(), false)
+    }
+
+    /// Mean over `axes`: the sum divided by the number of elements reduced.
+    pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<T>> {
+        let ax = self.shape().axes("mean", axes)?;
+        let count: usize = ax.iter().map(|&a| self.dims()[a]).product();
+        Ok(self.sum(axes, keepdim)?.mul_scalar(T::one() / c::<T>(count as f64)))
+    }
+
+    /// Mean of all elements, as a 0-d tensor.
+    pub fn mean_all(&self) -> Result<Tensor<T>> {
+        self.mean(&self.shape().all_axes(), false)
+    }
+
+    /// Maximum over `axes`. The gradient goes to the maximal elements, split evenly among
+    /// ties. Errors on an empty reduction.
+    pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<T>> {
+        self.extreme(OpKind::Max, axes, keepdim, T::neg_infinity(), |a, b| {
+            if b > a || b.is_nan() {
+                b
+            } else {
+                a
+            }
+        })
+    }
+
+    /// Minimum over `axes`; see [`Tensor::max`].
+    pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<T>> {
+        self.extreme(OpKind::Min, axes, keepdim, T::infinity(), |a, b| {
+            if b < a || b.is_nan() {
+                b
+            } else {
+                a
+            }
+        })
+    }
+
+    /// Maximum of all elements, as a 0-d tensor.
+    pub fn max_all(&self) -> Result<Tensor<T>> {
+        self.max(&self.shape().all_axes(), false)
+    }
+
+    /// Minimum of all elements, as a 0-d tensor.
+    pub fn min_all(&self) -> Result<Tensor<T>> {
+        self.min(&self.shape().all_axes(), false)
+    }
+
+    fn extreme(&self, kind: OpKind, axes: &[isize], keepdim: bool, init: T, f: fn(T, T) -> T) -> Result<Tensor<T>> {
+        let ax = self.shape().axes(kind.name(), axes)?;
+        if ax.iter().any(|&a| self.dims()[a] == 0) {
+            return Err(Error::bad_shape(
+                kind.name(),
+                format!("reduction over an empty dim of shape {}", self.shape()),
+            ));
+        }
+        let data = reduce::reduce(self.data(), self.shape(), &ax, init, f);
+        let kept = self.shape().reduced(&ax, true);
+        let out = Tensor::from_parts(data, self.shape().reduced(&ax, keepdim));
+        let ax_signed: SmallVec<[isize; 4]> = ax.iter().map(|&a| a as isize).collect();
+        Ok(record(kind, &[self], out, true, move |ctx| {
+            let x = ctx.input(0);
+            // Which elements attained the extreme, and how many per slot (ties share).
+            let (mask, count) = no_grad(|| -> Result<_> {
+                let best = ctx.output().detach().reshape(kept.clone())?;
+                let mask = crate::ops::arith::mask2(x, &best, |v, b| v == b)?;
+                let count = mask.sum(&ax_signed, true)?;
+                Ok((mask, count))
+            })?;
+            let share = mask.div(&count)?;
+            Ok(one(ctx
+                .grad
+                .reshape(kept.clone())?
+                .broadcast_to(x.shape())?
+                .mul(&share)?))
+        }))
+    }
+
+    /// Sums over the dims along which `shape` would be broadcast to `self.shape()`: the
+    /// adjoint of [`Tensor::broadcast_to`], used to reduce gradients of broadcast inputs.
+    pub fn sum_to(&self, shape: &Shape) -> Result<Tensor<T>> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        if !shape.broadcasts_to(self.shape()) {
+            return Err(Error::mismatch(
+                "sum_to",
+                self.shape(),
+                shape,
+                "a target shape that broadcasts to the source",
+            ));
+        }
+        let lead = self.ndim() - shape.ndim();
+        let axes: SmallVec<[isize; 4]> = (0..self.ndim())
+            .filter(|&d| d < lead || (shape.dims()[d - lead] == 1 && self.dims()[d] != 1))
+            .map(|d| d as isize)
+            .collect();
+        self.sum(&axes, true)?.reshape(shape.clone())
+    }
+}

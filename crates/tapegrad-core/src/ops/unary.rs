@@ -1,0 +1,151 @@
+//! Elementwise unary functions. Rules whose derivative is a step function (relu, abs,
+//! clamp, leaky_relu) multiply by an untracked 0/1 (or slope) mask: its own derivative is
+//! zero almost everywhere, so second derivatives stay correct.
+
+use super::arith::unary;
+use crate::element::{c, Element};
+use crate::error::{Error, Result};
+use crate::kernels::elementwise;
+use crate::ops::OpKind;
+use crate::tensor::Tensor;
+
+/// An untracked tensor of `f(x)` for each element of `x` (used for masks and signs).
+fn constant_map<T: Element>(x: &Tensor<T>, f: impl Fn(T) -> T + Sync) -> Tensor<T> {
+    Tensor::from_parts(elementwise::map(x.data(), f), x.shape().clone())
+}
+
+impl<T: Element> Tensor<T> {
+    /// `−x`. ∂/∂x = −1.
+    pub fn neg(&self) -> Tensor<T> {
+        unary(OpKind::Neg, self, false, |x| -x, |ctx| Ok(ctx.grad.neg()))
+    }
+
+    /// `eˣ`. ∂/∂x = eˣ (the output).
+    pub fn exp(&self) -> Tensor<T> {
+        unary(OpKind::Exp, self, true, |x| x.exp(), |ctx| ctx.grad.mul(&ctx.output()))
+    }
+
+    /// Natural logarithm. ∂/∂x = 1/x. Gives −inf at 0 and NaN below, as IEEE does.
+    pub fn log(&self) -> Tensor<T> {
+        unary(OpKind::Log, self, false, |x| x.ln(), |ctx| ctx.grad.div(ctx.input(0)))
+    }
+
+    /// `√x`. ∂/∂x = 1/(2√x).
+    pub fn sqrt(&self) -> Tensor<T> {
+        unary(
+            OpKind::Sqrt,
+            self,
+            true,
+            |x| x.sqrt(),
+            |ctx| Ok(ctx.grad.div(&ctx.output())?.mul_scalar(c(0.5))),
+        )
+    }
+
+    /// `|x|`. ∂/∂x = sign(x) (0 at 0, as in PyTorch).
+    pub fn abs(&self) -> Tensor<T> {
+        unary(
+            OpKind::Abs,
+            self,
+            false,
+            |x| x.abs(),
+            |ctx| ctx.grad.mul(&ctx.input(0).sign()),
+        )
+    }
+
+    /// `tanh x`. ∂/∂x = 1 − tanh²x.
+    pub fn tanh(&self) -> Tensor<T> {
+        unary(
+            OpKind::Tanh,
+            self,
+            true,
+            |x| x.tanh(),
+            |ctx| {
+                let y = ctx.output();
+                ctx.grad.mul(&y.mul(&y)?.neg().add_scalar(T::one()))
+            },
+        )
+    }
+
+    /// `σ(x) = 1/(1 + e⁻ˣ)`, computed without overflow for large |x|. ∂/∂x = σ(x)(1 − σ(x)).
+    pub fn sigmoid(&self) -> Tensor<T> {
+        unary(OpKind::Sigmoid, self, true, sigmoid_scalar, |ctx| {
+            let y = ctx.output();
+            ctx.grad.mul(&y.mul(&y.neg().add_scalar(T::one()))?)
+        })
+    }
+
+    /// `max(x, 0)`. ∂/∂x = 1 where x > 0, else 0.
+    pub fn relu(&self) -> Tensor<T> {
+        unary(
+            OpKind::Relu,
+            self,
+            false,
+            |x| if x > T::zero() { x } else { T::zero() },
+            |ctx| {
+                let mask = constant_map(ctx.input(0), |x| if x > T::zero() { T::one() } else { T::zero() });
+                ctx.grad.mul(&mask)
+            },
+        )
+    }
+
+    /// `x` where x > 0, else `α·x`. ∂/∂x = 1 or α.
+    pub fn leaky_relu(&self, alpha: T) -> Tensor<T> {
+        unary(
+            OpKind::LeakyRelu,
+            self,
+            false,
+            move |x| if x > T::zero() { x } else { alpha * x },
+            move |ctx| {
+                let slope = constant_map(ctx.input(0), |x| if x > T::zero() { T::one() } else { alpha });
+                ctx.grad.mul(&slope)
+            },
+        )
+    }
+
+    /// `ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^−|x|)` so it never overflows.
+    /// ∂/∂x = σ(x).
+    pub fn softplus(&self) -> Tensor<T> {
+        unary(
+            OpKind::Softplus,
+            self,
+            false,
+            |x| x.max(T::zero()) + (-x.abs()).exp().ln_1p(),
+            |ctx| ctx.grad.mul(&ctx.input(0).sigmoid()),
+        )
+    }
+
+    /// Limits every element to `[min, max]`. ∂/∂x = 1 inside the interval (bounds
+    /// included, as in PyTorch), 0 outside. Errors if `min > max` or either is NaN.
+    pub fn clamp(&self, min: T, max: T) -> Result<Tensor<T>> {
+        if min.is_nan() || max.is_nan() || min > max {
+            return Err(Error::bad_value(
+                "clamp",
+                format!("needs min <= max, got min={min} max={max}"),
+            ));
+        }
+        Ok(unary(
+            OpKind::Clamp,
+            self,
+            false,
+            move |x| x.max(min).min(max),
+            move |ctx| {
+                let inside = constant_map(
+                    ctx.input(0),
+                    |x| if x >= min && x <= max { T::one() } else { T::zero() },
+                );
+                ctx.grad.mul(&inside)
+            },
+        ))
+    }
+}
+
+/// σ(x) without overflow: for x < 0 use eˣ/(1 + eˣ).
+#[inline]
+pub(crate) fn sigmoid_scalar<T: Element>(x: T) -> T {
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}

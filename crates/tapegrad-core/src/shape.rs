@@ -1,0 +1,238 @@
+//! Shapes, row-major strides, axis normalisation and NumPy broadcasting.
+
+use crate::error::{Error, Result};
+use smallvec::SmallVec;
+use std::fmt;
+
+/// Dimensions of a tensor, outermost first (row-major). Up to 4 dims live inline.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Shape(SmallVec<[usize; 4]>);
+
+impl Shape {
+    /// The shape of a 0-d tensor (a scalar): no dimensions, one element.
+    pub fn scalar() -> Self {
+        Shape(SmallVec::new())
+    }
+
+    /// The dimensions as a slice.
+    #[inline]
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+
+    /// Number of dimensions.
+    #[inline]
+    pub fn ndim(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Number of elements: the product of the dims (1 for a scalar).
+    #[inline]
+    pub fn numel(&self) -> usize {
+        self.0.iter().product()
+    }
+
+    /// Row-major strides in elements: the last dim has stride 1.
+    pub fn strides(&self) -> SmallVec<[usize; 4]> {
+        let mut s: SmallVec<[usize; 4]> = SmallVec::from_elem(1, self.ndim());
+        for i in (0..self.ndim().saturating_sub(1)).rev() {
+            s[i] = s[i + 1] * self.0[i + 1];
+        }
+        s
+    }
+
+    /// Maps a possibly negative axis (`-1` is the last) into `0..ndim`.
+    pub fn axis(&self, op: &'static str, axis: isize) -> Result<usize> {
+        normalize_axis(op, axis, self.ndim()).ok_or_else(|| Error::BadAxis {
+            op,
+            axis,
+            shape: self.clone(),
+        })
+    }
+
+    /// Normalises a list of axes, sorted and deduplicated-checked. An empty list means
+    /// "no axis"; use [`Shape::all_axes`] for all of them.
+    pub fn axes(&self, op: &'static str, axes: &[isize]) -> Result<SmallVec<[usize; 4]>> {
+        let mut out: SmallVec<[usize; 4]> = SmallVec::with_capacity(axes.len());
+        for &a in axes {
+            let ax = self.axis(op, a)?;
+            if out.contains(&ax) {
+                return Err(Error::BadAxis {
+                    op,
+                    axis: a,
+                    shape: self.clone(),
+                });
+            }
+            out.push(ax);
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// `[0, 1, …, ndim-1]` as signed axes, for "reduce over everything".
+    pub fn all_axes(&self) -> SmallVec<[isize; 4]> {
+        (0..self.ndim() as isize).collect()
+    }
+
+    /// The shape NumPy broadcasting gives `self` and `other`, or an error naming `op`.
+    pub fn broadcast(&self, op: &'static str, other: &Shape) -> Result<Shape> {
+        let n = self.ndim().max(other.ndim());
+        let mut dims: SmallVec<[usize; 4]> = SmallVec::from_elem(0, n);
+        for i in 0..n {
+            let a = self.dim_from_end(n - 1 - i);
+            let b = other.dim_from_end(n - 1 - i);
+            dims[i] = match (a, b) {
+                (a, b) if a == b => a,
+                (1, b) => b,
+                (a, 1) => a,
+                _ => return Err(Error::mismatch(op, self, other, "broadcastable shapes")),
+            };
+        }
+        Ok(Shape(dims))
+    }
+
+    /// Whether `self` can be broadcast to `target` (NumPy rules, one direction).
+    pub fn broadcasts_to(&self, target: &Shape) -> bool {
+        self.ndim() <= target.ndim()
+            && (0..self.ndim()).all(|i| {
+                let a = self.dim_from_end(i);
+                a == 1 || a == target.dim_from_end(i)
+            })
+    }
+
+    /// Dim counted from the end (0 = last); 1 past the front, as broadcasting pads.
+    #[inline]
+    fn dim_from_end(&self, i: usize) -> usize {
+        if i < self.ndim() {
+            self.0[self.ndim() - 1 - i]
+        } else {
+            1
+        }
+    }
+
+    /// Strides for reading `self` as if broadcast to `target` (0 on broadcast dims).
+    /// Caller has checked [`Shape::broadcasts_to`].
+    pub(crate) fn broadcast_strides(&self, target: &Shape) -> SmallVec<[usize; 4]> {
+        let own = self.strides();
+        let off = target.ndim() - self.ndim();
+        (0..target.ndim())
+            .map(|i| {
+                if i < off || self.0[i - off] == 1 {
+                    0
+                } else {
+                    own[i - off]
+                }
+            })
+            .collect()
+    }
+
+    /// The shape with `axes` (sorted, normalised) set to 1 (`keepdim`) or removed.
+    pub(crate) fn reduced(&self, axes: &[usize], keepdim: bool) -> Shape {
+        let mut dims = SmallVec::new();
+        for (i, &d) in self.0.iter().enumerate() {
+            if axes.contains(&i) {
+                if keepdim {
+                    dims.push(1);
+                }
+            } else {
+                dims.push(d);
+            }
+        }
+        Shape(dims)
+    }
+}
+
+/// `axis` in `-ndim..ndim` mapped into `0..ndim`, else `None`.
+pub(crate) fn normalize_axis(_op: &'static str, axis: isize, ndim: usize) -> Option<usize> {
+    let n = ndim as isize;
+    let a = if axis < 0 { axis + n } else { axis };
+    (0..n).contains(&a).then_some(a as usize)
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        write!(f, "]")
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(d: &[usize]) -> Self {
+        Shape(SmallVec::from_slice(d))
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(d: [usize; N]) -> Self {
+        Shape(SmallVec::from_slice(&d))
+    }
+}
+
+impl From<Vec<usize>> for Shape {
+    fn from(d: Vec<usize>) -> Self {
+        Shape(SmallVec::from_vec(d))
+    }
+}
+
+impl From<&Shape> for Shape {
+    fn from(s: &Shape) -> Self {
+        s.clone()
+    }
+}
+
+impl From<SmallVec<[usize; 4]>> for Shape {
+    fn from(d: SmallVec<[usize; 4]>) -> Self {
+        Shape(d)
+    }
+}
+
+impl From<()> for Shape {
+    fn from(_: ()) -> Self {
+        Shape::scalar()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_follows_numpy() {
+        let a = Shape::from([3, 1, 5]);
+        let b = Shape::from([4, 1]);
+        assert_eq!(a.broadcast("t", &b).unwrap(), Shape::from([3, 4, 5]));
+        assert!(Shape::from([2, 3]).broadcast("t", &Shape::from([3, 2])).is_err());
+        assert_eq!(Shape::scalar().broadcast("t", &a).unwrap(), a);
+    }
+
+    #[test]
+    fn strides_are_row_major() {
+        assert_eq!(Shape::from([2, 3, 4]).strides().as_slice(), &[12, 4, 1]);
+        assert_eq!(
+            Shape::from([4, 1])
+                .broadcast_strides(&Shape::from([3, 4, 5]))
+                .as_slice(),
+            &[0, 1, 0]
+        );
+    }
+
+    #[test]
+    fn axes_normalise_and_reject_repeats() {
+        let s = Shape::from([2, 3, 4]);
+        assert_eq!(s.axes("t", &[-1, 0]).unwrap().as_slice(), &[0, 2]);
+        assert!(s.axes("t", &[1, -2]).is_err());
+        assert!(s.axis("t", 3).is_err());
+    }
+}

@@ -1,0 +1,325 @@
+//! The [`Tensor`] type: a contiguous row-major buffer, its [`Shape`], and (when tracked)
+//! the tape node that produced it.
+
+use crate::element::{c, Element};
+use crate::error::{Error, Result};
+use crate::shape::Shape;
+use crate::tape::Node;
+use rand::Rng;
+use rand_distr::{Distribution, Normal, Uniform};
+use std::sync::Arc;
+
+/// An n-dimensional array of `f32` or `f64`, row-major and always contiguous.
+///
+/// Cloning is cheap (two reference counts): the buffer is shared and copied only when
+/// written through [`Tensor::data_mut`] while shared (copy-on-write). A tensor is *tracked*
+/// when it is a leaf made with [`Tensor::requires_grad`] or the result of an op with a tracked
+/// input while gradients are enabled; ops on tracked tensors are recorded for
+/// [`Tensor::backward`].
+///
+/// ```
+/// use tapegrad_core::Tensor;
+/// let x = Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0], [3])?.requires_grad();
+/// let y = x.mul(&x)?.sum_all()?; // y = Σ x²
+/// let grads = y.backward()?;
+/// assert_eq!(grads.wrt(&x)?.to_vec(), vec![2.0, 4.0, 6.0]);
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
+pub struct Tensor<T: Element> {
+    pub(crate) data: Arc<Vec<T>>,
+    pub(crate) shape: Shape,
+    pub(crate) node: Option<Arc<Node<T>>>,
+}
+
+impl<T: Element> Clone for Tensor<T> {
+    fn clone(&self) -> Self {
+        Tensor {
+            data: Arc::clone(&self.data),
+            shape: self.shape.clone(),
+            node: self.node.clone(),
+        }
+    }
+}
+
+impl<T: Element> std::fmt::Debug for Tensor<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// Internal constructor: the caller guarantees `data.len() == shape.numel()`.
+    #[inline]
+    pub(crate) fn from_parts(data: Vec<T>, shape: Shape) -> Self {
+        debug_assert_eq!(data.len(), shape.numel());
+        Tensor {
+            data: Arc::new(data),
+            shape,
+            node: None,
+        }
+    }
+
+    /// A tensor of `shape` holding `data` in row-major order.
+    ///
+    /// Errors if `data.len()` is not the product of the dims.
+    pub fn from_vec(data: Vec<T>, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(Error::bad_shape(
+                "from_vec",
+                format!(
+                    "{} elements do not fill shape {shape} ({} elements)",
+                    data.len(),
+                    shape.numel()
+                ),
+            ));
+        }
+        Ok(Self::from_parts(data, shape))
+    }
+
+    /// Like [`Tensor::from_vec`], copying from a slice.
+    pub fn from_slice(data: &[T], shape: impl Into<Shape>) -> Result<Self> {
+        Self::from_vec(data.to_vec(), shape)
+    }
+
+    /// A 0-d tensor holding `v`.
+    pub fn scalar(v: T) -> Self {
+        Self::from_parts(vec![v], Shape::scalar())
+    }
+
+    /// A tensor of `shape` filled with `v`.
+    pub fn full(shape: impl Into<Shape>, v: T) -> Self {
+        let shape = shape.into();
+        Self::from_parts(vec![v; shape.numel()], shape)
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: impl Into<Shape>) -> Self {
+        Self::full(shape, T::zero())
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: impl Into<Shape>) -> Self {
+        Self::full(shape, T::one())
+    }
+
+    /// Zeros with the shape of `self` (untracked).
+    pub fn zeros_like(&self) -> Self {
+        Self::zeros(self.shape.clone())
+    }
+
+    /// Ones with the shape of `self` (untracked).
+    pub fn ones_like(&self) -> Self {
+        Self::ones(self.shape.clone())
+    }
+
+    /// `[start, start+step, …]` up to but excluding `end`, like `numpy.arange`.
+    ///
+    /// Errors if `step` is zero or not finite, or points away from `end`.
+    pub fn arange(start: T, end: T, step: T) -> Result<Self> {
+        if step == T::zero() || !step.is_finite() || !start.is_finite() || !end.is_finite() {
+            return Err(Error::bad_value(
+                "arange",
+                format!("need finite start/end and a non-zero finite step, got start={start} end={end} step={step}"),
+            ));
+        }
+        let n = ((end - start) / step).ceil();
+        let n = if n > T::zero() { n.as_f64() as usize } else { 0 };
+        let data = (0..n).map(|i| start + step * c::<T>(i as f64)).collect();
+        Ok(Self::from_parts(data, Shape::from([n])))
+    }
+
+    /// `steps` evenly spaced values from `start` to `end` inclusive, like `torch.linspace`.
+    pub fn linspace(start: T, end: T, steps: usize) -> Self {
+        let data = match steps {
+            0 => vec![],
+            1 => vec![start],
+            _ => {
+                let d = (end - start) / c::<T>((steps - 1) as f64);
+                (0..steps)
+                    .map(|i| {
+                        if i + 1 == steps {
+                            end
+                        } else {
+                            start + d * c::<T>(i as f64)
+                        }
+                    })
+                    .collect()
+            }
+        };
+        Self::from_parts(data, Shape::from([steps]))
+    }
+
+    /// The `n × n` identity matrix.
+    pub fn eye(n: usize) -> Self {
+        let mut data = vec![T::zero(); n * n];
+        for i in 0..n {
+            data[i * n + i] = T::one();
+        }
+        Self::from_parts(data, Shape::from([n, n]))
+    }
+
+    /// Samples from U[low, high) with the caller's RNG (seed it for reproducible runs).
+    pub fn rand_uniform<R: Rng + ?Sized>(shape: impl Into<Shape>, low: T, high: T, rng: &mut R) -> Result<Self> {
+        let shape = shape.into();
+        let dist = Uniform::new(low, high)
+            .map_err(|e| Error::bad_value("rand_uniform", format!("low={low} high={high}: {e}")))?;
+        let data = (0..shape.numel()).map(|_| dist.sample(rng)).collect();
+        Ok(Self::from_parts(data, shape))
+    }
+
+    /// Samples from N(mean, std²) with the caller's RNG.
+    pub fn rand_normal<R: Rng + ?Sized>(shape: impl Into<Shape>, mean: T, std: T, rng: &mut R) -> Result<Self> {
+        let shape = shape.into();
+        let dist = Normal::new(mean.as_f64(), std.as_f64())
+            .map_err(|e| Error::bad_value("rand_normal", format!("mean={mean} std={std}: {e}")))?;
+        let data = (0..shape.numel()).map(|_| c::<T>(dist.sample(rng))).collect();
+        Ok(Self::from_parts(data, shape))
+    }
+
+    /// The shape.
+    #[inline]
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// The dims as a slice (shorthand for `shape().dims()`).
+    #[inline]
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    /// Number of dimensions.
+    #[inline]
+    pub fn ndim(&self) -> usize {
+        self.shape.ndim()
+    }
+
+    /// Number of elements.
+    #[inline]
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The elements in row-major order.
+    #[inline]
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+
+    /// Mutable access to the elements, copying the buffer first if it is shared
+    /// (so a recorded graph that saved this tensor keeps the old values).
+    ///
+    /// This is how optimizers update parameters in place; it keeps the tensor's
+    /// autograd identity, so gradients of later steps are still found under it.
+    pub fn data_mut(&mut self) -> &mut [T] {
+        let v: &mut Vec<T> = Arc::make_mut(&mut self.data);
+        v
+    }
+
+    /// The elements as a new `Vec`.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.data.to_vec()
+    }
+
+    /// The one value of a single-element tensor.
+    pub fn item(&self) -> Result<T> {
+        if self.numel() != 1 {
+            return Err(Error::bad_shape(
+                "item",
+                format!("needs exactly one element, the tensor has shape {}", self.shape),
+            ));
+        }
+        Ok(self.data[0])
+    }
+
+    /// The element at a multi-index.
+    pub fn get(&self, index: &[usize]) -> Result<T> {
+        if index.len() != self.ndim() {
+            return Err(Error::bad_shape(
+                "get",
+                format!("index of length {} for a tensor of shape {}", index.len(), self.shape),
+            ));
+        }
+        let mut flat = 0;
+        for ((&i, &d), s) in index.iter().zip(self.dims()).zip(self.shape.strides()) {
+            if i >= d {
+                return Err(Error::IndexOutOfRange {
+                    op: "get",
+                    index: i,
+                    size: d,
+                });
+            }
+            flat += i * s;
+        }
+        Ok(self.data[flat])
+    }
+
+    /// Converts to another element type (untracked).
+    pub fn cast<U: Element>(&self) -> Tensor<U> {
+        Tensor::from_parts(
+            self.data.iter().map(|&v| U::from_f64_lossy(v.as_f64())).collect(),
+            self.shape.clone(),
+        )
+    }
+
+    /// A tracked leaf sharing this tensor's data: gradients of later results with respect
+    /// to it are found in [`Gradients`](crate::Gradients) under this tensor (or a clone).
+    /// Calling it on an already tracked tensor makes a *new* leaf, cut from the old graph.
+    pub fn requires_grad(self) -> Self {
+        Tensor {
+            data: self.data,
+            shape: self.shape,
+            node: Some(Node::leaf()),
+        }
+    }
+
+    /// Whether ops on this tensor are recorded for backward.
+    #[inline]
+    pub fn is_tracked(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// Whether this is a tracked leaf (made by [`Tensor::requires_grad`]).
+    pub fn is_leaf(&self) -> bool {
+        self.node.as_ref().is_some_and(|n| n.is_leaf())
+    }
+
+    /// The same values, cut from the graph: nothing flows back through the result.
+    pub fn detach(&self) -> Self {
+        Tensor {
+            data: Arc::clone(&self.data),
+            shape: self.shape.clone(),
+            node: None,
+        }
+    }
+
+    /// A stable identity for tracked tensors (the tape node's id), `None` if untracked.
+    pub fn node_id(&self) -> Option<u64> {
+        self.node.as_ref().map(|n| n.id)
+    }
+
+    /// Whether every element is finite; errors naming `what` and the first bad value if not.
+    pub fn check_finite(&self, what: &str) -> Result<()> {
+        match self.data.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(i) => Err(Error::bad_value(
+                "check_finite",
+                format!(
+                    "{what}: element {i} of a tensor of shape {} is {}",
+                    self.shape, self.data[i]
+                ),
+            )),
+        }
+    }
+
+    /// Whether `self` and `other` have the same shape and elements within
+    /// `|a − b| ≤ atol + rtol·|b|` (NaN never matches).
+    pub fn allclose(&self, other: &Tensor<T>, rtol: f64, atol: f64) -> bool {
+        self.shape == other.shape
+            && self.data.iter().zip(other.data.iter()).all(|(&a, &b)| {
+                let (a, b) = (a.as_f64(), b.as_f64());
+                (a - b).abs() <= atol + rtol * b.abs()
+            })
+    }
+}
