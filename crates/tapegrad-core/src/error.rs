@@ -105,7 +105,8 @@ impl From<std::io::Error> for Error {
 }
 
 impl Error {
-    pub(crate) fn mismatch(op: &'static str, lhs: &Shape, rhs: &Shape, expected: &'static str) -> Self {
+    /// A [`Error::ShapeMismatch`].
+    pub fn mismatch(op: &'static str, lhs: &Shape, rhs: &Shape, expected: &'static str) -> Self {
         Error::ShapeMismatch {
             op,
             lhs: lhs.clone(),
@@ -114,15 +115,18 @@ impl Error {
         }
     }
 
-    pub(crate) fn bad_shape(op: &'static str, msg: impl Into<String>) -> Self {
+    /// A [`Error::BadShape`].
+    pub fn bad_shape(op: &'static str, msg: impl Into<String>) -> Self {
         Error::BadShape { op, msg: msg.into() }
     }
 
-    pub(crate) fn bad_value(op: &'static str, msg: impl Into<String>) -> Self {
+    /// A [`Error::BadValue`].
+    pub fn bad_value(op: &'static str, msg: impl Into<String>) -> Self {
         Error::BadValue { op, msg: msg.into() }
     }
 
-    pub(crate) fn autograd(op: &'static str, msg: impl Into<String>) -> Self {
+    /// An [`Error::Autograd`].
+    pub fn autograd(op: &'static str, msg: impl Into<String>) -> Self {
         Error::Autograd { op, msg: msg.into() }
     }
 }

@@ -1,0 +1,2 @@
+//! tapegrad-nn (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! tapegrad-optim (work in progress).
+#![forbid(unsafe_code)]
