@@ -9,7 +9,18 @@ use std::fmt::{Debug, Display, LowerExp};
 /// interface, a name for error messages and checkpoints, and the matrix-product kernel
 /// for that precision.
 pub trait Element:
-    Float + NumAssign + Default + Debug + Display + LowerExp + Send + Sync + 'static + rand_distr::uniform::SampleUniform
+    Float
+    + NumAssign
+    + Default
+    + Debug
+    + Display
+    + LowerExp
+    + Send
+    + Sync
+    + std::panic::UnwindSafe
+    + std::panic::RefUnwindSafe
+    + 'static
+    + rand_distr::uniform::SampleUniform
 {
     /// `"f32"` or `"f64"`: used in error messages and file headers.
     const DTYPE: &'static str;

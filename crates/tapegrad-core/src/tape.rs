@@ -24,6 +24,7 @@ use smallvec::{smallvec, SmallVec};
 use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
@@ -37,7 +38,8 @@ thread_local! {
 /// Gradients of one op's inputs, in input order; `None` where an input needs none.
 pub type InputGrads<T> = SmallVec<[Option<Tensor<T>>; 2]>;
 
-type Rule<T> = Box<dyn Fn(&BackwardCtx<'_, T>) -> Result<InputGrads<T>> + Send + Sync>;
+// Unwind-safe so that tensors can cross `catch_unwind` (as in tests of panicking operators).
+type Rule<T> = Box<dyn Fn(&BackwardCtx<'_, T>) -> Result<InputGrads<T>> + Send + Sync + UnwindSafe + RefUnwindSafe>;
 
 /// One recorded op (or a leaf). See the [module docs](self).
 pub(crate) struct Node<T: Element> {
@@ -183,7 +185,7 @@ pub(crate) fn record<T, F>(
 ) -> Tensor<T>
 where
     T: Element,
-    F: Fn(&BackwardCtx<'_, T>) -> Result<InputGrads<T>> + Send + Sync + 'static,
+    F: Fn(&BackwardCtx<'_, T>) -> Result<InputGrads<T>> + Send + Sync + UnwindSafe + RefUnwindSafe + 'static,
 {
     if !inputs.iter().any(|t| t.node.is_some()) || !is_grad_enabled() {
         return out;
@@ -207,6 +209,14 @@ where
 pub struct Gradients<T: Element> {
     /// Sorted by node id, for binary search.
     entries: Vec<(u64, Tensor<T>)>,
+}
+
+impl<T: Element> std::fmt::Debug for Gradients<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.entries.iter().map(|(id, g)| (id, g.shape())))
+            .finish()
+    }
 }
 
 impl<T: Element> Gradients<T> {
@@ -382,6 +392,25 @@ impl<T: Element> Tensor<T> {
     pub fn backward_with(&self, seed: &Tensor<T>, create_graph: bool) -> Result<Gradients<T>> {
         let entries = sweep(self, seed.clone(), create_graph, Keep::Leaves)?;
         Ok(Gradients { entries })
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// The kinds of op recorded in the graph that produced this tensor (each once, sorted),
+    /// for inspecting what backward will run. Empty for untracked tensors.
+    pub fn recorded_ops(&self) -> Vec<OpKind> {
+        let mut seen = std::collections::HashSet::new();
+        let mut kinds = std::collections::BTreeSet::new();
+        let mut stack: Vec<&Arc<Node<T>>> = self.node.iter().collect();
+        while let Some(n) = stack.pop() {
+            if seen.insert(n.id) {
+                if !n.is_leaf() {
+                    kinds.insert(n.kind);
+                }
+                stack.extend(n.inputs.iter().filter_map(|t| t.node.as_ref()));
+            }
+        }
+        kinds.into_iter().collect()
     }
 }
 

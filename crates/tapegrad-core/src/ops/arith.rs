@@ -13,6 +13,9 @@ use crate::tape::{no_grad, one, record, BackwardCtx};
 use crate::tensor::Tensor;
 use smallvec::smallvec;
 
+/// Gradients of a binary op's two inputs, at the broadcast output shape.
+type PairGrads<T> = (Option<Tensor<T>>, Option<Tensor<T>>);
+
 /// Reduces a gradient computed at the broadcast shape back to `input`'s shape.
 pub(crate) fn sum_to_input<T: Element>(g: Tensor<T>, input: &Tensor<T>) -> Result<Tensor<T>> {
     if g.shape() == input.shape() {
@@ -28,7 +31,12 @@ fn binary<T, F, R>(kind: OpKind, a: &Tensor<T>, b: &Tensor<T>, save_output: bool
 where
     T: Element,
     F: Fn(T, T) -> T + Sync,
-    R: Fn(&BackwardCtx<'_, T>) -> Result<(Option<Tensor<T>>, Option<Tensor<T>>)> + Send + Sync + 'static,
+    R: Fn(&BackwardCtx<'_, T>) -> Result<PairGrads<T>>
+        + Send
+        + Sync
+        + std::panic::UnwindSafe
+        + std::panic::RefUnwindSafe
+        + 'static,
 {
     let shape: Shape = if a.shape() == b.shape() {
         a.shape().clone()
@@ -50,7 +58,12 @@ pub(crate) fn unary<T, F, R>(kind: OpKind, x: &Tensor<T>, save_output: bool, f: 
 where
     T: Element,
     F: Fn(T) -> T + Sync,
-    R: Fn(&BackwardCtx<'_, T>) -> Result<Tensor<T>> + Send + Sync + 'static,
+    R: Fn(&BackwardCtx<'_, T>) -> Result<Tensor<T>>
+        + Send
+        + Sync
+        + std::panic::UnwindSafe
+        + std::panic::RefUnwindSafe
+        + 'static,
 {
     let out = Tensor::from_parts(elementwise::map(x.data(), f), x.shape().clone());
     record(kind, &[x], out, save_output, move |ctx| Ok(one(rule(ctx)?)))
@@ -249,13 +262,10 @@ impl<T: Element> Tensor<T> {
 }
 
 /// Rule of maximum/minimum: `wins(a, b)` says where `a` is strictly the chosen one.
-fn extreme_rule<T: Element>(
-    ctx: &BackwardCtx<'_, T>,
-    wins: fn(T, T) -> bool,
-) -> Result<(Option<Tensor<T>>, Option<Tensor<T>>)> {
+fn extreme_rule<T: Element>(ctx: &BackwardCtx<'_, T>, wins: fn(T, T) -> bool) -> Result<PairGrads<T>> {
     let (a, b) = (ctx.input(0), ctx.input(1));
     let half: T = c(0.5);
-    let wa = no_grad(|| mask2(a, b, |x, y| wins(x, y)))?;
+    let wa = no_grad(|| mask2(a, b, wins))?;
     let ties = no_grad(|| mask2(a, b, |x, y| x == y))?.mul_scalar(half);
     let ma = wa.add(&ties)?;
     let ga = if ctx.needs(0) { Some(ctx.grad.mul(&ma)?) } else { None };
