@@ -1,0 +1,125 @@
+//! Core benchmarks, printed in the `RESULT` format of `../shared/peers`:
+//!
+//! - f32 square matmul GFLOP/s (2n³ / median time) through tapegrad's `matmul` (matrixmultiply,
+//!   split over rayon's pool), beside the `gemm` crate (what candle uses) called directly;
+//! - tape cost: a chain of 10,000 ops (`y+1e-4`, `y·0.9999`, `tanh y`) on a 1-element tensor,
+//!   forward and backward, in µs per op (median of 15 runs).
+//!
+//! `cargo bench -p tapegrad-core --bench core` (set `RAYON_NUM_THREADS=2` to match the peers).
+#![allow(unsafe_code)]
+
+use std::time::Instant;
+use tapegrad_core::Tensor;
+
+const CHAIN: usize = 10_000;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Median seconds per call: at least `min_reps` calls and at least `min_s` seconds.
+fn time_median(mut f: impl FnMut(), min_reps: usize, min_s: f64) -> (f64, usize) {
+    for _ in 0..3 {
+        f();
+    }
+    let start = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < min_reps || start.elapsed().as_secs_f64() < min_s {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let n = times.len();
+    (median(&mut times), n)
+}
+
+fn gemm_crate(a: &[f32], b: &[f32], c: &mut [f32], n: usize, threads: usize) {
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: a, b and c are n×n row-major buffers (row stride n, column stride 1).
+    unsafe {
+        gemm::gemm(
+            n,
+            n,
+            n,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            n as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+fn main() {
+    let threads = rayon::current_num_threads();
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|s| s.parse().ok()).collect();
+    let sizes = if sizes.is_empty() {
+        vec![128, 256, 512, 1024]
+    } else {
+        sizes
+    };
+    for &n in &sizes {
+        let a = Tensor::<f32>::from_vec((0..n * n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect(), [n, n]).unwrap();
+        let b = Tensor::<f32>::from_vec((0..n * n).map(|i| ((i % 13) as f32 - 6.0) / 6.0).collect(), [n, n]).unwrap();
+        let flop = 2.0 * (n as f64).powi(3);
+        let (t, reps) = time_median(|| drop(std::hint::black_box(a.matmul(&b).unwrap())), 10, 1.0);
+        println!(
+            "RESULT framework=tapegrad bench=matmul_f32 n={n} median_s={t:.6} gflops={:.1} reps={reps} threads={threads}",
+            flop / t / 1e9
+        );
+        let mut c = vec![0f32; n * n];
+        let (t, reps) = time_median(|| gemm_crate(a.data(), b.data(), &mut c, n, threads), 10, 1.0);
+        println!(
+            "RESULT framework=gemm-crate bench=matmul_f32 n={n} median_s={t:.6} gflops={:.1} reps={reps} threads={threads}",
+            flop / t / 1e9
+        );
+    }
+
+    // Tape cost on tiny tensors.
+    let (mut fwd, mut bwd, mut total) = (Vec::new(), Vec::new(), Vec::new());
+    let mut g = 0.0;
+    for _ in 0..15 {
+        let x = Tensor::<f32>::scalar(0.3).requires_grad();
+        let t0 = Instant::now();
+        let mut y = x.clone();
+        for i in 0..CHAIN {
+            y = match i % 3 {
+                0 => y.add_scalar(1e-4),
+                1 => y.mul_scalar(0.9999),
+                _ => y.tanh(),
+            };
+        }
+        let t1 = Instant::now();
+        let grads = y.backward().unwrap();
+        g = grads.wrt(&x).unwrap().item().unwrap();
+        let t2 = Instant::now();
+        drop((y, grads));
+        let t3 = Instant::now();
+        fwd.push((t1 - t0).as_secs_f64());
+        bwd.push((t2 - t1).as_secs_f64());
+        total.push((t3 - t0).as_secs_f64());
+    }
+    let us = |v: &mut Vec<f64>| median(v) / CHAIN as f64 * 1e6;
+    println!(
+        "RESULT framework=tapegrad bench=autograd_chain ops={CHAIN} us_per_op={:.3} fwd_us_per_op={:.3} bwd_us_per_op={:.3} reps=15 grad={g:.6e}",
+        us(&mut total),
+        us(&mut fwd),
+        us(&mut bwd)
+    );
+}
