@@ -1,0 +1,139 @@
+//! [`Dropout`]: inverted dropout with its own seeded RNG.
+
+use crate::module::Module;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tapegrad_core::{Element, Error, Result, Tensor};
+
+/// Inverted dropout (`torch.nn.Dropout`, `keras.layers.Dropout`).
+///
+/// In training mode each element is kept with probability `1 − p` and scaled by
+/// `1/(1 − p)`, zeroed otherwise: `y = x ⊙ m / (1 − p)` with `mᵢ ~ Bernoulli(1 − p)`, so
+/// `E[y] = x`. ∂y/∂x = m/(1 − p). In evaluation mode it is the identity. With `p = 0` it
+/// is the identity in both modes and draws nothing.
+///
+/// The mask comes from the layer's own [`StdRng`], seeded at construction, so a run
+/// reproduces exactly; each training-mode forward draws a new mask.
+/// [`Dropout::set_fixed_mask`] replaces the draws by a given mask (for gradchecks), and
+/// [`Dropout::last_mask`] shows the keep mask of the last forward.
+///
+/// ```
+/// use tapegrad_core::Tensor;
+/// use tapegrad_nn::{Dropout, Module};
+/// let mut drop = Dropout::new(0.5, 1)?;
+/// let x = Tensor::<f64>::ones([1000]);
+/// let y = drop.forward(&x)?;
+/// assert!(y.data().iter().all(|&v| v == 0.0 || v == 2.0));
+/// drop.eval();
+/// assert_eq!(drop.forward(&x)?.to_vec(), x.to_vec());
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Dropout<T: Element> {
+    p: f64,
+    rng: StdRng,
+    training: bool,
+    fixed_mask: Option<Tensor<T>>,
+    last_mask: Option<Tensor<T>>,
+}
+
+impl<T: Element> Dropout<T> {
+    /// Dropout with drop probability `p ∈ [0, 1)` and mask RNG seeded with `seed`.
+    ///
+    /// Errors if `p` is outside `[0, 1)` or NaN (`p = 1` would divide by zero; PyTorch
+    /// allows it and outputs zeros, Keras rejects it).
+    pub fn new(p: f64, seed: u64) -> Result<Self> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::bad_value(
+                "Dropout",
+                format!("the drop probability must be in [0, 1), got {p}"),
+            ));
+        }
+        Ok(Dropout {
+            p,
+            rng: StdRng::seed_from_u64(seed),
+            training: true,
+            fixed_mask: None,
+            last_mask: None,
+        })
+    }
+
+    /// The drop probability.
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+
+    /// The keep mask (1 kept, 0 dropped, before scaling) of the last training-mode
+    /// forward, or `None` if there was none.
+    pub fn last_mask(&self) -> Option<&Tensor<T>> {
+        self.last_mask.as_ref()
+    }
+
+    /// Uses `mask` (0/1, the shape of the inputs to come) instead of random draws, until
+    /// cleared with `None`. The output is still scaled by `1/(1 − p)`.
+    ///
+    /// Errors if the mask holds a value other than 0 or 1.
+    pub fn set_fixed_mask(&mut self, mask: Option<Tensor<T>>) -> Result<()> {
+        if let Some(m) = &mask {
+            if let Some(v) = m.data().iter().find(|&&v| v != T::zero() && v != T::one()) {
+                return Err(Error::bad_value(
+                    "Dropout::set_fixed_mask",
+                    format!("a keep mask holds only 0 and 1, found {v}"),
+                ));
+            }
+        }
+        self.fixed_mask = mask.map(|m| m.detach());
+        Ok(())
+    }
+}
+
+impl<T: Element> Module<T> for Dropout<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        if !self.training || self.p == 0.0 {
+            return Ok(x.clone());
+        }
+        let mask = match &self.fixed_mask {
+            Some(m) => {
+                if m.shape() != x.shape() {
+                    return Err(Error::mismatch(
+                        "Dropout",
+                        x.shape(),
+                        m.shape(),
+                        "a fixed mask of the input's shape",
+                    ));
+                }
+                m.clone()
+            }
+            None => {
+                let keep = 1.0 - self.p;
+                let data = (0..x.numel())
+                    .map(|_| {
+                        if self.rng.random_bool(keep) {
+                            T::one()
+                        } else {
+                            T::zero()
+                        }
+                    })
+                    .collect();
+                Tensor::from_vec(data, x.shape().clone())?
+            }
+        };
+        // One multiply by an untracked constant: the rule is then ∂y/∂x = m/(1 − p).
+        let scale = T::from_f64_lossy(1.0 / (1.0 - self.p));
+        let y = x.mul(&mask.mul_scalar(scale))?;
+        self.last_mask = Some(mask);
+        Ok(y)
+    }
+
+    fn train(&mut self, on: bool) {
+        self.training = on;
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
+    }
+
+    fn describe(&self) -> String {
+        format!("Dropout(p={})", self.p)
+    }
+}

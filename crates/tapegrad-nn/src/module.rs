@@ -1,0 +1,272 @@
+//! The [`Module`] trait and [`Param`], a trainable tensor that can be frozen.
+
+use tapegrad_core::{Element, Error, Result, Tensor};
+
+/// Named parameter values, in a module's parameter order: what checkpoints hold.
+pub type StateDict<T> = Vec<(String, Tensor<T>)>;
+
+/// A named, trainable tensor owned by a layer.
+///
+/// A trainable parameter is stored as a tracked leaf ([`Tensor::requires_grad`]), so
+/// `loss.backward()` returns its gradient, found with `grads.get(param.tensor())`. A
+/// *frozen* parameter is stored untracked ([`Tensor::detach`]): no op records it, no
+/// gradient is computed for it, and an optimizer given the gradients skips it.
+#[derive(Clone, Debug)]
+pub struct Param<T: Element> {
+    tensor: Tensor<T>,
+    frozen: bool,
+}
+
+impl<T: Element> Param<T> {
+    /// A trainable parameter holding `tensor`.
+    ///
+    /// An untracked tensor becomes a fresh leaf. An already tracked tensor is kept as it
+    /// is, so gradients still reach the caller's leaf: this is what lets a gradcheck (or a
+    /// hypernetwork) pass its own leaves in as weights.
+    pub fn new(tensor: Tensor<T>) -> Self {
+        let tensor = if tensor.is_tracked() {
+            tensor
+        } else {
+            tensor.requires_grad()
+        };
+        Param { tensor, frozen: false }
+    }
+
+    /// The current value (tracked unless frozen).
+    #[inline]
+    pub fn tensor(&self) -> &Tensor<T> {
+        &self.tensor
+    }
+
+    /// Mutable access for in-place updates through [`Tensor::data_mut`], which keeps the
+    /// tensor's autograd identity. Replacing the tensor wholesale is allowed too, but the
+    /// replacement should be tracked unless the parameter is frozen.
+    #[inline]
+    pub fn tensor_mut(&mut self) -> &mut Tensor<T> {
+        &mut self.tensor
+    }
+
+    /// Whether the parameter is frozen (excluded from gradients).
+    #[inline]
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// Stops gradients: the value is kept, cut from the graph.
+    pub fn freeze(&mut self) {
+        if !self.frozen {
+            self.tensor = self.tensor.detach();
+            self.frozen = true;
+        }
+    }
+
+    /// Makes the parameter trainable again, as a new leaf (gradients from graphs recorded
+    /// before this call are not found under it).
+    pub fn unfreeze(&mut self) {
+        if self.frozen {
+            self.tensor = self.tensor.detach().requires_grad();
+            self.frozen = false;
+        }
+    }
+
+    /// Overwrites the values in place (keeping autograd identity and frozen state).
+    ///
+    /// Errors if `values` does not have the parameter's shape.
+    pub fn assign(&mut self, values: &Tensor<T>) -> Result<()> {
+        if values.shape() != self.tensor.shape() {
+            return Err(Error::mismatch(
+                "Param::assign",
+                self.tensor.shape(),
+                values.shape(),
+                "values of the parameter's shape",
+            ));
+        }
+        self.tensor.data_mut().copy_from_slice(values.data());
+        Ok(())
+    }
+}
+
+/// A layer or a network of layers: a function of one tensor with named parameters.
+///
+/// Parameter names are stable and hierarchical like a PyTorch `state_dict`: a
+/// [`Dense`](crate::Dense) has `weight` and `bias`, and inside a
+/// [`Sequential`](crate::Sequential) they become `0.weight`, `0.bias`, `2.weight`, …
+///
+/// Implementors provide [`forward`](Module::forward) and, if they own parameters,
+/// [`params`](Module::params) and [`params_mut`](Module::params_mut) (in the same order);
+/// layers whose forward depends on the mode override [`train`](Module::train) and
+/// [`is_training`](Module::is_training). Everything else is provided.
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_core::Tensor;
+/// use tapegrad_nn::{loss, Activation, Dense, Module, Reduction, Sequential};
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let mut model = Sequential::new()
+///     .add(Dense::new(3, 4, &mut rng)?.with_activation(Activation::Relu))
+///     .add(Dense::new(4, 2, &mut rng)?);
+/// let names: Vec<String> = model.parameters().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["0.weight", "0.bias", "1.weight", "1.bias"]);
+///
+/// let x = Tensor::<f64>::ones([5, 3]);
+/// let loss = loss::cross_entropy(&model.forward(&x)?, &[0, 1, 0, 1, 1], Reduction::Mean)?;
+/// let grads = loss.backward()?;
+/// model.freeze("0")?; // freeze the first layer: its params are no longer trainable
+/// assert_eq!(model.trainable_parameters_mut().len(), 2);
+/// let w1 = model.parameters()[2].1.clone();
+/// assert_eq!(grads.wrt(&w1)?.dims(), &[4, 2]);
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
+pub trait Module<T: Element> {
+    /// Computes the layer's output. Takes `&mut self` because some layers advance state
+    /// (Dropout draws its mask from its own RNG).
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>>;
+
+    /// The parameters this module owns (recursively), with their names, in a stable order.
+    /// The default is none.
+    fn params(&self) -> Vec<(String, &Param<T>)> {
+        Vec::new()
+    }
+
+    /// Mutable form of [`params`](Module::params): same names, same order.
+    fn params_mut(&mut self) -> Vec<(String, &mut Param<T>)> {
+        Vec::new()
+    }
+
+    /// Switches training mode (`true`) or evaluation mode (`false`), like PyTorch's
+    /// `module.train(mode)`. Containers pass it on to their layers. The default does
+    /// nothing, for layers whose forward is the same in both modes.
+    fn train(&mut self, _on: bool) {}
+
+    /// Whether the module is in training mode. Layers that ignore the mode report `true`.
+    fn is_training(&self) -> bool {
+        true
+    }
+
+    /// A short description for summaries, e.g. `Dense(3 → 4, relu)`.
+    fn describe(&self) -> String {
+        std::any::type_name::<Self>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("Module")
+            .to_string()
+    }
+
+    /// Evaluation mode: shorthand for `train(false)`.
+    fn eval(&mut self) {
+        self.train(false);
+    }
+
+    /// Named parameter tensors, like PyTorch's `named_parameters()`.
+    fn parameters(&self) -> Vec<(String, &Tensor<T>)> {
+        self.params().into_iter().map(|(n, p)| (n, p.tensor())).collect()
+    }
+
+    /// Named mutable parameter tensors (frozen ones included).
+    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor<T>)> {
+        self.params_mut()
+            .into_iter()
+            .map(|(n, p)| (n, p.tensor_mut()))
+            .collect()
+    }
+
+    /// The tensors an optimizer should update: every parameter that is not frozen, in
+    /// [`params`](Module::params) order. Pass to `optimizer.step(&mut …, &grads)`.
+    fn trainable_parameters_mut(&mut self) -> Vec<&mut Tensor<T>> {
+        self.params_mut()
+            .into_iter()
+            .filter(|(_, p)| !p.is_frozen())
+            .map(|(_, p)| p.tensor_mut())
+            .collect()
+    }
+
+    /// Total number of scalar parameters (frozen ones included).
+    fn num_parameters(&self) -> usize {
+        self.params().iter().map(|(_, p)| p.tensor().numel()).sum()
+    }
+
+    /// Freezes the parameter called `name`, or every parameter under the prefix `name.`
+    /// (so `freeze("0")` freezes the whole first layer of a Sequential).
+    ///
+    /// Errors, listing the names, if nothing matches.
+    fn freeze(&mut self, name: &str) -> Result<()> {
+        set_frozen(self.params_mut(), name, true)
+    }
+
+    /// Undoes [`freeze`](Module::freeze) for `name` or the prefix `name.`; the parameters
+    /// become new leaves.
+    fn unfreeze(&mut self, name: &str) -> Result<()> {
+        set_frozen(self.params_mut(), name, false)
+    }
+
+    /// The parameters' values, detached, under their names: what a checkpoint stores.
+    fn state_dict(&self) -> StateDict<T> {
+        self.params()
+            .into_iter()
+            .map(|(n, p)| (n, p.tensor().detach()))
+            .collect()
+    }
+
+    /// Copies `state` into the parameters in place, like PyTorch's strict
+    /// `load_state_dict`: every parameter must be present with its exact shape and no
+    /// extra entry may appear. Nothing is modified unless everything matches.
+    ///
+    /// Errors name the first mismatched parameter and both shapes, or the missing or
+    /// unexpected name.
+    fn load_state_dict(&mut self, state: &[(String, Tensor<T>)]) -> Result<()> {
+        let mut params = self.params_mut();
+        let mut matched = Vec::with_capacity(params.len());
+        for (name, p) in params.iter() {
+            let found = state.iter().position(|(n, _)| n == name).ok_or_else(|| {
+                Error::Format(format!(
+                    "parameter '{name}' (shape {}) of the model is missing from the checkpoint",
+                    p.tensor().shape()
+                ))
+            })?;
+            let values = &state[found].1;
+            if values.shape() != p.tensor().shape() {
+                return Err(Error::Format(format!(
+                    "parameter '{name}': the checkpoint has shape {}, the model has shape {}",
+                    values.shape(),
+                    p.tensor().shape()
+                )));
+            }
+            matched.push(found);
+        }
+        if let Some((extra, t)) = state.iter().find(|(n, _)| !params.iter().any(|(pn, _)| pn == n)) {
+            return Err(Error::Format(format!(
+                "the checkpoint has parameter '{extra}' (shape {}) that the model does not have",
+                t.shape()
+            )));
+        }
+        for ((_, p), i) in params.iter_mut().zip(matched) {
+            p.assign(&state[i].1)?;
+        }
+        Ok(())
+    }
+}
+
+fn set_frozen<T: Element>(params: Vec<(String, &mut Param<T>)>, name: &str, frozen: bool) -> Result<()> {
+    let prefix = format!("{name}.");
+    let mut hit = false;
+    let mut names = Vec::with_capacity(params.len());
+    for (n, p) in params {
+        if n == name || n.starts_with(&prefix) {
+            hit = true;
+            if frozen {
+                p.freeze();
+            } else {
+                p.unfreeze();
+            }
+        }
+        names.push(n);
+    }
+    if hit {
+        Ok(())
+    } else {
+        Err(Error::bad_value(
+            if frozen { "freeze" } else { "unfreeze" },
+            format!("no parameter is named '{name}' or starts with '{prefix}'; the parameters are {names:?}"),
+        ))
+    }
+}

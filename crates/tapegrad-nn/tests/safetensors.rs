@@ -1,0 +1,128 @@
+//! Safetensors export/import: round trip, header layout, errors.
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tapegrad_core::{Element, Tensor};
+use tapegrad_nn::{safetensors, Activation, Dense, Module, Sequential};
+
+fn model<T: Element>(seed: u64, hidden: usize) -> Sequential<T> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Sequential::new()
+        .add(
+            Dense::new(3, hidden, &mut rng)
+                .unwrap()
+                .with_activation(Activation::Tanh),
+        )
+        .add(Dense::new(hidden, 2, &mut rng).unwrap())
+}
+
+fn bits<T: Element>(m: &Sequential<T>) -> Vec<(String, Vec<u64>)> {
+    m.parameters()
+        .into_iter()
+        .map(|(n, p)| (n, p.data().iter().map(|v| v.as_f64().to_bits()).collect()))
+        .collect()
+}
+
+fn round_trip<T: Element>() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    let a = model::<T>(1, 4);
+    safetensors::save(&a, &path).unwrap();
+    let mut b = model::<T>(2, 4);
+    safetensors::load(&mut b, &path).unwrap();
+    assert_eq!(bits(&a), bits(&b));
+    let mut c = model::<T>(3, 4);
+    safetensors::load_from_bytes(&mut c, &safetensors::to_bytes(&a).unwrap()).unwrap();
+    assert_eq!(bits(&a), bits(&c));
+}
+
+#[test]
+fn round_trip_is_bit_exact() {
+    round_trip::<f32>();
+    round_trip::<f64>();
+}
+
+#[test]
+fn header_layout_follows_the_spec() {
+    let a = model::<f32>(1, 4);
+    let bytes = safetensors::to_bytes(&a).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert_eq!(n % 8, 0, "header padded to 8 bytes");
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    let obj = header.as_object().unwrap();
+    let mut names: Vec<&String> = obj.keys().collect();
+    names.sort();
+    assert_eq!(names, ["0.bias", "0.weight", "1.bias", "1.weight"]);
+    let mut spans = vec![];
+    for (name, p) in a.parameters() {
+        let info = &obj[&name];
+        assert_eq!(info["dtype"], "F32");
+        let shape: Vec<usize> = info["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(shape, p.dims());
+        let offs = info["data_offsets"].as_array().unwrap();
+        let (begin, end) = (offs[0].as_u64().unwrap() as usize, offs[1].as_u64().unwrap() as usize);
+        assert_eq!(end - begin, p.numel() * 4);
+        let want: Vec<u8> = p.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(&data[begin..end], &want[..], "{name}");
+        spans.push((begin, end));
+    }
+    spans.sort();
+    assert_eq!(spans[0].0, 0);
+    assert!(spans.windows(2).all(|w| w[0].1 == w[1].0), "contiguous");
+    assert_eq!(spans.last().unwrap().1, data.len());
+    // f64 tensors are tagged F64.
+    let bytes = safetensors::to_bytes(&model::<f64>(1, 4)).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    assert_eq!(header["0.weight"]["dtype"], "F64");
+}
+
+#[test]
+fn reads_a_hand_written_file() {
+    let json = br#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    let mut file = (json.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(json);
+    file.extend(1.5f32.to_le_bytes());
+    file.extend((-2.0f32).to_le_bytes());
+    let state = safetensors::decode::<f32>(&file).unwrap();
+    assert_eq!(state[0].0, "w");
+    assert_eq!(state[0].1.to_vec(), vec![1.5, -2.0]);
+    let err = safetensors::decode::<f64>(&file).unwrap_err().to_string();
+    assert!(err.contains("F32") && err.contains("f64"), "{err}");
+}
+
+#[test]
+fn mismatches_and_corruption_are_errors() {
+    let bytes = safetensors::to_bytes(&model::<f32>(1, 4)).unwrap();
+    let err = safetensors::load_from_bytes(&mut model::<f32>(1, 5), &bytes)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'0.weight'") && err.contains("[3, 4]") && err.contains("[3, 5]"),
+        "{err}"
+    );
+    for len in 0..bytes.len() {
+        assert!(safetensors::decode::<f32>(&bytes[..len]).is_err(), "length {len}");
+    }
+    // A hostile header length.
+    let mut bad = bytes.clone();
+    bad[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(safetensors::decode::<f32>(&bad).is_err());
+    // Flips never panic (a flip inside the raw data is a valid file with another value).
+    for pos in 0..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[pos] ^= 0xFF;
+        let _ = safetensors::decode::<f32>(&bad);
+    }
+    let state = vec![
+        ("a".to_string(), Tensor::<f32>::ones([1])),
+        ("a".to_string(), Tensor::ones([1])),
+    ];
+    assert!(safetensors::encode(&state).is_err());
+}
