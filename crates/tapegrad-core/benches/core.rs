@@ -5,7 +5,8 @@
 //! - tape cost: a chain of 10,000 ops (`y+1e-4`, `y·0.9999`, `tanh y`) on a 1-element tensor,
 //!   forward and backward, in µs per op (median of 15 runs).
 //!
-//! `cargo bench -p tapegrad-core --bench core` (set `RAYON_NUM_THREADS=2` to match the peers).
+//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape]` (set
+//! `RAYON_NUM_THREADS=2` to match the peers; no argument runs both parts).
 #![allow(unsafe_code)]
 
 use std::time::Instant;
@@ -68,13 +69,27 @@ fn gemm_crate(a: &[f32], b: &[f32], c: &mut [f32], n: usize, threads: usize) {
 
 fn main() {
     let threads = rayon::current_num_threads();
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|s| s.parse().ok()).collect();
-    let sizes = if sizes.is_empty() {
-        vec![128, 256, 512, 1024]
-    } else {
-        sizes
-    };
-    for &n in &sizes {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let part = args.first().map(String::as_str).unwrap_or("all");
+    if part == "all" || part == "matmul" {
+        let sizes: Vec<usize> = args.iter().filter_map(|s| s.parse().ok()).collect();
+        matmul(
+            if sizes.is_empty() {
+                &[128, 256, 512, 1024]
+            } else {
+                &sizes
+            },
+            threads,
+        );
+    }
+    if part == "all" || part == "tape" {
+        tape_chain();
+    }
+}
+
+/// f32 square matmul GFLOP/s, tapegrad beside the gemm crate.
+fn matmul(sizes: &[usize], threads: usize) {
+    for &n in sizes {
         let a = Tensor::<f32>::from_vec((0..n * n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect(), [n, n]).unwrap();
         let b = Tensor::<f32>::from_vec((0..n * n).map(|i| ((i % 13) as f32 - 6.0) / 6.0).collect(), [n, n]).unwrap();
         let flop = 2.0 * (n as f64).powi(3);
@@ -90,8 +105,10 @@ fn main() {
             flop / t / 1e9
         );
     }
+}
 
-    // Tape cost on tiny tensors.
+/// Tape cost on tiny tensors: forward, backward, and freeing the graph.
+fn tape_chain() {
     let (mut fwd, mut bwd, mut total) = (Vec::new(), Vec::new(), Vec::new());
     let mut g = 0.0;
     for _ in 0..15 {

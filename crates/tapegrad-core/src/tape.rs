@@ -48,7 +48,7 @@ pub(crate) struct Node<T: Element> {
     inputs: SmallVec<[Tensor<T>; 2]>,
     rule: Option<Rule<T>>,
     /// The output buffer, kept only by ops whose rule reads the output (exp, tanh, …).
-    saved_output: Option<Arc<Vec<T>>>,
+    saved_output: Option<Arc<[T]>>,
     output_shape: Shape,
 }
 
@@ -128,7 +128,7 @@ pub fn no_grad_guard() -> GradModeGuard {
 /// ```
 /// use tapegrad_core::{no_grad, Tensor};
 /// let w = Tensor::<f32>::ones([2]).requires_grad();
-/// let y = no_grad(|| w.exp())?;
+/// let y = no_grad(|| w.exp());
 /// assert!(!y.is_tracked());
 /// # Ok::<(), tapegrad_core::Error>(())
 /// ```

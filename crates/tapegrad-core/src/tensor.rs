@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// # Ok::<(), tapegrad_core::Error>(())
 /// ```
 pub struct Tensor<T: Element> {
-    pub(crate) data: Arc<Vec<T>>,
+    pub(crate) data: Arc<[T]>,
     pub(crate) shape: Shape,
     pub(crate) node: Option<Arc<Node<T>>>,
 }
@@ -49,11 +49,19 @@ impl<T: Element> std::fmt::Debug for Tensor<T> {
 
 impl<T: Element> Tensor<T> {
     /// Internal constructor: the caller guarantees `data.len() == shape.numel()`.
+    /// Copies the Vec into a shared buffer; hot kernels build an `Arc<[T]>` directly
+    /// and use [`Tensor::from_arc`] instead.
     #[inline]
     pub(crate) fn from_parts(data: Vec<T>, shape: Shape) -> Self {
+        Self::from_arc(Arc::from(data), shape)
+    }
+
+    /// Internal constructor over a shared buffer; the caller guarantees the length.
+    #[inline]
+    pub(crate) fn from_arc(data: Arc<[T]>, shape: Shape) -> Self {
         debug_assert_eq!(data.len(), shape.numel());
         Tensor {
-            data: Arc::new(data),
+            data,
             shape,
             node: None,
         }
@@ -213,8 +221,7 @@ impl<T: Element> Tensor<T> {
     /// This is how optimizers update parameters in place; it keeps the tensor's
     /// autograd identity, so gradients of later steps are still found under it.
     pub fn data_mut(&mut self) -> &mut [T] {
-        let v: &mut Vec<T> = Arc::make_mut(&mut self.data);
-        v
+        Arc::make_mut(&mut self.data)
     }
 
     /// The elements as a new `Vec`.

@@ -4,14 +4,16 @@
 
 use crate::shape::Shape;
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// Below this many elements a map runs on one thread: spawning costs more than it saves.
 const PAR_MIN: usize = 1 << 16;
 
-/// `f` applied to every element.
-pub(crate) fn map<T: Copy + Send + Sync, F: Fn(T) -> T + Sync>(x: &[T], f: F) -> Vec<T> {
+/// `f` applied to every element. Small results are collected straight into the shared
+/// buffer (one allocation); large ones are computed in parallel, then moved in.
+pub(crate) fn map<T: Copy + Send + Sync, F: Fn(T) -> T + Sync>(x: &[T], f: F) -> Arc<[T]> {
     if x.len() >= PAR_MIN {
-        x.par_iter().map(|&v| f(v)).collect()
+        Arc::from(x.par_iter().map(|&v| f(v)).collect::<Vec<T>>())
     } else {
         x.iter().map(|&v| f(v)).collect()
     }
@@ -26,10 +28,15 @@ pub(crate) fn zip<T: Copy + Send + Sync, F: Fn(T, T) -> T + Sync>(
     sb: &Shape,
     out: &Shape,
     f: F,
-) -> Vec<T> {
+) -> Arc<[T]> {
     if sa == sb {
         if a.len() >= PAR_MIN {
-            return a.par_iter().zip(b.par_iter()).map(|(&x, &y)| f(x, y)).collect();
+            return Arc::from(
+                a.par_iter()
+                    .zip(b.par_iter())
+                    .map(|(&x, &y)| f(x, y))
+                    .collect::<Vec<T>>(),
+            );
         }
         return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
     }
@@ -54,7 +61,7 @@ pub(crate) fn zip<T: Copy + Send + Sync, F: Fn(T, T) -> T + Sync>(
             _ => res.extend((0..len).map(|j| f(a[oa + j * ia], b[ob + j * ib]))),
         }
     });
-    res
+    Arc::from(res)
 }
 
 /// Reads `src` through per-dimension `strides` (in elements, one per dim of `out`) into a

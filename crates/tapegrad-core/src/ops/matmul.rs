@@ -10,6 +10,7 @@ use crate::shape::Shape;
 use crate::tape::record;
 use crate::tensor::Tensor;
 use smallvec::{smallvec, SmallVec};
+use std::sync::Arc;
 
 impl<T: Element> Tensor<T> {
     /// Matrix product, as `numpy.matmul` / `torch.matmul`.
@@ -86,16 +87,18 @@ impl<T: Element> Tensor<T> {
         let nb = batch.numel();
         let mut out_dims: SmallVec<[usize; 4]> = SmallVec::from_slice(batch.dims());
         out_dims.extend([m, n]);
-        let mut data = vec![T::zero(); nb * m * n];
+        // Written in place, so the product needs no copy into a shared buffer.
+        let mut data: Arc<[T]> = std::iter::repeat_n(T::zero(), nb * m * n).collect();
+        let buf = Arc::get_mut(&mut data).expect("a fresh buffer is unshared");
         if nb == 1 {
-            gemm::matmul(a.data(), b.data(), &mut data, m, k, n, transpose_a, transpose_b);
+            gemm::matmul(a.data(), b.data(), buf, m, k, n, transpose_a, transpose_b);
         } else {
             // Offsets of each batch's matrix, in whole matrices, through broadcast strides.
             let sa = a_batch.broadcast_strides(&batch);
             let sb = b_batch.broadcast_strides(&batch);
             let mut idx: SmallVec<[usize; 4]> = SmallVec::from_elem(0, batch.ndim());
             let (asz, bsz) = (m * k, k * n);
-            for (i, cm) in data.chunks_mut(m * n).enumerate() {
+            for (i, cm) in buf.chunks_mut(m * n).enumerate() {
                 if i > 0 {
                     for d in (0..batch.ndim()).rev() {
                         idx[d] += 1;
@@ -112,7 +115,7 @@ impl<T: Element> Tensor<T> {
                 gemm::matmul(am, bm, cm, m, k, n, transpose_a, transpose_b);
             }
         }
-        let out = Tensor::from_parts(data, Shape::from(out_dims));
+        let out = Tensor::from_arc(data, Shape::from(out_dims));
         let (ta, tb) = (transpose_a, transpose_b);
         Ok(record(OpKind::MatMul, &[a, b], out, false, move |ctx| {
             let (a, b, g) = (ctx.input(0), ctx.input(1), ctx.grad);

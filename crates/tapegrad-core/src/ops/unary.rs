@@ -11,7 +11,7 @@ use crate::tensor::Tensor;
 
 /// An untracked tensor of `f(x)` for each element of `x` (used for masks and signs).
 fn constant_map<T: Element>(x: &Tensor<T>, f: impl Fn(T) -> T + Sync) -> Tensor<T> {
-    Tensor::from_parts(elementwise::map(x.data(), f), x.shape().clone())
+    Tensor::from_arc(elementwise::map(x.data(), f), x.shape().clone())
 }
 
 impl<T: Element> Tensor<T> {
