@@ -1,2 +1,57 @@
-//! tapegrad-optim (work in progress).
+//! # tapegrad-optim
+//!
+//! First-order optimizers for [`tapegrad_core`] tensors, gradient clipping, and
+//! learning-rate schedules.
+//!
+//! | optimizer | update (per element, `g` the gradient) | presets |
+//! |-----------|-----------------------------------------|---------|
+//! | [`Sgd`] | `W ← W − η·(g + λW)` | [`Sgd::new`], [`Sgd::keras_default`] |
+//! | [`Momentum`] | heavy ball / Nesterov, two [`MomentumStyle`]s | [`Momentum::pytorch`], [`Momentum::keras`] |
+//! | [`RmsProp`] | `s ← ρs + (1−ρ)g²`, `W ← W − η·g/(√s+ε)` or `/√(s+ε)` | [`RmsProp::pytorch`], [`RmsProp::keras`] |
+//! | [`Adam`] | bias-corrected moments, two [`AdamForm`]s | [`Adam::pytorch`], [`Adam::keras`], [`Adam::adamw`] |
+//!
+//! PyTorch and Keras write some of these rules differently (where ε goes, how bias
+//! correction is folded in, what the momentum buffer stores). Every optimizer here makes
+//! the choice explicit: the presets named after a framework reproduce its documented
+//! equations and defaults, and each type's documentation says when the forms differ.
+//!
+//! All optimizers implement the object-safe [`Optimizer`] trait: one fused pass over
+//! each parameter's buffer per step, state allocated lazily on the first step and never
+//! again, and a serialisable [`OptimizerState`] for checkpoints.
+//!
+//! ```
+//! use tapegrad_core::Tensor;
+//! use tapegrad_optim::{Adam, Optimizer};
+//!
+//! // Minimise L = Σ (w − 3)² from w = 0.
+//! let mut w = Tensor::<f64>::zeros([2]).requires_grad();
+//! let mut opt = Adam::pytorch(0.1)?;
+//! for _ in 0..500 {
+//!     let grads = {
+//!         let d = w.add_scalar(-3.0);
+//!         d.mul(&d)?.sum_all()?.backward()?
+//!     }; // the loss (and its graph) is dropped here, so the update does not copy `w`
+//!     opt.step(&mut [&mut w], &grads)?;
+//! }
+//! assert!(w.data().iter().all(|&v| (v - 3.0).abs() < 1e-3));
+//! # Ok::<(), tapegrad_core::Error>(())
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod adam;
+pub mod clip;
+mod engine;
+pub mod momentum;
+pub mod optimizer;
+pub mod rmsprop;
+pub mod schedule;
+pub mod sgd;
+
+pub use adam::{Adam, AdamConfig, AdamForm, AdamW};
+pub use clip::{clip_grad_norm, clip_grad_value, grads_for, total_norm, GradClip};
+pub use momentum::{Momentum, MomentumConfig, MomentumStyle};
+pub use optimizer::{Optimizer, OptimizerState, StateBuffer, MAX_STATE_BYTES};
+pub use rmsprop::{EpsPlacement, RmsProp, RmsPropConfig};
+pub use schedule::{ConstantLr, CosineAnnealing, ExponentialDecay, LrSchedule, StepDecay};
+pub use sgd::{Sgd, SgdConfig};

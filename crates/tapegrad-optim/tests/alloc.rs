@@ -1,0 +1,91 @@
+//! After the first step (which allocates the state buffers), a step allocates nothing.
+//!
+//! A counting global allocator, counting per thread so that parallel tests cannot interfere.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use tapegrad_core::Tensor;
+use tapegrad_optim::{Adam, GradClip, Momentum, MomentumConfig, Optimizer, RmsProp, RmsPropConfig, Sgd};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> usize {
+    ALLOCS.with(Cell::get)
+}
+
+#[test]
+fn steps_after_the_first_do_not_allocate() {
+    let optimizers: Vec<(&str, Box<dyn Optimizer<f32>>)> = vec![
+        ("Sgd", Box::new(Sgd::new(0.1).unwrap())),
+        (
+            "Momentum",
+            Box::new(Momentum::from_config(MomentumConfig::keras(0.1, 0.9).with_nesterov(true)).unwrap()),
+        ),
+        (
+            "RmsProp",
+            Box::new(RmsProp::from_config(RmsPropConfig::pytorch(0.1).with_centered(true).with_momentum(0.9)).unwrap()),
+        ),
+        (
+            "Adam",
+            Box::new(
+                Adam::adamw(0.1, 0.01)
+                    .unwrap()
+                    .with_grad_clip(GradClip::norm(1.0))
+                    .unwrap(),
+            ),
+        ),
+    ];
+    for (name, mut opt) in optimizers {
+        let (mut a, mut b) = (vec![1.0f32; 1000], vec![-1.0f32; 10]);
+        let (ga, gb) = (vec![0.5f32; 1000], vec![0.25f32; 10]);
+        let before = allocs();
+        opt.step_slices(&mut [(&mut a[..], Some(&ga[..])), (&mut b[..], Some(&gb[..]))])
+            .unwrap();
+        assert!(
+            allocs() > before || name == "Sgd",
+            "{name}: the first step allocates the state"
+        );
+        let before = allocs();
+        for _ in 0..10 {
+            opt.step_slices(&mut [(&mut a[..], Some(&ga[..])), (&mut b[..], Some(&gb[..]))])
+                .unwrap();
+        }
+        assert_eq!(allocs() - before, 0, "{name}: steps after the first allocated");
+    }
+}
+
+#[test]
+fn tensor_steps_do_not_allocate_once_the_graph_is_dropped() {
+    let mut w = Tensor::<f64>::ones([64]).requires_grad();
+    let mut opt = Adam::pytorch(0.01).unwrap();
+    for step in 0..5 {
+        let grads = w.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+        let before = allocs();
+        opt.step(&mut [&mut w], &grads).unwrap();
+        if step > 0 {
+            assert_eq!(allocs() - before, 0, "step {step}");
+        }
+    }
+}
