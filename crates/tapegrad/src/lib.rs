@@ -1,7 +1,12 @@
 //! # tapegrad
 //!
-//! One dependency for the whole framework: re-exports [`tapegrad_core`] (tensors, autograd,
-//! gradcheck) and a [`prelude`].
+//! One dependency for the whole framework:
+//!
+//! - [`core`]: tensors, tape-based autograd, gradcheck (re-exported at the top level too);
+//! - [`nn`]: layers, losses, metrics, checkpoints;
+//! - [`optim`]: SGD, Momentum, RMSProp, Adam/AdamW with PyTorch and Keras presets;
+//! - [`train`]: datasets (IDX/MNIST), batches, `fit`/`evaluate`, training history;
+//! - [`prelude`]: the names most programs need.
 //!
 //! ```
 //! use tapegrad::prelude::*;
@@ -16,10 +21,17 @@
 
 pub use tapegrad_core as core;
 pub use tapegrad_core::*;
+pub use tapegrad_nn as nn;
+pub use tapegrad_optim as optim;
+pub use tapegrad_train as train;
 
 /// The names most programs need: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use tapegrad_core::{
-        grad, gradcheck, no_grad, Element, Error, GradCheck, Gradients, IndexTensor, Result, Shape, Tensor,
+        grad, gradcheck, gradgradcheck, no_grad, Element, Error, GradCheck, Gradients, IndexTensor, Result, Shape,
+        Tensor,
     };
+    pub use tapegrad_nn::{loss, metrics, Activation, Dense, Dropout, Flatten, Module, Reduction, Sequential};
+    pub use tapegrad_optim::{Adam, Momentum, Optimizer, RmsProp, Sgd};
+    pub use tapegrad_train::{evaluate, fit, Dataset, FitConfig, History, Mnist, Verbosity};
 }

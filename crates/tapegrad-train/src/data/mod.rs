@@ -88,10 +88,11 @@ impl Dataset {
     /// their labels.
     pub fn batch<T: Element>(&self, indices: &[usize]) -> Result<(Tensor<T>, Vec<usize>)> {
         let per: usize = self.sample_dims.iter().product();
-        let scale = T::one() / T::from_f64_lossy(255.0);
-        let mut x = Vec::with_capacity(indices.len() * per);
+        // One conversion per byte value, not per pixel.
+        let lut: Vec<T> = (0..=255u8).map(|p| T::from_f64_lossy(p as f64 / 255.0)).collect();
+        let mut x = vec![T::zero(); indices.len() * per];
         let mut y = Vec::with_capacity(indices.len());
-        for &i in indices {
+        for (&i, dst) in indices.iter().zip(x.chunks_exact_mut(per)) {
             if i >= self.len() {
                 return Err(Error::IndexOutOfRange {
                     op: "Dataset::batch",
@@ -99,11 +100,9 @@ impl Dataset {
                     size: self.len(),
                 });
             }
-            x.extend(
-                self.images[i * per..(i + 1) * per]
-                    .iter()
-                    .map(|&p| T::from_f64_lossy(p as f64) * scale),
-            );
+            for (d, &p) in dst.iter_mut().zip(&self.images[i * per..(i + 1) * per]) {
+                *d = lut[p as usize];
+            }
             y.push(self.labels[i] as usize);
         }
         let mut dims = vec![indices.len()];
