@@ -25,11 +25,10 @@ use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::panic::{RefUnwindSafe, UnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-static LIVE_NODES: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
@@ -54,7 +53,6 @@ pub(crate) struct Node<T: Element> {
 
 impl<T: Element> Node<T> {
     pub(crate) fn leaf() -> Arc<Self> {
-        LIVE_NODES.fetch_add(1, AtomicOrdering::Relaxed);
         Arc::new(Node {
             id: NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed),
             kind: OpKind::Leaf,
@@ -74,7 +72,6 @@ impl<T: Element> Drop for Node<T> {
     // Unlink the graph iteratively: the default recursive drop of a 100k-op chain would
     // overflow the stack.
     fn drop(&mut self) {
-        LIVE_NODES.fetch_sub(1, AtomicOrdering::Relaxed);
         let mut stack: SmallVec<[Arc<Node<T>>; 8]> = SmallVec::new();
         for t in self.inputs.drain(..) {
             stack.extend(t.node);
@@ -87,11 +84,6 @@ impl<T: Element> Drop for Node<T> {
             }
         }
     }
-}
-
-/// Number of tape nodes alive in the process: a loop that frees its graphs keeps this flat.
-pub fn live_nodes() -> usize {
-    LIVE_NODES.load(AtomicOrdering::Relaxed)
 }
 
 /// Whether ops on tracked tensors are being recorded on this thread.
@@ -157,6 +149,14 @@ impl<T: Element> BackwardCtx<'_, T> {
         self.node.inputs[i].node.is_some()
     }
 
+    /// Whether this backward pass is itself being recorded (`create_graph`). When it is
+    /// not, a rule may compute its gradient with one fused pass instead of a chain of
+    /// differentiable ops, as long as both give the same values.
+    #[inline]
+    pub fn create_graph(&self) -> bool {
+        is_grad_enabled()
+    }
+
     /// The op's output, for rules written in terms of it (exp, tanh, sigmoid, …).
     /// Only available to ops recorded with `save_output`.
     pub fn output(&self) -> Tensor<T> {
@@ -190,7 +190,6 @@ where
     if !inputs.iter().any(|t| t.node.is_some()) || !is_grad_enabled() {
         return out;
     }
-    LIVE_NODES.fetch_add(1, AtomicOrdering::Relaxed);
     out.node = Some(Arc::new(Node {
         id: NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed),
         kind,

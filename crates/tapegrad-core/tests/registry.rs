@@ -594,6 +594,33 @@ fn fast_mode_agrees_on_every_op() {
 }
 
 #[test]
+fn recorded_and_plain_backward_agree_bit_for_bit() {
+    // Rules may take a fused path when the backward pass is not recorded; it must give
+    // exactly the values of the differentiable path used under create_graph.
+    for op in registry() {
+        run_cases(&op, 64, |s| {
+            let xs: Vec<Tensor<f64>> = s.inputs.iter().map(|x| x.detach().requires_grad()).collect();
+            let y = (s.f)(&xs).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            if !y.is_tracked() {
+                return Ok(());
+            }
+            let v = Tensor::from_vec(
+                (0..y.numel()).map(|i| 0.5 + i as f64 * 0.25).collect(),
+                y.shape().clone(),
+            )
+            .unwrap();
+            let refs: Vec<&Tensor<f64>> = xs.iter().collect();
+            let plain = tapegrad_core::grad(&y, &refs, Some(&v), false).unwrap();
+            let recorded = tapegrad_core::grad(&y, &refs, Some(&v), true).unwrap();
+            for (p, r) in plain.iter().zip(&recorded) {
+                prop_assert_eq!(p.to_vec(), r.to_vec(), "{}", s.desc);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
 fn registry_covers_every_op() {
     // Run each entry once on tracked inputs and collect the op kinds its graph records;
     // together (first and second order) they must include every kind the tape knows.

@@ -70,6 +70,9 @@ impl<T: Element> Tensor<T> {
     pub fn sigmoid(&self) -> Tensor<T> {
         unary(OpKind::Sigmoid, self, true, sigmoid_scalar, |ctx| {
             let y = ctx.output();
+            if !ctx.create_graph() {
+                return fused_with_output(ctx.grad, &y, |g, y| g * (y * (T::one() - y)));
+            }
             ctx.grad.mul(&y.mul(&y.neg().add_scalar(T::one()))?)
         })
     }
@@ -137,6 +140,14 @@ impl<T: Element> Tensor<T> {
             },
         ))
     }
+}
+
+/// `f(g, y)` elementwise over a gradient and the op's output (same shape): the
+/// first-order rule of tanh or sigmoid in one pass, rounding exactly as the composite
+/// form does (`−(y·y) + 1` is `1 − y·y` in IEEE arithmetic).
+fn fused_with_output<T: Element>(g: &Tensor<T>, y: &Tensor<T>, f: impl Fn(T, T) -> T + Sync) -> Result<Tensor<T>> {
+    let data = elementwise::zip(g.data(), g.shape(), y.data(), y.shape(), g.shape(), f);
+    Ok(Tensor::from_arc(data, g.shape().clone()))
 }
 
 /// σ(x) without overflow: for x < 0 use eˣ/(1 + eˣ).
