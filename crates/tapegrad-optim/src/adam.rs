@@ -307,21 +307,71 @@ impl Rule for AdamConfig {
         } else {
             (c::<T>(self.lr / bc1), c::<T>(bc2.sqrt()))
         };
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let mut g = prep(g);
-            if l2 {
-                g += wd * *p;
-            }
-            if decoupled {
-                *p *= shrink;
-            }
-            *m = b1 * *m + one_minus_b1 * g;
-            *v = b2 * *v + one_minus_b2 * (g * g);
-            if keras {
-                *p -= (*m * a) / (v.sqrt() + eps);
-            } else {
-                *p -= a * (*m / (v.sqrt() / d + eps));
-            }
+        let k = AdamCoefs {
+            b1,
+            b2,
+            one_minus_b1,
+            one_minus_b2,
+            eps,
+            a,
+            d,
+            wd,
+            shrink,
+        };
+        // One loop per combination, so no branch sits inside the per-element loop and the
+        // compiler vectorises each (sqrt and division included).
+        match (keras, l2, decoupled) {
+            (true, false, false) => adam_loop::<T, G, true, false, false>(&k, p, g, &prep, m, v),
+            (false, false, false) => adam_loop::<T, G, false, false, false>(&k, p, g, &prep, m, v),
+            (true, true, _) => adam_loop::<T, G, true, true, false>(&k, p, g, &prep, m, v),
+            (false, true, _) => adam_loop::<T, G, false, true, false>(&k, p, g, &prep, m, v),
+            (true, false, true) => adam_loop::<T, G, true, false, true>(&k, p, g, &prep, m, v),
+            (false, false, true) => adam_loop::<T, G, false, false, true>(&k, p, g, &prep, m, v),
+        }
+    }
+}
+
+/// The per-step constants of one Adam update.
+struct AdamCoefs<T> {
+    b1: T,
+    b2: T,
+    one_minus_b1: T,
+    one_minus_b2: T,
+    eps: T,
+    /// Step size: η·√bc2/bc1 (Keras) or η/bc1 (PyTorch).
+    a: T,
+    /// Divisor of √v: 1 (Keras) or √bc2 (PyTorch).
+    d: T,
+    wd: T,
+    shrink: T,
+}
+
+/// The fused Adam update over one parameter's slice.
+#[inline(always)]
+fn adam_loop<T: Element, G: Fn(T) -> T, const KERAS: bool, const L2: bool, const DECOUPLED: bool>(
+    k: &AdamCoefs<T>,
+    p: &mut [T],
+    g: &[T],
+    prep: &G,
+    m: &mut [T],
+    v: &mut [T],
+) {
+    let n = p.len().min(g.len()).min(m.len()).min(v.len());
+    let (p, g, m, v) = (&mut p[..n], &g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let mut gi = prep(g[i]);
+        if L2 {
+            gi += k.wd * p[i];
+        }
+        if DECOUPLED {
+            p[i] *= k.shrink;
+        }
+        m[i] = k.b1 * m[i] + k.one_minus_b1 * gi;
+        v[i] = k.b2 * v[i] + k.one_minus_b2 * (gi * gi);
+        if KERAS {
+            p[i] -= (m[i] * k.a) / (v[i].sqrt() + k.eps);
+        } else {
+            p[i] -= k.a * (m[i] / (v[i].sqrt() / k.d + k.eps));
         }
     }
 }
