@@ -89,7 +89,10 @@ impl Dataset {
     pub fn batch<T: Element>(&self, indices: &[usize]) -> Result<(Tensor<T>, Vec<usize>)> {
         let per: usize = self.sample_dims.iter().product();
         // One conversion per byte value, not per pixel.
-        let lut: Vec<T> = (0..=255u8).map(|p| T::from_f64_lossy(p as f64 / 255.0)).collect();
+        let mut lut = [T::zero(); 256];
+        for (p, v) in lut.iter_mut().enumerate() {
+            *v = T::from_f64_lossy(p as f64 / 255.0);
+        }
         let mut x = vec![T::zero(); indices.len() * per];
         let mut y = Vec::with_capacity(indices.len());
         for (&i, dst) in indices.iter().zip(x.chunks_exact_mut(per)) {
