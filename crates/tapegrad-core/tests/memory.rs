@@ -43,7 +43,7 @@ fn t(v: &[f64], s: &[usize]) -> Tensor<f64> {
 fn a_training_loop_does_not_grow() {
     let mut w = t(&[0.5, -0.5, 0.25, 1.0], &[2, 2]).requires_grad();
     let x = t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
-    let mut step = |w: &mut Tensor<f64>| {
+    let step = |w: &mut Tensor<f64>| {
         let loss = x.matmul(w).unwrap().tanh().square().unwrap().mean_all().unwrap();
         let g = loss.backward().unwrap().wrt(w).unwrap();
         drop(loss);
