@@ -1,6 +1,6 @@
 //! Adam and AdamW, in PyTorch's or Keras's form.
 
-use crate::engine::{c, check_lr, check_nonneg, check_unit, pow_t, Engine, Hyper, Ops, Rule};
+use crate::engine::{c, check_lr, check_nonneg, check_unit, flush_subnormal, pow_t, Engine, Hyper, Ops, Rule};
 use crate::optimizer::impl_optimizer;
 use tapegrad_core::{Element, Result};
 
@@ -366,8 +366,8 @@ fn adam_loop<T: Element, G: Fn(T) -> T, const KERAS: bool, const L2: bool, const
         if DECOUPLED {
             p[i] *= k.shrink;
         }
-        m[i] = k.b1 * m[i] + k.one_minus_b1 * gi;
-        v[i] = k.b2 * v[i] + k.one_minus_b2 * (gi * gi);
+        m[i] = flush_subnormal(k.b1 * m[i] + k.one_minus_b1 * gi);
+        v[i] = flush_subnormal(k.b2 * v[i] + k.one_minus_b2 * (gi * gi));
         if KERAS {
             p[i] -= (m[i] * k.a) / (v[i].sqrt() + k.eps);
         } else {

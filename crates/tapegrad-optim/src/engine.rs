@@ -6,6 +6,23 @@ use crate::clip::GradClip;
 use crate::optimizer::{OptimizerState, StateBuffer};
 use tapegrad_core::{Element, Error, Gradients, Result, Tensor};
 
+/// A state value (momentum, moment or running average) with subnormal magnitude
+/// (below `T::min_positive_value()`, 1.2e-38 in `f32`) stored as zero.
+///
+/// Running averages decay geometrically (Adam's m by β₁ = 0.9 a step) wherever a
+/// gradient stops, so they pass through the subnormal range, and each arithmetic
+/// operation on a subnormal costs ~100 cycles on x86 (it measured as a 60% slowdown of
+/// an MNIST epoch). The value it replaces changes the parameter update by less than
+/// 1e-30 relative; normal values are untouched, bit for bit.
+#[inline(always)]
+pub(crate) fn flush_subnormal<T: Element>(x: T) -> T {
+    if x.abs() < T::min_positive_value() {
+        T::zero()
+    } else {
+        x
+    }
+}
+
 /// Error-message names of one optimizer's operations.
 pub(crate) struct Ops {
     pub new: &'static str,

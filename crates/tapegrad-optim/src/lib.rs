@@ -19,6 +19,15 @@
 //! each parameter's buffer per step, state allocated lazily on the first step and never
 //! again, and a serialisable [`OptimizerState`] for checkpoints.
 //!
+//! **One deliberate departure from the bare equations:** a state value (momentum buffer,
+//! moment, running average) whose magnitude would be subnormal (below 1.2e-38 in `f32`,
+//! 2.2e-308 in `f64`) is stored as zero. Running averages decay geometrically where a
+//! gradient stops, and on x86 each operation on a subnormal costs ~100 cycles: without the
+//! flush, Adam's update made MNIST epochs 60% slower. The flushed value changes a parameter
+//! update by less than 1e-30 relative; every normal value is computed bit for bit as the
+//! equations say. (TensorFlow, and so Keras, run with flush-to-zero on CPU for the same
+//! reason.)
+//!
 //! ```
 //! use tapegrad_core::Tensor;
 //! use tapegrad_optim::{Adam, Optimizer};

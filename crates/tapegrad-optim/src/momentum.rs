@@ -1,6 +1,6 @@
 //! SGD with momentum (heavy ball or Nesterov), in PyTorch's or Keras's form.
 
-use crate::engine::{c, check_lr, check_nonneg, check_unit, Engine, Hyper, Ops, Rule};
+use crate::engine::{c, check_lr, check_nonneg, check_unit, flush_subnormal, Engine, Hyper, Ops, Rule};
 use crate::optimizer::impl_optimizer;
 use tapegrad_core::{Element, Error, Result};
 
@@ -245,7 +245,7 @@ impl Rule for MomentumConfig {
                     if decay {
                         g += wd * *p;
                     }
-                    *b = if first { g } else { mu * *b + one_minus_tau * g };
+                    *b = flush_subnormal(if first { g } else { mu * *b + one_minus_tau * g });
                     let d = if nesterov { g + mu * *b } else { *b };
                     *p -= lr * d;
                 }
@@ -256,7 +256,7 @@ impl Rule for MomentumConfig {
                     if decay {
                         g += wd * *p;
                     }
-                    *v = mu * *v - lr * g;
+                    *v = flush_subnormal(mu * *v - lr * g);
                     *p += if nesterov { mu * *v - lr * g } else { *v };
                 }
             }

@@ -1,7 +1,7 @@
 //! RMSProp, with ε inside or outside the square root, centered or not, with or without
 //! momentum.
 
-use crate::engine::{c, check_lr, check_nonneg, check_unit, Engine, Hyper, Ops, Rule};
+use crate::engine::{c, check_lr, check_nonneg, check_unit, flush_subnormal, Engine, Hyper, Ops, Rule};
 use crate::momentum::MomentumStyle;
 use crate::optimizer::impl_optimizer;
 use tapegrad_core::{Element, Result};
@@ -277,10 +277,10 @@ impl Rule for RmsPropConfig {
             if decay {
                 gi += wd * p[i];
             }
-            s[i] = rho * s[i] + one_minus_rho * (gi * gi);
+            s[i] = flush_subnormal(rho * s[i] + one_minus_rho * (gi * gi));
             let mut den = s[i];
             if let Some(a) = avg.as_deref_mut() {
-                a[i] = rho * a[i] + one_minus_rho * gi;
+                a[i] = flush_subnormal(rho * a[i] + one_minus_rho * gi);
                 den -= a[i] * a[i];
             }
             let q = if inside {
@@ -291,11 +291,11 @@ impl Rule for RmsPropConfig {
             match buf.as_deref_mut() {
                 None => p[i] -= lr * q,
                 Some(b) if keras_momentum => {
-                    b[i] = mu * b[i] + lr * q;
+                    b[i] = flush_subnormal(mu * b[i] + lr * q);
                     p[i] -= b[i];
                 }
                 Some(b) => {
-                    b[i] = mu * b[i] + q;
+                    b[i] = flush_subnormal(mu * b[i] + q);
                     p[i] -= lr * b[i];
                 }
             }

@@ -303,3 +303,28 @@ fn momentum_style_default_is_explicit() {
     assert_eq!(MomentumConfig::pytorch(0.1, 0.9).style, MomentumStyle::PyTorch);
     assert_eq!(MomentumConfig::keras(0.1, 0.9).style, MomentumStyle::Keras);
 }
+
+#[test]
+fn subnormal_state_is_flushed_to_zero_and_normal_state_is_not() {
+    // A gradient that stops: Adam's first moment then decays by β₁ = 0.9 a step and would
+    // pass through the subnormal range (f32 below 1.18e-38) on its way to zero.
+    let mut w = Tensor::<f32>::from_vec(vec![1.0], [1]).unwrap();
+    let mut adam = Adam::<f32>::keras(1e-3).unwrap();
+    let mut saw_tiny_normal = false;
+    for step in 0..1200 {
+        let g = if step == 0 { 1e-3f32 } else { 0.0 };
+        let grad = Tensor::from_vec(vec![g], [1]).unwrap();
+        adam.step_with_grads(&mut [&mut w], &[Some(grad)]).unwrap();
+        let m = adam.state().buffers[0].per_param[0][0];
+        assert!(
+            m == 0.0 || m.abs() >= f32::MIN_POSITIVE,
+            "step {step}: m = {m:e} is subnormal"
+        );
+        saw_tiny_normal |= m != 0.0 && m.abs() < 1e-37;
+    }
+    assert!(
+        saw_tiny_normal,
+        "the moment should decay through the smallest normal values first"
+    );
+    assert_eq!(adam.state().buffers[0].per_param[0][0], 0.0);
+}
