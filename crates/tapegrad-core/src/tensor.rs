@@ -85,6 +85,23 @@ impl<T: Element> Tensor<T> {
         Ok(Self::from_parts(data, shape))
     }
 
+    /// A tensor over a shared buffer, without copying it (for loaders that fill an
+    /// `Arc<[T]>` themselves). Errors if the length does not fill `shape`.
+    pub fn from_shared(data: Arc<[T]>, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(Error::bad_shape(
+                "from_shared",
+                format!(
+                    "{} elements do not fill shape {shape} ({} elements)",
+                    data.len(),
+                    shape.numel()
+                ),
+            ));
+        }
+        Ok(Self::from_arc(data, shape))
+    }
+
     /// Like [`Tensor::from_vec`], copying from a slice.
     pub fn from_slice(data: &[T], shape: impl Into<Shape>) -> Result<Self> {
         Self::from_vec(data.to_vec(), shape)

@@ -111,8 +111,7 @@ where
         model.train(true);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
         let start = Instant::now();
-        for (step, idx) in batches.iter().enumerate() {
-            let (x, y) = train.batch::<T>(idx)?;
+        train.for_each_batch::<T>(&batches, |step, x, y| {
             let out = model.forward(&x)?;
             let loss = (config.loss)(&out, &y)?;
             let value = loss.item()?.as_f64();
@@ -134,7 +133,8 @@ where
             let mut params: Vec<&mut Tensor<T>> = model.parameters_mut().into_iter().map(|(_, p)| p).collect();
             optimizer.step(&mut params, &grads)?;
             progress.step(step + 1, loss_sum / seen as f64, correct / seen as f64);
-        }
+            Ok(())
+        })?;
         let seconds = start.elapsed().as_secs_f64();
         let (val_loss, val_accuracy) = match validation {
             Some(v) => {

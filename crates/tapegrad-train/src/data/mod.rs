@@ -6,6 +6,7 @@ pub mod mnist;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use std::sync::Arc;
 use tapegrad_core::{Element, Error, Result, Tensor};
 
 /// Images stored as bytes (`u8`, scaled to `[0, 1]` only when a batch is drawn) with one
@@ -93,9 +94,11 @@ impl Dataset {
         for (p, v) in lut.iter_mut().enumerate() {
             *v = T::from_f64_lossy(p as f64 / 255.0);
         }
-        let mut x = vec![T::zero(); indices.len() * per];
+        // Filled in place, so the tensor takes the buffer without a copy.
+        let mut x: Arc<[T]> = std::iter::repeat_n(T::zero(), indices.len() * per).collect();
+        let buf = Arc::get_mut(&mut x).expect("a fresh buffer is unshared");
         let mut y = Vec::with_capacity(indices.len());
-        for (&i, dst) in indices.iter().zip(x.chunks_exact_mut(per)) {
+        for (&i, dst) in indices.iter().zip(buf.chunks_exact_mut(per)) {
             if i >= self.len() {
                 return Err(Error::IndexOutOfRange {
                     op: "Dataset::batch",
@@ -110,7 +113,35 @@ impl Dataset {
         }
         let mut dims = vec![indices.len()];
         dims.extend_from_slice(&self.sample_dims);
-        Ok((Tensor::from_vec(x, dims)?, y))
+        Ok((Tensor::from_shared(x, dims)?, y))
+    }
+
+    /// Calls `step` on each batch of `batches` in order, preparing the next batch on a
+    /// second thread meanwhile (like a PyTorch `DataLoader` with one worker): gathering
+    /// random samples from the byte images waits on memory, and overlapping that with the
+    /// step hides it. The handoff is a bounded channel that blocks, so an idle or busy
+    /// second core costs nothing but the overlap. Stops at the first error.
+    pub fn for_each_batch<T: Element>(
+        &self,
+        batches: &[Vec<usize>],
+        mut step: impl FnMut(usize, Tensor<T>, Vec<usize>) -> Result<()>,
+    ) -> Result<()> {
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(2);
+            scope.spawn(move || {
+                for idx in batches {
+                    // A closed channel means the consumer stopped early: stop too.
+                    if tx.send(self.batch::<T>(idx)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for (i, batch) in rx.iter().enumerate() {
+                let (x, y) = batch?;
+                step(i, x, y)?;
+            }
+            Ok(())
+        })
     }
 
     /// The order of one epoch's samples, cut into batches: shuffled with a generator seeded
