@@ -10,7 +10,6 @@ use crate::shape::Shape;
 use crate::tape::record;
 use crate::tensor::Tensor;
 use smallvec::{smallvec, SmallVec};
-use std::sync::Arc;
 
 impl<T: Element> Tensor<T> {
     /// Matrix product, as `numpy.matmul` / `torch.matmul`.
@@ -87,34 +86,27 @@ impl<T: Element> Tensor<T> {
         let nb = batch.numel();
         let mut out_dims: SmallVec<[usize; 4]> = SmallVec::from_slice(batch.dims());
         out_dims.extend([m, n]);
-        // Written in place, so the product needs no copy into a shared buffer.
-        let mut data: Arc<[T]> = std::iter::repeat_n(T::zero(), nb * m * n).collect();
-        let buf = Arc::get_mut(&mut data).expect("a fresh buffer is unshared");
-        if nb == 1 {
-            gemm::matmul(a.data(), b.data(), buf, m, k, n, transpose_a, transpose_b);
-        } else {
-            // Offsets of each batch's matrix, in whole matrices, through broadcast strides.
-            let sa = a_batch.broadcast_strides(&batch);
-            let sb = b_batch.broadcast_strides(&batch);
-            let mut idx: SmallVec<[usize; 4]> = SmallVec::from_elem(0, batch.ndim());
-            let (asz, bsz) = (m * k, k * n);
-            for (i, cm) in buf.chunks_mut(m * n).enumerate() {
-                if i > 0 {
-                    for d in (0..batch.ndim()).rev() {
-                        idx[d] += 1;
-                        if idx[d] < batch.dims()[d] {
-                            break;
-                        }
-                        idx[d] = 0;
+        // Which matrix of `a` and of `b` each output matrix multiplies, through the
+        // broadcast batch strides.
+        let sa = a_batch.broadcast_strides(&batch);
+        let sb = b_batch.broadcast_strides(&batch);
+        let mut pairs = Vec::with_capacity(nb);
+        let mut idx: SmallVec<[usize; 4]> = SmallVec::from_elem(0, batch.ndim());
+        for i in 0..nb {
+            if i > 0 {
+                for d in (0..batch.ndim()).rev() {
+                    idx[d] += 1;
+                    if idx[d] < batch.dims()[d] {
+                        break;
                     }
+                    idx[d] = 0;
                 }
-                let oa: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
-                let ob: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
-                let am = &a.data()[oa * asz..(oa + 1) * asz];
-                let bm = &b.data()[ob * bsz..(ob + 1) * bsz];
-                gemm::matmul(am, bm, cm, m, k, n, transpose_a, transpose_b);
             }
+            let oa: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
+            let ob: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
+            pairs.push((oa, ob));
         }
+        let data = gemm::batched(a.data(), b.data(), &pairs, m, k, n, transpose_a, transpose_b);
         let out = Tensor::from_arc(data, Shape::from(out_dims));
         let (ta, tb) = (transpose_a, transpose_b);
         Ok(record(OpKind::MatMul, &[a, b], out, false, move |ctx| {
