@@ -34,6 +34,7 @@ pub mod gradcheck;
 pub(crate) mod kernels;
 pub mod ops;
 pub mod shape;
+mod storage;
 pub mod tape;
 pub mod tensor;
 

@@ -19,6 +19,7 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::ops::OpKind;
 use crate::shape::Shape;
+use crate::storage::Storage;
 use crate::tensor::Tensor;
 use smallvec::{smallvec, SmallVec};
 use std::cell::Cell;
@@ -47,7 +48,7 @@ pub(crate) struct Node<T: Element> {
     inputs: SmallVec<[Tensor<T>; 2]>,
     rule: Option<Rule<T>>,
     /// The output buffer, kept only by ops whose rule reads the output (exp, tanh, …).
-    saved_output: Option<Arc<[T]>>,
+    saved_output: Option<Storage<T>>,
     output_shape: Shape,
 }
 
@@ -195,7 +196,7 @@ where
         kind,
         inputs: inputs.iter().map(|&t| t.clone()).collect(),
         rule: Some(Box::new(rule)),
-        saved_output: save_output.then(|| Arc::clone(&out.data)),
+        saved_output: save_output.then(|| out.data.clone()),
         output_shape: out.shape.clone(),
     }));
     out
@@ -255,23 +256,25 @@ impl<T: Element> Gradients<T> {
     }
 }
 
-struct Pending<T: Element> {
-    node: Arc<Node<T>>,
+/// A node waiting for backward, with the gradient that has reached it. Borrowed from the
+/// root's graph, which outlives the sweep, so queuing costs no reference counting.
+struct Pending<'g, T: Element> {
+    node: &'g Arc<Node<T>>,
     grad: Tensor<T>,
 }
 
-impl<T: Element> PartialEq for Pending<T> {
+impl<T: Element> PartialEq for Pending<'_, T> {
     fn eq(&self, o: &Self) -> bool {
         self.node.id == o.node.id
     }
 }
-impl<T: Element> Eq for Pending<T> {}
-impl<T: Element> PartialOrd for Pending<T> {
+impl<T: Element> Eq for Pending<'_, T> {}
+impl<T: Element> PartialOrd for Pending<'_, T> {
     fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
         Some(self.cmp(o))
     }
 }
-impl<T: Element> Ord for Pending<T> {
+impl<T: Element> Ord for Pending<'_, T> {
     fn cmp(&self, o: &Self) -> Ordering {
         self.node.id.cmp(&o.node.id)
     }
@@ -317,7 +320,7 @@ fn sweep<T: Element>(
     let mut kept = Vec::new();
     let mut heap = BinaryHeap::new();
     heap.push(Pending {
-        node: Arc::clone(root_node),
+        node: root_node,
         grad: seed,
     });
     while let Some(mut p) = heap.pop() {
@@ -328,7 +331,7 @@ fn sweep<T: Element>(
             let q = heap.pop().expect("peeked");
             p.grad = p.grad.add(&q.grad)?;
         }
-        let node = &p.node;
+        let node = p.node;
         let wanted = match keep {
             Keep::Leaves => node.is_leaf(),
             Keep::Ids(ids) => ids.binary_search(&node.id).is_ok(),
@@ -355,10 +358,7 @@ fn sweep<T: Element>(
                     ),
                 ));
             }
-            heap.push(Pending {
-                node: Arc::clone(in_node),
-                grad: g,
-            });
+            heap.push(Pending { node: in_node, grad: g });
         }
     }
     kept.reverse();

@@ -4,6 +4,7 @@
 use crate::element::{c, Element};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
+use crate::storage::Storage;
 use crate::tape::Node;
 use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
@@ -26,7 +27,7 @@ use std::sync::Arc;
 /// # Ok::<(), tapegrad_core::Error>(())
 /// ```
 pub struct Tensor<T: Element> {
-    pub(crate) data: Arc<[T]>,
+    pub(crate) data: Storage<T>,
     pub(crate) shape: Shape,
     pub(crate) node: Option<Arc<Node<T>>>,
 }
@@ -34,7 +35,7 @@ pub struct Tensor<T: Element> {
 impl<T: Element> Clone for Tensor<T> {
     fn clone(&self) -> Self {
         Tensor {
-            data: Arc::clone(&self.data),
+            data: self.data.clone(),
             shape: self.shape.clone(),
             node: self.node.clone(),
         }
@@ -53,12 +54,12 @@ impl<T: Element> Tensor<T> {
     /// and use [`Tensor::from_arc`] instead.
     #[inline]
     pub(crate) fn from_parts(data: Vec<T>, shape: Shape) -> Self {
-        Self::from_arc(Arc::from(data), shape)
+        Self::from_storage(Storage::from_vec(data), shape)
     }
 
-    /// Internal constructor over a shared buffer; the caller guarantees the length.
+    /// Internal constructor over a buffer; the caller guarantees the length.
     #[inline]
-    pub(crate) fn from_arc(data: Arc<[T]>, shape: Shape) -> Self {
+    pub(crate) fn from_storage(data: Storage<T>, shape: Shape) -> Self {
         debug_assert_eq!(data.len(), shape.numel());
         Tensor {
             data,
@@ -99,7 +100,7 @@ impl<T: Element> Tensor<T> {
                 ),
             ));
         }
-        Ok(Self::from_arc(data, shape))
+        Ok(Self::from_storage(data.into(), shape))
     }
 
     /// Like [`Tensor::from_vec`], copying from a slice.
@@ -238,7 +239,7 @@ impl<T: Element> Tensor<T> {
     /// This is how optimizers update parameters in place; it keeps the tensor's
     /// autograd identity, so gradients of later steps are still found under it.
     pub fn data_mut(&mut self) -> &mut [T] {
-        Arc::make_mut(&mut self.data)
+        self.data.make_mut()
     }
 
     /// The elements as a new `Vec`.
@@ -312,7 +313,7 @@ impl<T: Element> Tensor<T> {
     /// The same values, cut from the graph: nothing flows back through the result.
     pub fn detach(&self) -> Self {
         Tensor {
-            data: Arc::clone(&self.data),
+            data: self.data.clone(),
             shape: self.shape.clone(),
             node: None,
         }

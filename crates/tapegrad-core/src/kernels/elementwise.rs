@@ -3,42 +3,42 @@
 //! small index counter.
 
 use crate::shape::Shape;
+use crate::storage::Storage;
 use rayon::prelude::*;
-use std::sync::Arc;
 
 /// Below this many elements a map runs on one thread: spawning costs more than it saves.
 const PAR_MIN: usize = 1 << 16;
 
 /// `f` applied to every element. Small results are collected straight into the shared
 /// buffer (one allocation); large ones are computed in parallel, then moved in.
-pub(crate) fn map<T: Copy + Send + Sync, F: Fn(T) -> T + Sync>(x: &[T], f: F) -> Arc<[T]> {
+pub(crate) fn map<T: Copy + Default + Send + Sync, F: Fn(T) -> T + Sync>(x: &[T], f: F) -> Storage<T> {
     if x.len() >= PAR_MIN {
-        Arc::from(x.par_iter().map(|&v| f(v)).collect::<Vec<T>>())
+        Storage::from_vec(x.par_iter().map(|&v| f(v)).collect::<Vec<T>>())
     } else {
-        x.iter().map(|&v| f(v)).collect()
+        Storage::collect_exact(x.len(), x.iter().map(|&v| f(v)))
     }
 }
 
 /// `f(a, b)` with NumPy broadcasting to `out`; the caller has checked that both shapes
 /// broadcast to `out`.
-pub(crate) fn zip<T: Copy + Send + Sync, F: Fn(T, T) -> T + Sync>(
+pub(crate) fn zip<T: Copy + Default + Send + Sync, F: Fn(T, T) -> T + Sync>(
     a: &[T],
     sa: &Shape,
     b: &[T],
     sb: &Shape,
     out: &Shape,
     f: F,
-) -> Arc<[T]> {
+) -> Storage<T> {
     if sa == sb {
         if a.len() >= PAR_MIN {
-            return Arc::from(
+            return Storage::from_vec(
                 a.par_iter()
                     .zip(b.par_iter())
                     .map(|(&x, &y)| f(x, y))
                     .collect::<Vec<T>>(),
             );
         }
-        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
+        return Storage::collect_exact(a.len(), a.iter().zip(b).map(|(&x, &y)| f(x, y)));
     }
     if b.len() == 1 {
         let y = b[0];
@@ -61,7 +61,7 @@ pub(crate) fn zip<T: Copy + Send + Sync, F: Fn(T, T) -> T + Sync>(
             _ => res.extend((0..len).map(|j| f(a[oa + j * ia], b[ob + j * ib]))),
         }
     });
-    Arc::from(res)
+    Storage::from_vec(res)
 }
 
 /// Reads `src` through per-dimension `strides` (in elements, one per dim of `out`) into a

@@ -44,7 +44,7 @@ where
         a.shape().broadcast(kind.name(), b.shape())?
     };
     let data = elementwise::zip(a.data(), a.shape(), b.data(), b.shape(), &shape, f);
-    let out = Tensor::from_arc(data, shape);
+    let out = Tensor::from_storage(data, shape);
     Ok(record(kind, &[a, b], out, save_output, move |ctx| {
         let (ga, gb) = rule(ctx)?;
         let ga = ga.map(|g| sum_to_input(g, ctx.input(0))).transpose()?;
@@ -65,7 +65,7 @@ where
         + std::panic::RefUnwindSafe
         + 'static,
 {
-    let out = Tensor::from_arc(elementwise::map(x.data(), f), x.shape().clone());
+    let out = Tensor::from_storage(elementwise::map(x.data(), f), x.shape().clone());
     record(kind, &[x], out, save_output, move |ctx| Ok(one(rule(ctx)?)))
 }
 
@@ -79,7 +79,7 @@ pub(crate) fn mask2<T: Element>(a: &Tensor<T>, b: &Tensor<T>, pred: impl Fn(T, T
             T::zero()
         }
     });
-    Ok(Tensor::from_arc(data, shape))
+    Ok(Tensor::from_storage(data, shape))
 }
 
 impl<T: Element> Tensor<T> {

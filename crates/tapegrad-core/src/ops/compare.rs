@@ -16,7 +16,7 @@ macro_rules! comparison {
             let data = elementwise::zip(self.data(), self.shape(), other.data(), other.shape(), &shape, |a, b| {
                 if a $op b { T::one() } else { T::zero() }
             });
-            Ok(Tensor::from_arc(data, shape))
+            Ok(Tensor::from_storage(data, shape))
         }
     };
 }
@@ -40,7 +40,7 @@ impl<T: Element> Tensor<T> {
                 v
             }
         });
-        Tensor::from_arc(data, self.shape().clone())
+        Tensor::from_storage(data, self.shape().clone())
     }
 
     /// Index of the (first) largest element along `axis`; that dim is removed (or kept as

@@ -212,7 +212,7 @@ impl<T: Element> Tensor<T> {
                 )
             })?;
         let m = cond.detach().broadcast_to(&shape)?;
-        let m = Tensor::from_arc(
+        let m = Tensor::from_storage(
             elementwise::map(m.data(), |v| if v != T::zero() { T::one() } else { T::zero() }),
             shape.clone(),
         );

@@ -11,7 +11,6 @@ use crate::tape::{one, record, InputGrads};
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
 use std::ops::Range;
-use std::sync::Arc;
 
 /// Sizes of the dims before and after `axis`, for moving whole blocks along it.
 fn outer_inner(shape: &Shape, axis: usize) -> (usize, usize) {
@@ -33,7 +32,7 @@ impl<T: Element> Tensor<T> {
             ));
         }
         let out = Tensor {
-            data: Arc::clone(&self.data),
+            data: self.data.clone(),
             shape,
             node: None,
         };

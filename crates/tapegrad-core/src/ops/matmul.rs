@@ -107,7 +107,7 @@ impl<T: Element> Tensor<T> {
             pairs.push((oa, ob));
         }
         let data = gemm::batched(a.data(), b.data(), &pairs, m, k, n, transpose_a, transpose_b);
-        let out = Tensor::from_arc(data, Shape::from(out_dims));
+        let out = Tensor::from_storage(data.into(), Shape::from(out_dims));
         let (ta, tb) = (transpose_a, transpose_b);
         Ok(record(OpKind::MatMul, &[a, b], out, false, move |ctx| {
             let (a, b, g) = (ctx.input(0), ctx.input(1), ctx.grad);

@@ -11,7 +11,7 @@ use crate::tensor::Tensor;
 
 /// An untracked tensor of `f(x)` for each element of `x` (used for masks and signs).
 fn constant_map<T: Element>(x: &Tensor<T>, f: impl Fn(T) -> T + Sync) -> Tensor<T> {
-    Tensor::from_arc(elementwise::map(x.data(), f), x.shape().clone())
+    Tensor::from_storage(elementwise::map(x.data(), f), x.shape().clone())
 }
 
 impl<T: Element> Tensor<T> {
@@ -147,7 +147,7 @@ impl<T: Element> Tensor<T> {
 /// form does (`−(y·y) + 1` is `1 − y·y` in IEEE arithmetic).
 fn fused_with_output<T: Element>(g: &Tensor<T>, y: &Tensor<T>, f: impl Fn(T, T) -> T + Sync) -> Result<Tensor<T>> {
     let data = elementwise::zip(g.data(), g.shape(), y.data(), y.shape(), g.shape(), f);
-    Ok(Tensor::from_arc(data, g.shape().clone()))
+    Ok(Tensor::from_storage(data, g.shape().clone()))
 }
 
 /// σ(x) without overflow: for x < 0 use eˣ/(1 + eˣ).
