@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks of tapegrad and ../shared/peers, one run at a time in one session,
+# so that the ratios compare like with like. Prints the RESULT lines and appends them to
+# $OUT (default bench-results.txt). Needs the peers set up as their README says
+# (python venv: peers/python/setup.sh; Rust: cargo build --release -p dfdx-peer|candle-peer|burn-peer).
+#
+#   bash scripts/bench_peers.sh [micro] [mlp2] [mlp10]     (default: all three)
+#
+# micro: matmul GFLOP/s and the 10,000-op autograd chain; mlp2: 2-epoch MNIST runs, twice
+# each, interleaved; mlp10: one 10-epoch run each (accuracy and steady epochs).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=${SHARED:-$ROOT/../shared}
+VENV=${PEERS_VENV:-$HOME/.cache/tapegrad-peers/venv}
+PT=${CARGO_TARGET_DIR_PEERS:-$HOME/.cache/tapegrad-peers/target}/release
+OUT=${OUT:-$ROOT/bench-results.txt}
+export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
+parts=${*:-micro mlp2 mlp10}
+
+cd "$ROOT"
+cargo build --release --example mnist -q
+CORE_BENCH=$(cargo bench -p tapegrad-core --bench core --no-run 2>&1 | grep -o 'target/release/deps/core-[0-9a-f]*')
+export MNIST_DIR=$ROOT/data/mnist
+
+run() { # name, command...
+    local name=$1; shift
+    echo "## $name" >&2
+    "$@" 2>&1 | grep '^RESULT' | sed "s/\$/ run=$name/" | tee -a "$OUT"
+}
+
+for part in $parts; do
+    case $part in
+    micro)
+        run core "$CORE_BENCH"
+        run numpy-torch "$VENV/bin/python" "$SHARED/peers/python/matmul.py"
+        run torch-tape "$VENV/bin/python" "$SHARED/peers/python/tape_overhead.py" --no-jax --jit-ops
+        for p in dfdx candle burn; do [ -x "$PT/${p}_micro" ] && run "$p-micro" "$PT/${p}_micro"; done
+        ;;
+    mlp2)
+        for rep in 1 2; do
+            run "tapegrad-e2-$rep" target/release/examples/mnist --epochs 2
+            run "torch-e2-$rep" "$VENV/bin/python" "$SHARED/peers/python/torch_mlp.py" --epochs 2
+            [ -x "$PT/dfdx_mlp" ] && run "dfdx-e2-$rep" "$PT/dfdx_mlp" --epochs 2
+            [ -x "$PT/candle_mlp" ] && run "candle-e2-$rep" "$PT/candle_mlp" --epochs 2
+            if [ -x "$PT/burn_mlp" ]; then
+                run "burn-flex-e2-$rep" "$PT/burn_mlp" --epochs 2 --backend flex
+                run "burn-ndarray-e2-$rep" "$PT/burn_mlp" --epochs 2 --backend ndarray
+            fi
+            run "jax-step-e2-$rep" "$VENV/bin/python" "$SHARED/peers/python/jax_mlp.py" --epochs 2 --mode step
+        done
+        ;;
+    mlp10)
+        run tapegrad-e10 target/release/examples/mnist --epochs 10
+        run torch-e10 "$VENV/bin/python" "$SHARED/peers/python/torch_mlp.py" --epochs 10
+        [ -x "$PT/dfdx_mlp" ] && run dfdx-e10 "$PT/dfdx_mlp" --epochs 10
+        [ -x "$PT/burn_mlp" ] && run burn-flex-e10 "$PT/burn_mlp" --epochs 10 --backend flex
+        run keras-e10 "$VENV/bin/python" "$SHARED/peers/python/keras_mlp.py" --epochs 10
+        ;;
+    esac
+done
