@@ -1,7 +1,7 @@
 //! Binary arithmetic with NumPy broadcasting, scalar forms, and operator overloads.
 //!
 //! Broadcasting is handled once, here: a binary op computes its rule at the broadcast
-//! output shape, and [`sum_to_input`] sums each gradient back over the dimensions that
+//! output shape, and `sum_to_input` sums each gradient back over the dimensions that
 //! input was broadcast along.
 
 use crate::element::{c, Element};

@@ -22,133 +22,74 @@ pub mod reduce;
 pub mod softmax;
 pub mod unary;
 
-/// The primitive ops the tape records. Composite ops (mean, softmax, stack, …) are built
-/// from these and inherit their rules. Each variant is named after the [`Tensor`](crate::Tensor)
-/// method that records it (`MatMul` ← `matmul`/`matmul_t`, `PowScalar` ← `powf`, …).
-#[allow(missing_docs)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum OpKind {
-    /// A tracked leaf (not an op).
-    Leaf,
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Maximum,
-    Minimum,
-    AddScalar,
-    MulScalar,
-    PowScalar,
-    Neg,
-    Exp,
-    Log,
-    Sqrt,
-    Abs,
-    Tanh,
-    Sigmoid,
-    Relu,
-    LeakyRelu,
-    Softplus,
-    Clamp,
-    MatMul,
-    Sum,
-    Max,
-    Min,
-    Reshape,
-    Permute,
-    BroadcastTo,
-    Narrow,
-    Concat,
-    IndexSelect,
-    IndexAdd,
-    Gather,
-    ScatterAdd,
-    Where,
+/// Declares [`OpKind`], its [`OpKind::ALL`] list and [`OpKind::name`] from one list, so a
+/// new op cannot be left out of `ALL` (and so out of the registry's coverage check).
+macro_rules! op_kinds {
+    ($($kind:ident => $name:literal,)*) => {
+        /// The primitive ops the tape records. Composite ops (mean, softmax, stack, …) are
+        /// built from these and inherit their rules. Each variant is named after the
+        /// [`Tensor`](crate::Tensor) method that records it (`MatMul` ← `matmul`/`matmul_t`,
+        /// `PowScalar` ← `powf`, …).
+        #[allow(missing_docs)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum OpKind {
+            /// A tracked leaf (not an op).
+            Leaf,
+            $($kind,)*
+        }
+
+        impl OpKind {
+            /// Every recorded op except [`OpKind::Leaf`], in declaration order.
+            pub const ALL: &'static [OpKind] = &[$(OpKind::$kind,)*];
+
+            /// The op's name as it appears in error messages (`"matmul"`, `"add"`, …).
+            pub fn name(self) -> &'static str {
+                match self {
+                    OpKind::Leaf => "leaf",
+                    $(OpKind::$kind => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl OpKind {
-    /// Every recorded op except [`OpKind::Leaf`], in declaration order.
-    pub const ALL: &'static [OpKind] = &[
-        OpKind::Add,
-        OpKind::Sub,
-        OpKind::Mul,
-        OpKind::Div,
-        OpKind::Pow,
-        OpKind::Maximum,
-        OpKind::Minimum,
-        OpKind::AddScalar,
-        OpKind::MulScalar,
-        OpKind::PowScalar,
-        OpKind::Neg,
-        OpKind::Exp,
-        OpKind::Log,
-        OpKind::Sqrt,
-        OpKind::Abs,
-        OpKind::Tanh,
-        OpKind::Sigmoid,
-        OpKind::Relu,
-        OpKind::LeakyRelu,
-        OpKind::Softplus,
-        OpKind::Clamp,
-        OpKind::MatMul,
-        OpKind::Sum,
-        OpKind::Max,
-        OpKind::Min,
-        OpKind::Reshape,
-        OpKind::Permute,
-        OpKind::BroadcastTo,
-        OpKind::Narrow,
-        OpKind::Concat,
-        OpKind::IndexSelect,
-        OpKind::IndexAdd,
-        OpKind::Gather,
-        OpKind::ScatterAdd,
-        OpKind::Where,
-    ];
-
-    /// The op's name as it appears in error messages (`"matmul"`, `"add"`, …).
-    pub fn name(self) -> &'static str {
-        match self {
-            OpKind::Leaf => "leaf",
-            OpKind::Add => "add",
-            OpKind::Sub => "sub",
-            OpKind::Mul => "mul",
-            OpKind::Div => "div",
-            OpKind::Pow => "pow",
-            OpKind::Maximum => "maximum",
-            OpKind::Minimum => "minimum",
-            OpKind::AddScalar => "add_scalar",
-            OpKind::MulScalar => "mul_scalar",
-            OpKind::PowScalar => "powf",
-            OpKind::Neg => "neg",
-            OpKind::Exp => "exp",
-            OpKind::Log => "log",
-            OpKind::Sqrt => "sqrt",
-            OpKind::Abs => "abs",
-            OpKind::Tanh => "tanh",
-            OpKind::Sigmoid => "sigmoid",
-            OpKind::Relu => "relu",
-            OpKind::LeakyRelu => "leaky_relu",
-            OpKind::Softplus => "softplus",
-            OpKind::Clamp => "clamp",
-            OpKind::MatMul => "matmul",
-            OpKind::Sum => "sum",
-            OpKind::Max => "max",
-            OpKind::Min => "min",
-            OpKind::Reshape => "reshape",
-            OpKind::Permute => "permute",
-            OpKind::BroadcastTo => "broadcast_to",
-            OpKind::Narrow => "narrow",
-            OpKind::Concat => "concat",
-            OpKind::IndexSelect => "index_select",
-            OpKind::IndexAdd => "index_add",
-            OpKind::Gather => "gather",
-            OpKind::ScatterAdd => "scatter_add",
-            OpKind::Where => "where_cond",
-        }
-    }
+op_kinds! {
+    Add => "add",
+    Sub => "sub",
+    Mul => "mul",
+    Div => "div",
+    Pow => "pow",
+    Maximum => "maximum",
+    Minimum => "minimum",
+    AddScalar => "add_scalar",
+    MulScalar => "mul_scalar",
+    PowScalar => "powf",
+    Neg => "neg",
+    Exp => "exp",
+    Log => "log",
+    Sqrt => "sqrt",
+    Abs => "abs",
+    Tanh => "tanh",
+    Sigmoid => "sigmoid",
+    Relu => "relu",
+    LeakyRelu => "leaky_relu",
+    Softplus => "softplus",
+    Clamp => "clamp",
+    MatMul => "matmul",
+    Sum => "sum",
+    Max => "max",
+    Min => "min",
+    Reshape => "reshape",
+    Permute => "permute",
+    BroadcastTo => "broadcast_to",
+    Narrow => "narrow",
+    Concat => "concat",
+    IndexSelect => "index_select",
+    IndexAdd => "index_add",
+    Gather => "gather",
+    ScatterAdd => "scatter_add",
+    Where => "where_cond",
 }
 
 #[cfg(test)]
