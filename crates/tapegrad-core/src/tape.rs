@@ -1,6 +1,6 @@
 //! The tape: how ops are recorded and how [`Tensor::backward`] replays them in reverse.
 //!
-//! Every op on a tracked tensor records a [`Node`]: which op it was, its inputs, and its
+//! Every op on a tracked tensor records a `Node`: which op it was, its inputs, and its
 //! *gradient rule*, a closure that maps the gradient of the output to the gradients of the
 //! inputs (a vector-Jacobian product). Node ids come from one increasing counter, so an
 //! op's id is larger than its inputs' ids: the nodes sorted by decreasing id are a
