@@ -1,7 +1,7 @@
 //! # tapegrad-train
 //!
 //! Datasets and the training loop: an IDX/MNIST reader, seeded mini-batches, and a
-//! Keras-like [`fit`]/[`evaluate`] with a progress bar and a [`History`] that can be saved
+//! Keras-like [`fit()`]/[`evaluate`] with a progress bar and a [`History`] that can be saved
 //! as CSV, JSON or an SVG chart of the training curves.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
