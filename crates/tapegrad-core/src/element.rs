@@ -3,13 +3,22 @@
 use num_traits::{Float, NumAssign};
 use std::fmt::{Debug, Display, LowerExp};
 
-/// A floating-point element type: `f32` or `f64`.
+mod sealed {
+    /// Only `f32` and `f64`: the GEMM kernel's safety relies on `gemm_raw` writing every
+    /// element of C, which an outside implementation could not promise.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// A floating-point element type: `f32` or `f64` (the trait is sealed).
 ///
 /// Everything the tensor and its kernels need from a scalar: the `num-traits` float
 /// interface, a name for error messages and checkpoints, and the matrix-product kernel
 /// for that precision.
 pub trait Element:
-    Float
+    sealed::Sealed
+    + Float
     + NumAssign
     + Default
     + Debug

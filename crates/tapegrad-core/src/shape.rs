@@ -26,10 +26,15 @@ impl Shape {
         self.0.len()
     }
 
-    /// Number of elements: the product of the dims (1 for a scalar).
+    /// Number of elements: the product of the dims (1 for a scalar). Saturates at
+    /// `usize::MAX` rather than wrapping, so a shape too large for memory can never pass a
+    /// length check against a real buffer.
     #[inline]
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.0
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .unwrap_or(usize::MAX)
     }
 
     /// Row-major strides in elements: the last dim has stride 1.
@@ -43,7 +48,7 @@ impl Shape {
 
     /// Maps a possibly negative axis (`-1` is the last) into `0..ndim`.
     pub fn axis(&self, op: &'static str, axis: isize) -> Result<usize> {
-        normalize_axis(op, axis, self.ndim()).ok_or_else(|| Error::BadAxis {
+        normalize_axis(axis, self.ndim()).ok_or_else(|| Error::BadAxis {
             op,
             axis,
             shape: self.clone(),
@@ -57,11 +62,10 @@ impl Shape {
         for &a in axes {
             let ax = self.axis(op, a)?;
             if out.contains(&ax) {
-                return Err(Error::BadAxis {
+                return Err(Error::bad_shape(
                     op,
-                    axis: a,
-                    shape: self.clone(),
-                });
+                    format!("axis {a} is repeated in {axes:?} (shape {self})"),
+                ));
             }
             out.push(ax);
         }
@@ -126,6 +130,11 @@ impl Shape {
             .collect()
     }
 
+    /// Sizes of the dims before and after `axis`, for moving whole blocks along it.
+    pub(crate) fn outer_inner(&self, axis: usize) -> (usize, usize) {
+        (self.0[..axis].iter().product(), self.0[axis + 1..].iter().product())
+    }
+
     /// The shape with `axes` (sorted, normalised) set to 1 (`keepdim`) or removed.
     pub(crate) fn reduced(&self, axes: &[usize], keepdim: bool) -> Shape {
         let mut dims = SmallVec::new();
@@ -143,7 +152,7 @@ impl Shape {
 }
 
 /// `axis` in `-ndim..ndim` mapped into `0..ndim`, else `None`.
-pub(crate) fn normalize_axis(_op: &'static str, axis: isize, ndim: usize) -> Option<usize> {
+pub(crate) fn normalize_axis(axis: isize, ndim: usize) -> Option<usize> {
     let n = ndim as isize;
     let a = if axis < 0 { axis + n } else { axis };
     (0..n).contains(&a).then_some(a as usize)

@@ -209,6 +209,8 @@ where
 pub struct Gradients<T: Element> {
     /// Sorted by node id, for binary search.
     entries: Vec<(u64, Tensor<T>)>,
+    /// Made by `backward`, which keeps leaf gradients only.
+    leaves_only: bool,
 }
 
 impl<T: Element> std::fmt::Debug for Gradients<T> {
@@ -229,9 +231,21 @@ impl<T: Element> Gradients<T> {
             .map(|i| &self.entries[i].1)
     }
 
-    /// The gradient for `t`: zeros if the output does not depend on it, an error if `t`
-    /// is not tracked (a gradient was asked of a tensor that cannot have one).
+    /// The gradient for `t`: zeros if the output does not depend on it. An error if `t`
+    /// is not tracked (a gradient was asked of a tensor that cannot have one), or if it is
+    /// an intermediate result and these gradients came from `backward`, which keeps those
+    /// of leaves only (use [`grad`] for intermediate tensors).
     pub fn wrt(&self, t: &Tensor<T>) -> Result<Tensor<T>> {
+        if self.leaves_only && t.is_tracked() && !t.is_leaf() {
+            return Err(Error::autograd(
+                "gradients",
+                format!(
+                    "the tensor of shape {} is an intermediate result, and backward() keeps the \
+                     gradients of leaves only; use grad(&output, &[&tensor], …) for it",
+                    t.shape()
+                ),
+            ));
+        }
         if !t.is_tracked() {
             return Err(Error::autograd(
                 "gradients",
@@ -390,7 +404,10 @@ impl<T: Element> Tensor<T> {
     /// are themselves differentiable (for grad-of-grad and Hessian-vector products).
     pub fn backward_with(&self, seed: &Tensor<T>, create_graph: bool) -> Result<Gradients<T>> {
         let entries = sweep(self, seed.clone(), create_graph, Keep::Leaves)?;
-        Ok(Gradients { entries })
+        Ok(Gradients {
+            entries,
+            leaves_only: true,
+        })
     }
 }
 
@@ -458,7 +475,10 @@ pub fn grad<T: Element>(
     sorted.sort_unstable();
     sorted.dedup();
     let entries = sweep(output, seed, create_graph, Keep::Ids(&sorted))?;
-    let found = Gradients { entries };
+    let found = Gradients {
+        entries,
+        leaves_only: false,
+    };
     inputs.iter().map(|t| found.wrt(t)).collect()
 }
 

@@ -50,8 +50,8 @@ impl<T: Element> std::fmt::Debug for Tensor<T> {
 
 impl<T: Element> Tensor<T> {
     /// Internal constructor: the caller guarantees `data.len() == shape.numel()`.
-    /// Copies the Vec into a shared buffer; hot kernels build an `Arc<[T]>` directly
-    /// and use [`Tensor::from_arc`] instead.
+    /// Copies the Vec into a shared buffer (or inline); hot kernels build their
+    /// [`Storage`] directly and use `from_storage` instead.
     #[inline]
     pub(crate) fn from_parts(data: Vec<T>, shape: Shape) -> Self {
         Self::from_storage(Storage::from_vec(data), shape)
@@ -149,8 +149,15 @@ impl<T: Element> Tensor<T> {
                 format!("need finite start/end and a non-zero finite step, got start={start} end={end} step={step}"),
             ));
         }
-        let n = ((end - start) / step).ceil();
-        let n = if n > T::zero() { n.as_f64() as usize } else { 0 };
+        let n = ((end - start) / step).ceil().as_f64();
+        // Bounded so that a huge range is an error, not an allocation failure.
+        if !(n < (1u64 << 40) as f64) {
+            return Err(Error::bad_value(
+                "arange",
+                format!("start={start} end={end} step={step} would give {n} elements"),
+            ));
+        }
+        let n = if n > 0.0 { n as usize } else { 0 };
         let data = (0..n).map(|i| start + step * c::<T>(i as f64)).collect();
         Ok(Self::from_parts(data, Shape::from([n])))
     }
@@ -177,8 +184,11 @@ impl<T: Element> Tensor<T> {
     }
 
     /// The `n × n` identity matrix.
+    ///
+    /// # Panics
+    /// If `n²` overflows `usize` (no such matrix fits in memory).
     pub fn eye(n: usize) -> Self {
-        let mut data = vec![T::zero(); n * n];
+        let mut data = vec![T::zero(); n.checked_mul(n).expect("eye: n² overflows usize")];
         for i in 0..n {
             data[i * n + i] = T::one();
         }

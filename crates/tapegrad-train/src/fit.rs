@@ -26,7 +26,8 @@ pub enum Verbosity {
     Silent,
 }
 
-/// A loss of `(model output, integer labels)`, e.g. sparse categorical cross-entropy.
+/// A loss of `(model output, integer labels)` averaged over the batch, e.g. sparse
+/// categorical cross-entropy. `fit` and `evaluate` weight each batch's value by its size.
 pub type LossFn<T> = fn(&Tensor<T>, &[usize]) -> Result<Tensor<T>>;
 
 /// Sparse categorical cross-entropy from logits, averaged over the batch: the loss of the
@@ -98,6 +99,17 @@ where
             ),
         ));
     }
+    if train.is_empty() || (config.drop_last && train.len() < config.batch_size) {
+        return Err(Error::bad_value(
+            "fit",
+            format!(
+                "{} training samples give no full batch of {} (drop_last = {})",
+                train.len(),
+                config.batch_size,
+                config.drop_last
+            ),
+        ));
+    }
     let mut history = History::default();
     for epoch in 1..=config.epochs {
         let batches = train.batch_indices(
@@ -113,8 +125,8 @@ where
         let start = Instant::now();
         train.for_each_batch::<T>(&batches, |step, x, y| {
             let out = model.forward(&x)?;
-            let loss = (config.loss)(&out, &y)?;
-            let value = loss.item()?.as_f64();
+            let batch_loss = (config.loss)(&out, &y)?;
+            let value = batch_loss.item()?.as_f64();
             if !value.is_finite() {
                 return Err(Error::bad_value(
                     "fit",
@@ -125,11 +137,12 @@ where
             correct += metrics::accuracy(&out, &y[..])? * n as f64;
             loss_sum += value * n as f64;
             seen += n;
-            // Free the graph before the update: while it lives it shares the parameters'
-            // buffers, and the optimizer's in-place write would have to copy them.
+            // Release the graph before the update (the output now, the loss once its
+            // gradients are out): while it lives it shares the parameters' buffers, and the
+            // optimizer's in-place write would have to copy them.
             drop(out);
-            let grads = loss.backward()?;
-            drop(loss);
+            let grads = batch_loss.backward()?;
+            drop(batch_loss);
             let mut params: Vec<&mut Tensor<T>> = model.parameters_mut().into_iter().map(|(_, p)| p).collect();
             optimizer.step(&mut params, &grads)?;
             progress.step(step + 1, loss_sum / seen as f64, correct / seen as f64);
@@ -164,6 +177,9 @@ where
     T: Element,
     M: Module<T> + ?Sized,
 {
+    if data.is_empty() {
+        return Err(Error::bad_value("evaluate", "the dataset is empty"));
+    }
     let was_training = model.is_training();
     model.train(false);
     let result = no_grad(|| -> Result<(f64, f64)> {

@@ -9,8 +9,9 @@ use rayon::prelude::*;
 /// Below this many elements a map runs on one thread: spawning costs more than it saves.
 const PAR_MIN: usize = 1 << 16;
 
-/// `f` applied to every element. Small results are collected straight into the shared
-/// buffer (one allocation); large ones are computed in parallel, then moved in.
+/// `f` applied to every element. Results up to 64 Ki elements are collected straight
+/// into their buffer (one allocation); larger ones are computed in parallel into a Vec,
+/// then copied into the shared buffer (one extra pass, small beside the parallel gain).
 pub(crate) fn map<T: Copy + Default + Send + Sync, F: Fn(T) -> T + Sync>(x: &[T], f: F) -> Storage<T> {
     if x.len() >= PAR_MIN {
         Storage::from_vec(x.par_iter().map(|&v| f(v)).collect::<Vec<T>>())

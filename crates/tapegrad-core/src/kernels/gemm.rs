@@ -54,8 +54,13 @@ pub(crate) fn batched<T: Element>(
 /// element of `c`, which may start uninitialised. Needs `k > 0`.
 #[allow(clippy::too_many_arguments)]
 fn matmul<T: Element>(a: &[T], b: &[T], c: &mut [MaybeUninit<T>], m: usize, k: usize, n: usize, ta: bool, tb: bool) {
+    let fits = |rows: usize, cols: usize, len: usize| rows.checked_mul(cols) == Some(len);
     assert!(
-        a.len() == m * k && b.len() == k * n && c.len() == m * n && k > 0,
+        fits(m, k, a.len())
+            && fits(k, n, b.len())
+            && fits(m, n, c.len())
+            && k > 0
+            && m.max(n).max(k) <= isize::MAX as usize,
         "gemm: operand sizes"
     );
     let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };

@@ -69,6 +69,13 @@ where
     record(kind, &[x], out, save_output, move |ctx| Ok(one(rule(ctx)?)))
 }
 
+/// `value` where `keep` is nonzero, else 0: a select rather than a product with a 0/1
+/// mask, so an infinite or NaN `value` where `keep` is 0 still gives 0, as in PyTorch.
+/// Differentiable in `value` (its rule is this same select).
+pub(crate) fn keep_where<T: Element>(keep: &Tensor<T>, value: &Tensor<T>) -> Result<Tensor<T>> {
+    Tensor::where_cond(keep, value, &Tensor::scalar(T::zero()))
+}
+
 /// A 0/1 tensor (untracked) that is 1 where `pred(a, b)` holds, at the broadcast shape.
 pub(crate) fn mask2<T: Element>(a: &Tensor<T>, b: &Tensor<T>, pred: impl Fn(T, T) -> bool + Sync) -> Result<Tensor<T>> {
     let shape = a.shape().broadcast("mask", b.shape())?;
@@ -178,14 +185,21 @@ impl<T: Element> Tensor<T> {
             true,
             |x, y| x.powf(y),
             |ctx| {
+                // PyTorch's conventions where the formulas give 0·∞: ∂/∂a = 0 where b = 0,
+                // and ∂/∂b = 0 where a = 0 and b ≥ 0.
                 let (a, b) = (ctx.input(0), ctx.input(1));
                 let ga = if ctx.needs(0) {
-                    Some(ctx.grad.mul(&b.mul(&a.pow(&b.add_scalar(-T::one()))?)?)?)
+                    let keep = no_grad(|| mask2(a, b, |_, y| y != T::zero()))?;
+                    Some(keep_where(
+                        &keep,
+                        &ctx.grad.mul(&b.mul(&a.pow(&b.add_scalar(-T::one()))?)?)?,
+                    )?)
                 } else {
                     None
                 };
                 let gb = if ctx.needs(1) {
-                    Some(ctx.grad.mul(&ctx.output().mul(&a.log())?)?)
+                    let keep = no_grad(|| mask2(a, b, |x, y| !(x == T::zero() && y >= T::zero())))?;
+                    Some(keep_where(&keep, &ctx.grad.mul(&ctx.output().mul(&a.log())?)?)?)
                 } else {
                     None
                 };
@@ -202,8 +216,8 @@ impl<T: Element> Tensor<T> {
             self,
             other,
             false,
-            |x, y| if x >= y || y.is_nan() { x } else { y },
-            |ctx| extreme_rule(ctx, |x, y| x > y),
+            |x, y| if x.is_nan() || x >= y { x } else { y },
+            |ctx| extreme_rule(ctx, |x, y| x > y || x.is_nan()),
         )
     }
 
@@ -214,8 +228,8 @@ impl<T: Element> Tensor<T> {
             self,
             other,
             false,
-            |x, y| if x <= y || y.is_nan() { x } else { y },
-            |ctx| extreme_rule(ctx, |x, y| x < y),
+            |x, y| if x.is_nan() || x <= y { x } else { y },
+            |ctx| extreme_rule(ctx, |x, y| x < y || x.is_nan()),
         )
     }
 
@@ -251,7 +265,13 @@ impl<T: Element> Tensor<T> {
             self,
             false,
             move |x| x.powf(p),
-            move |ctx| ctx.grad.mul(&ctx.input(0).powf(p - T::one())?.mul_scalar(p)),
+            move |ctx| {
+                if p == T::zero() {
+                    // x⁰ = 1 everywhere: the gradient is 0, also at x = 0 where p·x⁻¹ is 0·∞.
+                    return Ok(ctx.grad.zeros_like());
+                }
+                ctx.grad.mul(&ctx.input(0).powf(p - T::one())?.mul_scalar(p))
+            },
         ))
     }
 
@@ -268,9 +288,14 @@ fn extreme_rule<T: Element>(ctx: &BackwardCtx<'_, T>, wins: fn(T, T) -> bool) ->
     let wa = no_grad(|| mask2(a, b, wins))?;
     let ties = no_grad(|| mask2(a, b, |x, y| x == y))?.mul_scalar(half);
     let ma = wa.add(&ties)?;
-    let ga = if ctx.needs(0) { Some(ctx.grad.mul(&ma)?) } else { None };
+    let mb = ma.neg().add_scalar(T::one());
+    let ga = if ctx.needs(0) {
+        Some(keep_where(&ma, &ctx.grad.mul(&ma)?)?)
+    } else {
+        None
+    };
     let gb = if ctx.needs(1) {
-        Some(ctx.grad.mul(&ma.neg().add_scalar(T::one()))?)
+        Some(keep_where(&mb, &ctx.grad.mul(&mb)?)?)
     } else {
         None
     };
@@ -334,8 +359,9 @@ macro_rules! impl_scalar_operator {
         }
         impl std::ops::Div<$t> for &Tensor<$t> {
             type Output = Tensor<$t>;
+            /// `x / s` elementwise (a true division, not a multiplication by `1/s`).
             fn div(self, s: $t) -> Tensor<$t> {
-                self.mul_scalar(1.0 / s)
+                Tensor::div(self, &Tensor::scalar(s)).expect("a scalar broadcasts to any shape")
             }
         }
         impl std::ops::Add<$t> for Tensor<$t> {

@@ -53,11 +53,6 @@ fn check_indices(op: &'static str, idx: &[usize], size: usize) -> Result<()> {
     }
 }
 
-fn outer_inner(shape: &Shape, axis: usize) -> (usize, usize) {
-    let d = shape.dims();
-    (d[..axis].iter().product(), d[axis + 1..].iter().product())
-}
-
 impl<T: Element> Tensor<T> {
     /// The slices at `indices` along `axis`, in that order (repeats allowed), like
     /// `torch.index_select`. ∂/∂x: the gradient's slices added back at their indices.
@@ -65,7 +60,7 @@ impl<T: Element> Tensor<T> {
         let ax = self.shape().axis("index_select", axis)?;
         let d = self.dims()[ax];
         check_indices("index_select", indices, d)?;
-        let (outer, inner) = outer_inner(self.shape(), ax);
+        let (outer, inner) = self.shape().outer_inner(ax);
         let mut data = Vec::with_capacity(outer * indices.len() * inner);
         for o in 0..outer {
             for &i in indices {
@@ -100,7 +95,7 @@ impl<T: Element> Tensor<T> {
                 "a source with one slice per index",
             ));
         }
-        let (outer, inner) = outer_inner(self.shape(), ax);
+        let (outer, inner) = self.shape().outer_inner(ax);
         let mut data = self.to_vec();
         let n = indices.len();
         for o in 0..outer {
@@ -132,7 +127,7 @@ impl<T: Element> Tensor<T> {
         check_gather_shapes("gather", self.shape(), index.shape(), ax)?;
         let d = self.dims()[ax];
         check_indices("gather", index.data(), d)?;
-        let (outer, inner) = outer_inner(index.shape(), ax);
+        let (outer, inner) = index.shape().outer_inner(ax);
         let n = index.shape().dims()[ax];
         let mut data = Vec::with_capacity(index.data().len());
         for o in 0..outer {
@@ -170,7 +165,7 @@ impl<T: Element> Tensor<T> {
         }
         let d = self.dims()[ax];
         check_indices("scatter_add", index.data(), d)?;
-        let (outer, inner) = outer_inner(index.shape(), ax);
+        let (outer, inner) = index.shape().outer_inner(ax);
         let n = index.shape().dims()[ax];
         let mut data = self.to_vec();
         for o in 0..outer {
@@ -225,16 +220,16 @@ impl<T: Element> Tensor<T> {
             .collect();
         let out = Tensor::from_parts(data, shape);
         Ok(record(OpKind::Where, &[a, b], out, false, move |ctx| {
+            // Selects, not products with the mask, so an infinite gradient on the side not
+            // taken still gives 0 there.
+            let zero = Tensor::scalar(T::zero());
             let ga = if ctx.needs(0) {
-                Some(sum_to_input(ctx.grad.mul(&m)?, ctx.input(0))?)
+                Some(sum_to_input(Tensor::where_cond(&m, ctx.grad, &zero)?, ctx.input(0))?)
             } else {
                 None
             };
             let gb = if ctx.needs(1) {
-                Some(sum_to_input(
-                    ctx.grad.mul(&m.neg().add_scalar(T::one()))?,
-                    ctx.input(1),
-                )?)
+                Some(sum_to_input(Tensor::where_cond(&m, &zero, ctx.grad)?, ctx.input(1))?)
             } else {
                 None
             };

@@ -12,12 +12,6 @@ use crate::tensor::Tensor;
 use smallvec::SmallVec;
 use std::ops::Range;
 
-/// Sizes of the dims before and after `axis`, for moving whole blocks along it.
-fn outer_inner(shape: &Shape, axis: usize) -> (usize, usize) {
-    let d = shape.dims();
-    (d[..axis].iter().product(), d[axis + 1..].iter().product())
-}
-
 impl<T: Element> Tensor<T> {
     /// The same elements under another shape with the same number of elements (no copy).
     /// ∂/∂x: the gradient reshaped back.
@@ -128,6 +122,9 @@ impl<T: Element> Tensor<T> {
     /// Repeats size-1 (and missing leading) dims to reach `shape`, NumPy style.
     /// ∂/∂x: the gradient summed back over the broadcast dims.
     pub fn broadcast_to(&self, shape: &Shape) -> Result<Tensor<T>> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
         if !self.shape().broadcasts_to(shape) {
             return Err(Error::mismatch(
                 "broadcast_to",
@@ -158,7 +155,7 @@ impl<T: Element> Tensor<T> {
                 ),
             ));
         }
-        let (outer, inner) = outer_inner(self.shape(), ax);
+        let (outer, inner) = self.shape().outer_inner(ax);
         let mut data = Vec::with_capacity(outer * len * inner);
         for o in 0..outer {
             let base = (o * d + start) * inner;
@@ -179,6 +176,9 @@ impl<T: Element> Tensor<T> {
                 .into_iter()
                 .filter(|t| t.dims()[ax] > 0)
                 .collect();
+            if parts.is_empty() {
+                return Ok(one(x.zeros_like())); // an empty dim: nothing to place
+            }
             Ok(one(Tensor::concat(&parts, ax as isize)?))
         }))
     }
@@ -211,7 +211,7 @@ impl<T: Element> Tensor<T> {
         }
         let sizes: Vec<usize> = tensors.iter().map(|t| t.dims()[ax]).collect();
         let total: usize = sizes.iter().sum();
-        let (outer, inner) = outer_inner(first.shape(), ax);
+        let (outer, inner) = first.shape().outer_inner(ax);
         let mut data = Vec::with_capacity(outer * total * inner);
         for o in 0..outer {
             for (t, &n) in tensors.iter().zip(&sizes) {

@@ -27,6 +27,18 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
     pub fn matmul(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
+        let (ad, bd) = (self.dims(), other.dims());
+        if !ad.is_empty() && !bd.is_empty() {
+            let k_b = if bd.len() == 1 { bd[0] } else { bd[bd.len() - 2] };
+            if ad[ad.len() - 1] != k_b {
+                return Err(Error::mismatch(
+                    "matmul",
+                    self.shape(),
+                    other.shape(),
+                    "inner dimensions that agree",
+                ));
+            }
+        }
         match (self.ndim(), other.ndim()) {
             (0, _) | (_, 0) => Err(Error::mismatch(
                 "matmul",

@@ -107,11 +107,8 @@ impl<T: Element> Tensor<T> {
                 Ok((mask, count))
             })?;
             let share = mask.div(&count)?;
-            Ok(one(ctx
-                .grad
-                .reshape(kept.clone())?
-                .broadcast_to(x.shape())?
-                .mul(&share)?))
+            let spread = ctx.grad.reshape(kept.clone())?.broadcast_to(x.shape())?;
+            Ok(one(crate::ops::arith::keep_where(&mask, &spread.mul(&share)?)?))
         }))
     }
 

@@ -10,7 +10,14 @@ use crate::tensor::Tensor;
 impl<T: Element> Tensor<T> {
     /// The maximum along `axis` (keepdim), detached, with non-finite maxima replaced by 0
     /// so that rows of −inf give −inf (not NaN) after the shift.
-    fn stable_shift(&self, axis: isize) -> Result<Tensor<T>> {
+    fn stable_shift(&self, op: &'static str, axis: isize) -> Result<Tensor<T>> {
+        let ax = self.shape().axis(op, axis)?;
+        if self.dims()[ax] == 0 {
+            return Err(crate::Error::bad_shape(
+                op,
+                format!("empty dim {ax} of shape {}", self.shape()),
+            ));
+        }
         let m = crate::no_grad(|| self.max(&[axis], true))?;
         let clean = m
             .data()
@@ -29,7 +36,7 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
     pub fn logsumexp(&self, axis: isize, keepdim: bool) -> Result<Tensor<T>> {
-        let m = self.stable_shift(axis)?;
+        let m = self.stable_shift("logsumexp", axis)?;
         let out = self.sub(&m)?.exp().sum(&[axis], true)?.log().add(&m)?;
         if keepdim {
             Ok(out)
@@ -40,13 +47,13 @@ impl<T: Element> Tensor<T> {
 
     /// `exp(xᵢ) / Σⱼ exp(xⱼ)` along `axis`. ∂yᵢ/∂xⱼ = yᵢ(δᵢⱼ − yⱼ).
     pub fn softmax(&self, axis: isize) -> Result<Tensor<T>> {
-        let e = self.sub(&self.stable_shift(axis)?)?.exp();
+        let e = self.sub(&self.stable_shift("softmax", axis)?)?.exp();
         e.div(&e.sum(&[axis], true)?)
     }
 
     /// `xᵢ − logsumexp(x)` along `axis`: the log of the softmax, without its underflow.
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor<T>> {
-        let shifted = self.sub(&self.stable_shift(axis)?)?;
+        let shifted = self.sub(&self.stable_shift("log_softmax", axis)?)?;
         shifted.sub(&shifted.exp().sum(&[axis], true)?.log())
     }
 }

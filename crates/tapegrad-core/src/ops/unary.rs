@@ -2,7 +2,7 @@
 //! clamp, leaky_relu) multiply by an untracked 0/1 (or slope) mask: its own derivative is
 //! zero almost everywhere, so second derivatives stay correct.
 
-use super::arith::unary;
+use super::arith::{keep_where, unary};
 use crate::element::{c, Element};
 use crate::error::{Error, Result};
 use crate::kernels::elementwise;
@@ -77,16 +77,22 @@ impl<T: Element> Tensor<T> {
         })
     }
 
-    /// `max(x, 0)`. ∂/∂x = 1 where x > 0, else 0.
+    /// `max(x, 0)` (NaN stays NaN). ∂/∂x = 1 where x > 0, else 0.
     pub fn relu(&self) -> Tensor<T> {
         unary(
             OpKind::Relu,
             self,
             false,
-            |x| if x > T::zero() { x } else { T::zero() },
+            |x| if x > T::zero() || x.is_nan() { x } else { T::zero() },
             |ctx| {
-                let mask = constant_map(ctx.input(0), |x| if x > T::zero() { T::one() } else { T::zero() });
-                ctx.grad.mul(&mask)
+                let x = ctx.input(0);
+                if !ctx.create_graph() {
+                    return fused_with_output(ctx.grad, x, |g, x| if x > T::zero() { g } else { T::zero() });
+                }
+                keep_where(
+                    &constant_map(x, |x| if x > T::zero() { T::one() } else { T::zero() }),
+                    ctx.grad,
+                )
             },
         )
     }
@@ -99,8 +105,8 @@ impl<T: Element> Tensor<T> {
             false,
             move |x| if x > T::zero() { x } else { alpha * x },
             move |ctx| {
-                let slope = constant_map(ctx.input(0), |x| if x > T::zero() { T::one() } else { alpha });
-                ctx.grad.mul(&slope)
+                let positive = constant_map(ctx.input(0), |x| if x > T::zero() { T::one() } else { T::zero() });
+                Tensor::where_cond(&positive, ctx.grad, &ctx.grad.mul_scalar(alpha))
             },
         )
     }
@@ -117,8 +123,8 @@ impl<T: Element> Tensor<T> {
         )
     }
 
-    /// Limits every element to `[min, max]`. ∂/∂x = 1 inside the interval (bounds
-    /// included, as in PyTorch), 0 outside. Errors if `min > max` or either is NaN.
+    /// Limits every element to `[min, max]` (NaN stays NaN). ∂/∂x = 1 inside the interval
+    /// (bounds included, as in PyTorch), 0 outside. Errors if `min > max` or either is NaN.
     pub fn clamp(&self, min: T, max: T) -> Result<Tensor<T>> {
         if min.is_nan() || max.is_nan() || min > max {
             return Err(Error::bad_value(
@@ -130,21 +136,21 @@ impl<T: Element> Tensor<T> {
             OpKind::Clamp,
             self,
             false,
-            move |x| x.max(min).min(max),
+            move |x| if x.is_nan() { x } else { x.max(min).min(max) },
             move |ctx| {
                 let inside = constant_map(
                     ctx.input(0),
                     |x| if x >= min && x <= max { T::one() } else { T::zero() },
                 );
-                ctx.grad.mul(&inside)
+                keep_where(&inside, ctx.grad)
             },
         ))
     }
 }
 
-/// `f(g, y)` elementwise over a gradient and the op's output (same shape): the
-/// first-order rule of tanh or sigmoid in one pass, rounding exactly as the composite
-/// form does (`−(y·y) + 1` is `1 − y·y` in IEEE arithmetic).
+/// `f(g, v)` elementwise over a gradient and a tensor of its shape (the op's input or
+/// output): a first-order rule in one pass, giving exactly the values of the composite
+/// form (`−(y·y) + 1` is `1 − y·y` in IEEE arithmetic; a select is a select).
 fn fused_with_output<T: Element>(g: &Tensor<T>, y: &Tensor<T>, f: impl Fn(T, T) -> T + Sync) -> Result<Tensor<T>> {
     let data = elementwise::zip(g.data(), g.shape(), y.data(), y.shape(), g.shape(), f);
     Ok(Tensor::from_storage(data, g.shape().clone()))
