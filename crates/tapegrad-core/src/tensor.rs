@@ -151,7 +151,7 @@ impl<T: Element> Tensor<T> {
         }
         let n = ((end - start) / step).ceil().as_f64();
         // Bounded so that a huge range is an error, not an allocation failure.
-        if !(n < (1u64 << 40) as f64) {
+        if n.is_nan() || n >= (1u64 << 40) as f64 {
             return Err(Error::bad_value(
                 "arange",
                 format!("start={start} end={end} step={step} would give {n} elements"),
