@@ -6,6 +6,7 @@ use crate::fit::Verbosity;
 use crate::history::EpochLog;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::time::Instant;
 
 pub(crate) struct Progress {
     bar: Option<ProgressBar>,
@@ -13,6 +14,7 @@ pub(crate) struct Progress {
     epoch: usize,
     epochs: usize,
     steps: usize,
+    start: Instant,
 }
 
 impl Progress {
@@ -26,7 +28,7 @@ impl Progress {
             println!("Epoch {epoch}/{epochs}");
             let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stdout());
             bar.set_style(
-                ProgressStyle::with_template("{pos:>5}/{len} [{bar:30}] {elapsed} ETA {eta} {per_sec} - {msg}")
+                ProgressStyle::with_template("{pos:>5}/{len} [{bar:30}] {elapsed} ETA {eta} - {msg}")
                     .expect("a valid template")
                     .progress_chars("=> "),
             );
@@ -38,6 +40,7 @@ impl Progress {
             epoch,
             epochs,
             steps,
+            start: Instant::now(),
         }
     }
 
@@ -45,8 +48,9 @@ impl Progress {
         if let Some(bar) = &self.bar {
             // The bar redraws at most ~20 times a second; formatting every 16 steps is
             // plenty and keeps the step loop free of string work.
-            if step.is_multiple_of(16) || step == self.steps {
-                bar.set_message(format!("loss: {loss:.4} - accuracy: {accuracy:.4}"));
+            if step == 1 || step.is_multiple_of(16) || step == self.steps {
+                let rate = step as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!("{rate:.0} steps/s - loss: {loss:.4} - accuracy: {accuracy:.4}"));
             }
             bar.set_position(step as u64);
         }
