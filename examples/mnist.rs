@@ -11,6 +11,7 @@
 //! ```text
 //! cargo run --release --example mnist -- [--epochs N] [--batch-size N] [--hidden N]
 //!     [--data DIR] [--seed N] [--threads N] [--plot FILE.svg] [--save FILE] [--limit N]
+//!     [--validate]
 //! ```
 //!
 //! Prints one line per epoch (a progress bar on a terminal), `test accuracy: 0.XXXX`, and
@@ -34,10 +35,12 @@ struct Args {
     plot: Option<PathBuf>,
     save: Option<PathBuf>,
     limit: Option<usize>,
+    validate: bool,
 }
 
 const USAGE: &str = "usage: mnist [--epochs N] [--batch-size N] [--hidden N] [--data DIR] [--seed N] \
-                     [--threads N] [--plot FILE.svg|.csv|.json] [--save FILE] [--limit N]";
+                     [--threads N] [--plot FILE.svg|.csv|.json] [--save FILE] [--limit N] \
+                     [--validate (evaluate on the test set after every epoch)]";
 
 fn parse_args() -> std::result::Result<Args, String> {
     let mut a = Args {
@@ -50,11 +53,16 @@ fn parse_args() -> std::result::Result<Args, String> {
         plot: None,
         save: None,
         limit: None,
+        validate: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
             return Err(USAGE.into());
+        }
+        if flag == "--validate" {
+            a.validate = true;
+            continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
         let num = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag} {v}: {e}"));
@@ -125,7 +133,8 @@ fn run(args: &Args) -> Result<()> {
         seed: args.seed,
         ..FitConfig::default()
     };
-    let history = fit(&mut model, &mut optimizer, &train, None, &config)?;
+    let validation = args.validate.then_some(&mnist.test);
+    let history = fit(&mut model, &mut optimizer, &train, validation, &config)?;
     let (test_loss, test_acc) = evaluate(
         &mut model,
         &mnist.test,

@@ -92,7 +92,7 @@ impl History {
     /// An SVG chart with two panels, loss and accuracy per epoch (training solid,
     /// validation dashed).
     pub fn to_svg(&self) -> String {
-        let (w, h, pad) = (900.0, 360.0, 50.0);
+        let (w, h, pad) = (940.0, 380.0, 70.0);
         let mut svg = format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
              font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
@@ -129,6 +129,9 @@ fn panel(svg: &mut String, title: &str, train: &[(f64, f64)], val: &[(f64, f64)]
     if hi - lo < 1e-12 {
         hi = lo + 1.0;
     }
+    // 5% headroom so no curve runs along the frame.
+    let margin = (hi - lo) * 0.05;
+    let (lo, hi) = (lo - margin, hi + margin);
     let xmax = all.map(|&(e, _)| e).fold(1.0, f64::max);
     let sx = |e: f64| {
         x0 + if xmax > 1.0 {
@@ -140,10 +143,10 @@ fn panel(svg: &mut String, title: &str, train: &[(f64, f64)], val: &[(f64, f64)]
     let sy = |v: f64| y0 + h - (v - lo) / (hi - lo) * h;
     let _ = writeln!(
         svg,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"14\">{title}</text>\n\
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"start\" font-size=\"14\">{title}</text>\n\
          <rect x=\"{x0}\" y=\"{y0}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#444\"/>",
-        x0 + w / 2.0,
-        y0 - 12.0
+        x0,
+        y0 - 6.0
     );
     for k in 0..=4 {
         let v = lo + (hi - lo) * k as f64 / 4.0;
@@ -187,14 +190,16 @@ fn panel(svg: &mut String, title: &str, train: &[(f64, f64)], val: &[(f64, f64)]
             "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>",
             pts.join(" ")
         );
-        let ly = y0 + 16.0 + if name == "train" { 0.0 } else { 16.0 };
+        // Above the frame, beside the title, so it never covers a curve.
+        let ly = y0 - 10.0;
+        let lx = x0 + w - if name == "train" { 190.0 } else { 110.0 };
         let _ = writeln!(
             svg,
             "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>\
              <text x=\"{}\" y=\"{}\">{name}</text>",
-            x0 + w - 110.0,
-            x0 + w - 85.0,
-            x0 + w - 80.0,
+            lx,
+            lx + 25.0,
+            lx + 30.0,
             ly + 4.0
         );
     }
