@@ -358,3 +358,14 @@ impl<T: Element> Tensor<T> {
             })
     }
 }
+
+/// Errors, naming `op`, unless `len` elements exactly fill `shape`.
+fn check_fills(op: &'static str, len: usize, shape: &Shape) -> Result<()> {
+    if len == shape.numel() {
+        return Ok(());
+    }
+    Err(Error::bad_shape(
+        op,
+        format!("{len} elements do not fill shape {shape} ({} elements)", shape.numel()),
+    ))
+}

@@ -37,16 +37,6 @@ fn opt(v: Option<f64>) -> String {
     v.map(|x| format!("{x}")).unwrap_or_default()
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("out")
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::Io(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
-}
-
 impl History {
     /// CSV with a header `epoch,loss,accuracy,val_loss,val_accuracy,seconds` (empty cells
     /// where there was no validation).
@@ -86,7 +76,7 @@ impl History {
                 ))
             }
         };
-        write_atomically(path, text.as_bytes())
+        tapegrad_nn::checkpoint::write_atomic(path, text.as_bytes())
     }
 
     /// An SVG chart with two panels, loss and accuracy per epoch (training solid,
