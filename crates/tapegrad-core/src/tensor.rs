@@ -73,16 +73,7 @@ impl<T: Element> Tensor<T> {
     /// Errors if `data.len()` is not the product of the dims.
     pub fn from_vec(data: Vec<T>, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
-        if data.len() != shape.numel() {
-            return Err(Error::bad_shape(
-                "from_vec",
-                format!(
-                    "{} elements do not fill shape {shape} ({} elements)",
-                    data.len(),
-                    shape.numel()
-                ),
-            ));
-        }
+        check_fills("from_vec", data.len(), &shape)?;
         Ok(Self::from_parts(data, shape))
     }
 
@@ -90,16 +81,7 @@ impl<T: Element> Tensor<T> {
     /// `Arc<[T]>` themselves). Errors if the length does not fill `shape`.
     pub fn from_shared(data: Arc<[T]>, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
-        if data.len() != shape.numel() {
-            return Err(Error::bad_shape(
-                "from_shared",
-                format!(
-                    "{} elements do not fill shape {shape} ({} elements)",
-                    data.len(),
-                    shape.numel()
-                ),
-            ));
-        }
+        check_fills("from_shared", data.len(), &shape)?;
         Ok(Self::from_storage(data.into(), shape))
     }
 
