@@ -44,5 +44,5 @@ pub use gradcheck::{gradcheck, gradgradcheck, GradCheck, GradCheckReport};
 pub use ops::index::IndexTensor;
 pub use ops::OpKind;
 pub use shape::Shape;
-pub use tape::{grad, is_grad_enabled, no_grad, no_grad_guard, BackwardCtx, Gradients};
+pub use tape::{grad, is_grad_enabled, no_grad, no_grad_guard, BackwardCtx, Gradients, InputGrads};
 pub use tensor::Tensor;

@@ -45,6 +45,8 @@ type Rule<T> = Box<dyn Fn(&BackwardCtx<'_, T>) -> Result<InputGrads<T>> + Send +
 pub(crate) struct Node<T: Element> {
     pub(crate) id: u64,
     kind: OpKind,
+    /// The op's name in error messages: `kind.name()`, or a custom op's own.
+    name: &'static str,
     inputs: SmallVec<[Tensor<T>; 2]>,
     rule: Option<Rule<T>>,
     /// The output buffer, kept only by ops whose rule reads the output (exp, tanh, …).
@@ -57,6 +59,7 @@ impl<T: Element> Node<T> {
         Arc::new(Node {
             id: NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed),
             kind: OpKind::Leaf,
+            name: "leaf",
             inputs: SmallVec::new(),
             rule: None,
             saved_output: None,
@@ -177,8 +180,18 @@ impl<T: Element> BackwardCtx<'_, T> {
 /// Records `out = op(inputs)` if gradients are enabled and any input is tracked; otherwise
 /// returns `out` untouched and the rule is never boxed. `save_output` keeps the output
 /// buffer for rules that call [`BackwardCtx::output`].
-pub(crate) fn record<T, F>(
+pub(crate) fn record<T, F>(kind: OpKind, inputs: &[&Tensor<T>], out: Tensor<T>, save_output: bool, rule: F) -> Tensor<T>
+where
+    T: Element,
+    F: Fn(&BackwardCtx<'_, T>) -> Result<InputGrads<T>> + Send + Sync + UnwindSafe + RefUnwindSafe + 'static,
+{
+    record_named(kind, kind.name(), inputs, out, save_output, rule)
+}
+
+/// [`record`] under a name of its own for error messages (custom ops).
+pub(crate) fn record_named<T, F>(
     kind: OpKind,
+    name: &'static str,
     inputs: &[&Tensor<T>],
     mut out: Tensor<T>,
     save_output: bool,
@@ -194,6 +207,7 @@ where
     out.node = Some(Arc::new(Node {
         id: NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed),
         kind,
+        name,
         inputs: inputs.iter().map(|&t| t.clone()).collect(),
         rule: Some(Box::new(rule)),
         saved_output: save_output.then(|| out.data.clone()),
@@ -366,7 +380,7 @@ fn sweep<T: Element>(
                     format!(
                         "the rule of {} returned a gradient of shape {} for an input of shape {} \
                          (a bug in that rule)",
-                        node.kind.name(),
+                        node.name,
                         g.shape(),
                         input.shape()
                     ),

@@ -519,6 +519,15 @@ fn registry() -> Vec<OpCase> {
         axis_op("softmax", |x, a| x.softmax(a)),
         axis_op("log_softmax", |x, a| x.log_softmax(a)),
     ];
+    // A user-defined op (x³ with its rule 3x²·g written in tensor ops, so it is
+    // differentiable again): the custom-op machinery must pass the same sweep.
+    cases.push(unary("custom_op", sym, |x| {
+        let y = Tensor::from_vec(x.data().iter().map(|v| v * v * v).collect(), x.shape().clone())?;
+        Tensor::custom_op("cube", &[x], y, false, |ctx| {
+            let x = ctx.input(0);
+            Ok([Some(ctx.grad.mul(&x.mul(x)?.mul_scalar(3.0))?)].into_iter().collect())
+        })
+    }));
     cases.extend(layout_cases());
     cases.extend(index_cases());
     cases

@@ -171,3 +171,39 @@ fn constructors() {
     assert!(u.data().iter().all(|v| (-1.0..1.0).contains(v)));
     assert!(Tensor::<f64>::rand_uniform([1], 1.0, -1.0, &mut r1).is_err());
 }
+
+#[test]
+fn custom_ops_are_checked_like_built_in_ones() {
+    use tapegrad_core::{gradcheck, GradCheck};
+    // sin x whose rule wrongly says d/dx = sin x: gradcheck names the mismatch.
+    let wrong_sin = |xs: &[Tensor<f64>]| {
+        let x = &xs[0];
+        let y = Tensor::from_vec(x.data().iter().map(|v| v.sin()).collect(), x.shape().clone())?;
+        Tensor::custom_op("sin", &[x], y.clone(), false, move |ctx| {
+            Ok([Some(ctx.grad.mul(&y)?)].into_iter().collect())
+        })
+    };
+    let x = t(&[0.4, 1.3, -0.8], &[3]);
+    let e = gradcheck(wrong_sin, std::slice::from_ref(&x)).unwrap_err().to_string();
+    assert!(e.contains("input 0 element"), "{e}");
+    assert!(GradCheck::new()
+        .fast(true)
+        .check(wrong_sin, std::slice::from_ref(&x))
+        .is_err());
+
+    // Misuse is an error naming the op: a gradient of the wrong shape, or of the wrong count.
+    let xt = x.requires_grad();
+    let y = Tensor::custom_op("bad_shape", &[&xt], xt.detach(), false, |_| {
+        Ok([Some(Tensor::zeros([2]))].into_iter().collect())
+    })
+    .unwrap();
+    let e = y.sum_all().unwrap().backward().unwrap_err().to_string();
+    assert!(e.contains("bad_shape") && e.contains("[2]") && e.contains("[3]"), "{e}");
+    let y = Tensor::custom_op("bad_count", &[&xt], xt.detach(), false, |_| Ok(Default::default())).unwrap();
+    let e = y.sum_all().unwrap().backward().unwrap_err().to_string();
+    assert!(e.contains("bad_count") && e.contains("0 gradients for 1 inputs"), "{e}");
+    let e = Tensor::custom_op("tracked", &[&xt], xt.exp(), false, |_| Ok(Default::default()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("tracked:"), "{e}");
+}
