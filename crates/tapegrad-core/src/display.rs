@@ -13,29 +13,64 @@ impl<T: Element> fmt::Display for Tensor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let summarize = self.numel() > SUMMARIZE_OVER;
         let prec = f.precision().unwrap_or(4);
-        let cells: Vec<String> = self.data().iter().map(|v| format_value(*v, prec)).collect();
-        let width = cells.iter().map(|s| s.len()).max().unwrap_or(1);
+        // Only the elements shown are formatted (a summary of a huge tensor stays cheap):
+        // once here for the column width, once when written.
+        let strides = self.shape().strides();
+        let mut shown = Vec::new();
+        if self.ndim() == 0 {
+            shown.push(0);
+        } else {
+            shown_indices(self.dims(), &strides, 0, 0, summarize, &mut shown);
+        }
+        let width = shown
+            .iter()
+            .map(|&i| format_value(self.data()[i], prec).len())
+            .max()
+            .unwrap_or(1);
+        let cell = |i: usize| format_value(self.data()[i], prec);
         write!(f, "tensor(")?;
         if self.ndim() == 0 {
-            write!(f, "{}", cells[0])?;
+            write!(f, "{}", cell(0))?;
         } else {
-            write_dim(
-                f,
-                self.dims(),
-                self.shape().strides().as_slice(),
-                0,
-                0,
-                &cells,
-                width,
-                summarize,
-                7,
-            )?;
+            write_dim(f, self.dims(), strides.as_slice(), 0, 0, &cell, width, summarize, 7)?;
         }
         write!(f, ", shape={}, dtype={}", self.shape(), T::DTYPE)?;
         if self.is_tracked() {
             write!(f, ", tracked")?;
         }
         write!(f, ")")
+    }
+}
+
+/// The indices along one dim that a (possibly summarised) print shows.
+fn shown_along(n: usize, summarize: bool) -> Vec<Option<usize>> {
+    if summarize && n > 2 * EDGE {
+        (0..EDGE)
+            .map(Some)
+            .chain(std::iter::once(None))
+            .chain((n - EDGE..n).map(Some))
+            .collect()
+    } else {
+        (0..n).map(Some).collect()
+    }
+}
+
+/// The flat offsets of every element a print shows.
+fn shown_indices(
+    dims: &[usize],
+    strides: &[usize],
+    depth: usize,
+    offset: usize,
+    summarize: bool,
+    out: &mut Vec<usize>,
+) {
+    for i in shown_along(dims[depth], summarize).into_iter().flatten() {
+        let o = offset + i * strides[depth];
+        if depth + 1 == dims.len() {
+            out.push(o);
+        } else {
+            shown_indices(dims, strides, depth + 1, o, summarize, out);
+        }
     }
 }
 
@@ -55,22 +90,13 @@ fn write_dim(
     strides: &[usize],
     depth: usize,
     offset: usize,
-    cells: &[String],
+    cell: &dyn Fn(usize) -> String,
     width: usize,
     summarize: bool,
     indent: usize,
 ) -> fmt::Result {
     write!(f, "[")?;
-    let n = dims[depth];
-    let shown: Vec<Option<usize>> = if summarize && n > 2 * EDGE {
-        (0..EDGE)
-            .map(Some)
-            .chain(std::iter::once(None))
-            .chain((n - EDGE..n).map(Some))
-            .collect()
-    } else {
-        (0..n).map(Some).collect()
-    };
+    let shown = shown_along(dims[depth], summarize);
     for (j, i) in shown.iter().enumerate() {
         if j > 0 {
             if depth + 1 == dims.len() {
@@ -87,14 +113,14 @@ fn write_dim(
         }
         match i {
             None => write!(f, "...")?,
-            Some(i) if depth + 1 == dims.len() => write!(f, "{:>width$}", cells[offset + i * strides[depth]])?,
+            Some(i) if depth + 1 == dims.len() => write!(f, "{:>width$}", cell(offset + i * strides[depth]))?,
             Some(i) => write_dim(
                 f,
                 dims,
                 strides,
                 depth + 1,
                 offset + i * strides[depth],
-                cells,
+                cell,
                 width,
                 summarize,
                 indent,
