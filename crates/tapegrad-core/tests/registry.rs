@@ -10,7 +10,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
-use tapegrad_core::{GradCheck, IndexTensor, OpKind, Result, Tensor};
+use tapegrad_core::{GradCheck, GradCheckReport, IndexTensor, OpKind, Result, Tensor};
 
 /// A reduction: tensor, axes, keepdim.
 type ReduceFn = fn(&Tensor<f64>, &[isize], bool) -> Result<Tensor<f64>>;
@@ -564,14 +564,17 @@ fn run_cases(op: &OpCase, cases: u32, check: impl Fn(&Sample) -> std::result::Re
     }
 }
 
+/// A gradient check's outcome as a proptest case result, naming the sample.
+fn verdict(s: &Sample, r: Result<GradCheckReport>) -> std::result::Result<(), TestCaseError> {
+    r.map(|_| ())
+        .map_err(|e| TestCaseError::fail(format!("{}: {e}", s.desc)))
+}
+
 #[test]
 fn every_op_passes_gradcheck() {
     for op in registry() {
         run_cases(&op, cases_per_op(), |s| {
-            GradCheck::new()
-                .check(|xs| (s.f)(xs), &s.inputs)
-                .map(|_| ())
-                .map_err(|e| TestCaseError::fail(format!("{}: {e}", s.desc)))
+            verdict(s, GradCheck::new().check(|xs| (s.f)(xs), &s.inputs))
         });
     }
 }
@@ -581,10 +584,7 @@ fn every_op_passes_gradgradcheck() {
     // Second derivatives: the rules are written in differentiable ops and never detach.
     for op in registry() {
         run_cases(&op, cases_per_op() / 4, |s| {
-            GradCheck::new()
-                .check_second_order(|xs| (s.f)(xs), &s.inputs)
-                .map(|_| ())
-                .map_err(|e| TestCaseError::fail(format!("{}: {e}", s.desc)))
+            verdict(s, GradCheck::new().check_second_order(|xs| (s.f)(xs), &s.inputs))
         });
     }
 }
@@ -593,11 +593,7 @@ fn every_op_passes_gradgradcheck() {
 fn fast_mode_agrees_on_every_op() {
     for op in registry() {
         run_cases(&op, 32, |s| {
-            GradCheck::new()
-                .fast(true)
-                .check(|xs| (s.f)(xs), &s.inputs)
-                .map(|_| ())
-                .map_err(|e| TestCaseError::fail(format!("{}: {e}", s.desc)))
+            verdict(s, GradCheck::new().fast(true).check(|xs| (s.f)(xs), &s.inputs))
         });
     }
 }
