@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn truncates_large_tensors() {
-        let t = Tensor::<f32>::zeros([40, 40]);
+        let t = Tensor::<f32>::zeros([40, 40]).unwrap();
         let s = t.to_string();
         assert!(s.contains("..."), "{s}");
         assert!(s.lines().count() < 10, "{s}");

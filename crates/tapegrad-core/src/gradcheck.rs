@@ -19,7 +19,8 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::tape::{grad, no_grad};
+use crate::grad_mode::no_grad;
+use crate::gradients::grad;
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -212,7 +213,8 @@ impl GradCheck {
 
     /// Checks the gradients of `f` at `inputs` against central differences. `f` must be
     /// deterministic. Errors with a report naming the worst entry if any exceeds the
-    /// tolerance, or if `f` itself fails.
+    /// tolerance, if there is nothing to compare (no input elements, or an empty output),
+    /// or if `f` itself fails.
     pub fn check<F>(&self, f: F, inputs: &[Tensor<f64>]) -> Result<GradCheckReport>
     where
         F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
@@ -223,8 +225,25 @@ impl GradCheck {
                 format!("needs eps > 0 and tolerances >= 0, got {self:?}"),
             ));
         }
+        if inputs.iter().all(|x| x.numel() == 0) {
+            // PyTorch refuses too: a check that compares nothing must not pass.
+            return Err(Error::bad_value(
+                "gradcheck",
+                format!(
+                    "nothing to check: {} input(s) with no elements in all (shapes {:?})",
+                    inputs.len(),
+                    inputs.iter().map(|x| x.shape()).collect::<Vec<_>>()
+                ),
+            ));
+        }
         let leaves: Vec<Tensor<f64>> = inputs.iter().map(|x| x.detach().requires_grad()).collect();
         let y = f(&leaves)?;
+        if y.numel() == 0 && !self.fast_mode {
+            return Err(Error::bad_value(
+                "gradcheck",
+                format!("nothing to check: f returned an empty tensor of shape {}", y.shape()),
+            ));
+        }
         // Perturbed inputs are fresh leaves so that an `f` which itself differentiates
         // (gradgradcheck's first-order map) still can.
         let eval = |xs: &[Tensor<f64>]| -> Result<Vec<f64>> {
@@ -349,7 +368,7 @@ impl GradCheck {
         let first_order = |xs: &[Tensor<f64>]| -> Result<Tensor<f64>> {
             let y = f(xs)?;
             if !y.is_tracked() {
-                return Ok(Tensor::zeros([xs.iter().map(|x| x.numel()).sum::<usize>()]));
+                return Tensor::zeros([xs.iter().map(|x| x.numel()).sum::<usize>()]);
             }
             let gs = grad(&y, &xs.iter().collect::<Vec<_>>(), Some(&v), true)?;
             let flat = gs.iter().map(|g| g.flatten(0)).collect::<Result<Vec<_>>>()?;
@@ -407,7 +426,7 @@ mod tests {
     #[test]
     fn second_order_of_a_cubic() {
         let x = Tensor::from_vec(vec![0.5, -1.5], [2]).unwrap();
-        let r = gradgradcheck(|xs| xs[0].powf(3.0)?.sum_all(), &[x]).unwrap();
+        let r = gradgradcheck(|xs| Ok(xs[0].powf(3.0)?.sum_all()), &[x]).unwrap();
         assert!(r.max_abs_error < 1e-6);
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! - [`tensor`]: the tensor type, constructors and accessors;
 //! - [`ops`]: every differentiable op, forward and gradient rule side by side;
-//! - [`tape`]: recording, [`Tensor::backward`], [`grad`], [`no_grad`];
+//! - [`tape`]: recording and the backward sweep; [`gradients`]: [`Tensor::backward`],
+//!   [`grad`], [`Gradients`]; [`grad_mode`]: [`no_grad`];
 //! - [`gradcheck`](mod@gradcheck): finite-difference checks of any function's gradients;
 //! - `kernels`: the loops and GEMM behind the ops.
 //!
@@ -15,7 +16,7 @@
 //! let w = Tensor::<f64>::from_vec(vec![0.5, -0.3], [1, 2])?.requires_grad();
 //! let b = Tensor::<f64>::from_vec(vec![0.1], [1])?.requires_grad();
 //! let x = Tensor::<f64>::from_vec(vec![2.0, 1.0], [2, 1])?;
-//! let y = w.matmul(&x)?.squeeze(1)?.add(&b)?.tanh().sum_all()?;
+//! let y = w.matmul(&x)?.squeeze(1)?.add(&b)?.tanh().sum_all();
 //! let grads = y.backward()?;
 //! let dy = 1.0 - y.item()?.powi(2); // tanh' = 1 − tanh²
 //! assert!((grads.wrt(&w)?.to_vec()[0] - dy * 2.0).abs() < 1e-12);
@@ -30,7 +31,9 @@
 mod display;
 pub mod element;
 pub mod error;
+pub mod grad_mode;
 pub mod gradcheck;
+pub mod gradients;
 pub(crate) mod kernels;
 pub mod ops;
 pub mod shape;
@@ -40,9 +43,11 @@ pub mod tensor;
 
 pub use element::Element;
 pub use error::{Error, Result};
+pub use grad_mode::{is_grad_enabled, no_grad, no_grad_guard, GradModeGuard};
 pub use gradcheck::{gradcheck, gradgradcheck, GradCheck, GradCheckReport};
+pub use gradients::{grad, Gradients};
 pub use ops::index::IndexTensor;
 pub use ops::OpKind;
-pub use shape::Shape;
-pub use tape::{grad, is_grad_enabled, no_grad, no_grad_guard, BackwardCtx, Gradients, InputGrads};
+pub use shape::{Axes, Shape};
+pub use tape::{BackwardCtx, InputGrads};
 pub use tensor::Tensor;

@@ -26,11 +26,14 @@ impl Shape {
         self.0.len()
     }
 
-    /// Number of elements: the product of the dims (1 for a scalar). Saturates at
-    /// `usize::MAX` rather than wrapping, so a shape too large for memory can never pass a
-    /// length check against a real buffer.
+    /// Number of elements: the product of the dims (1 for a scalar, 0 if any dim is 0).
+    /// Saturates at `usize::MAX` rather than wrapping, so a shape too large for memory can
+    /// never pass a length check against a real buffer.
     #[inline]
     pub fn numel(&self) -> usize {
+        if self.0.contains(&0) {
+            return 0;
+        }
         self.0
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
@@ -41,7 +44,8 @@ impl Shape {
     pub fn strides(&self) -> SmallVec<[usize; 4]> {
         let mut s: SmallVec<[usize; 4]> = SmallVec::from_elem(1, self.ndim());
         for i in (0..self.ndim().saturating_sub(1)).rev() {
-            s[i] = s[i + 1] * self.0[i + 1];
+            // Saturating: only an empty tensor's shape can overflow here, and it is never indexed.
+            s[i] = s[i + 1].saturating_mul(self.0[i + 1]);
         }
         s
     }
@@ -55,7 +59,7 @@ impl Shape {
         })
     }
 
-    /// Normalises a list of axes, sorted and deduplicated-checked. An empty list means
+    /// Normalises a list of axes, sorted and checked for repeats. An empty list means
     /// "no axis"; use [`Shape::all_axes`] for all of them.
     pub fn axes(&self, op: &'static str, axes: &[isize]) -> Result<SmallVec<[usize; 4]>> {
         let mut out: SmallVec<[usize; 4]> = SmallVec::with_capacity(axes.len());
@@ -73,9 +77,9 @@ impl Shape {
         Ok(out)
     }
 
-    /// `[0, 1, …, ndim-1]` as signed axes, for "reduce over everything".
-    pub fn all_axes(&self) -> SmallVec<[isize; 4]> {
-        (0..self.ndim() as isize).collect()
+    /// `[0, 1, …, ndim-1]`, for "reduce over everything".
+    pub fn all_axes(&self) -> Axes {
+        Axes((0..self.ndim() as isize).collect())
     }
 
     /// The shape NumPy broadcasting gives `self` and `other`, or an error naming `op`.
@@ -132,7 +136,10 @@ impl Shape {
 
     /// Sizes of the dims before and after `axis`, for moving whole blocks along it.
     pub(crate) fn outer_inner(&self, axis: usize) -> (usize, usize) {
-        (self.0[..axis].iter().product(), self.0[axis + 1..].iter().product())
+        (
+            Shape::from(&self.0[..axis]).numel(),
+            Shape::from(&self.0[axis + 1..]).numel(),
+        )
     }
 
     /// The shape with `axes` (sorted, normalised) set to 1 (`keepdim`) or removed.
@@ -156,6 +163,66 @@ pub(crate) fn normalize_axis(axis: isize, ndim: usize) -> Option<usize> {
     let n = ndim as isize;
     let a = if axis < 0 { axis + n } else { axis };
     (0..n).contains(&a).then_some(a as usize)
+}
+
+/// One or several axes, as every op that takes axes accepts them: `isize`, where a
+/// negative axis counts from the end (`-1` is the last), as in PyTorch and NumPy.
+///
+/// An `impl Into<Axes>` argument takes one axis or a list, so single-axis and multi-axis
+/// reductions are written alike:
+///
+/// ```
+/// # use tapegrad_core::Tensor;
+/// let x = Tensor::<f32>::ones([2, 3, 4])?;
+/// assert_eq!(x.sum(-1, false)?.dims(), &[2, 3]);        // one axis
+/// assert_eq!(x.sum([0, 2], true)?.dims(), &[1, 3, 1]);  // several
+/// assert_eq!(x.permute([2, 0, 1])?.dims(), &[4, 2, 3]); // a permutation is a list of axes too
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Axes(pub SmallVec<[isize; 4]>);
+
+impl Axes {
+    /// The axes as given.
+    pub fn as_slice(&self) -> &[isize] {
+        &self.0
+    }
+}
+
+impl From<isize> for Axes {
+    fn from(a: isize) -> Self {
+        Axes(SmallVec::from_slice(&[a]))
+    }
+}
+
+impl<const N: usize> From<[isize; N]> for Axes {
+    fn from(a: [isize; N]) -> Self {
+        Axes(SmallVec::from_slice(&a))
+    }
+}
+
+impl<const N: usize> From<&[isize; N]> for Axes {
+    fn from(a: &[isize; N]) -> Self {
+        Axes(SmallVec::from_slice(a))
+    }
+}
+
+impl From<&[isize]> for Axes {
+    fn from(a: &[isize]) -> Self {
+        Axes(SmallVec::from_slice(a))
+    }
+}
+
+impl From<Vec<isize>> for Axes {
+    fn from(a: Vec<isize>) -> Self {
+        Axes(SmallVec::from_vec(a))
+    }
+}
+
+impl From<&Axes> for Axes {
+    fn from(a: &Axes) -> Self {
+        a.clone()
+    }
 }
 
 impl fmt::Debug for Shape {

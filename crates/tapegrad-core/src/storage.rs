@@ -73,3 +73,37 @@ impl<T> Deref for Storage<T> {
         }
     }
 }
+
+/// Buffers at least this large are probed before they are made (below it, a failed
+/// allocation means the machine is out of memory anyway, and probing would cost time).
+const PROBE_BYTES: usize = 1 << 26;
+
+/// Errors, naming `op` and `shape`, unless a buffer of `shape.numel()` elements of `T`
+/// can be allocated: its size must fit in `isize::MAX` bytes, and a large one must be
+/// granted by the allocator (tried with `try_reserve_exact`, then released). Ops whose
+/// output size the caller chooses (constructors, `broadcast_to`, broadcasting
+/// arithmetic, `matmul`, `index_select`) call this first, so that a shape too large for
+/// memory is an [`Error`](crate::Error), never an abort of the process.
+pub(crate) fn ensure_alloc<T>(op: &'static str, shape: &crate::Shape) -> crate::Result<()> {
+    let n = shape.numel();
+    let too_large = |why: &str| {
+        crate::Error::bad_shape(
+            op,
+            format!(
+                "a tensor of shape {shape} ({n} elements of {} bytes) cannot be allocated: {why}",
+                std::mem::size_of::<T>()
+            ),
+        )
+    };
+    let bytes = n
+        .checked_mul(std::mem::size_of::<T>())
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or_else(|| too_large("its size overflows the address space"))?;
+    if bytes >= PROBE_BYTES {
+        let mut probe: Vec<T> = Vec::new();
+        probe
+            .try_reserve_exact(n)
+            .map_err(|_| too_large("the allocator refused it"))?;
+    }
+    Ok(())
+}

@@ -14,15 +14,20 @@
 //!
 //! Gradient rules are written with the same differentiable tensor ops as everything else.
 //! Under `create_graph`, backward records them too, which gives gradients of gradients.
+//!
+//! A rule may return a gradient at a shape its input broadcasts to (a binary op's rule
+//! works at the broadcast output shape); the sweep sums it back over the broadcast
+//! dimensions, here and nowhere else. The tape knows no list of ops: a node holds its
+//! op's name (for errors) and its rule. Grad mode lives in [`crate::grad_mode`], the
+//! result of a sweep in [`Gradients`].
 
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::ops::OpKind;
+use crate::grad_mode::{is_grad_enabled, set_grad_enabled};
 use crate::shape::Shape;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use smallvec::{smallvec, SmallVec};
-use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::panic::{RefUnwindSafe, UnwindSafe};
@@ -31,22 +36,17 @@ use std::sync::Arc;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-thread_local! {
-    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
-}
-
 /// Gradients of one op's inputs, in input order; `None` where an input needs none.
 pub type InputGrads<T> = SmallVec<[Option<Tensor<T>>; 2]>;
 
 // Unwind-safe so that tensors can cross `catch_unwind` (as in tests of panicking operators).
 type Rule<T> = Box<dyn Fn(&BackwardCtx<'_, T>) -> Result<InputGrads<T>> + Send + Sync + UnwindSafe + RefUnwindSafe>;
 
-/// One recorded op (or a leaf). See the [module docs](self).
+/// One recorded op (or a leaf, which has no rule). See the [module docs](self).
 pub(crate) struct Node<T: Element> {
     pub(crate) id: u64,
-    kind: OpKind,
-    /// The op's name in error messages: `kind.name()`, or a custom op's own.
-    name: &'static str,
+    /// The op's name, for error messages and [`Tensor::recorded_ops`].
+    pub(crate) name: &'static str,
     inputs: SmallVec<[Tensor<T>; 2]>,
     rule: Option<Rule<T>>,
     /// The output buffer, kept only by ops whose rule reads the output (exp, tanh, …).
@@ -58,7 +58,6 @@ impl<T: Element> Node<T> {
     pub(crate) fn leaf() -> Arc<Self> {
         Arc::new(Node {
             id: NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed),
-            kind: OpKind::Leaf,
             name: "leaf",
             inputs: SmallVec::new(),
             rule: None,
@@ -68,7 +67,19 @@ impl<T: Element> Node<T> {
     }
 
     pub(crate) fn is_leaf(&self) -> bool {
-        self.kind == OpKind::Leaf
+        self.rule.is_none()
+    }
+
+    /// Calls `f` on every node of the graph below `root` (itself included), once each.
+    pub(crate) fn visit(root: &Arc<Node<T>>, mut f: impl FnMut(&Node<T>)) {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![root];
+        while let Some(n) = stack.pop() {
+            if seen.insert(n.id) {
+                f(n);
+                stack.extend(n.inputs.iter().filter_map(|t| t.node.as_ref()));
+            }
+        }
     }
 }
 
@@ -88,49 +99,6 @@ impl<T: Element> Drop for Node<T> {
             }
         }
     }
-}
-
-/// Whether ops on tracked tensors are being recorded on this thread.
-pub fn is_grad_enabled() -> bool {
-    GRAD_ENABLED.with(|g| g.get())
-}
-
-/// Restores the previous grad mode when dropped; made by [`no_grad_guard`].
-#[must_use = "gradients are re-enabled when the guard is dropped"]
-pub struct GradModeGuard {
-    prev: bool,
-}
-
-impl Drop for GradModeGuard {
-    fn drop(&mut self) {
-        GRAD_ENABLED.with(|g| g.set(self.prev));
-    }
-}
-
-fn set_grad_enabled(on: bool) -> GradModeGuard {
-    GradModeGuard {
-        prev: GRAD_ENABLED.with(|g| g.replace(on)),
-    }
-}
-
-/// Turns recording off on this thread until the guard is dropped.
-pub fn no_grad_guard() -> GradModeGuard {
-    set_grad_enabled(false)
-}
-
-/// Runs `f` with recording off on this thread (like `torch.no_grad()`): nothing inside is
-/// recorded, results are untracked, and no tape cost is paid.
-///
-/// ```
-/// use tapegrad_core::{no_grad, Tensor};
-/// let w = Tensor::<f32>::ones([2]).requires_grad();
-/// let y = no_grad(|| w.exp());
-/// assert!(!y.is_tracked());
-/// # Ok::<(), tapegrad_core::Error>(())
-/// ```
-pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
-    let _guard = set_grad_enabled(false);
-    f()
 }
 
 /// What a gradient rule sees: the op's inputs, its output, and the output's gradient.
@@ -162,35 +130,28 @@ impl<T: Element> BackwardCtx<'_, T> {
     }
 
     /// The op's output, for rules written in terms of it (exp, tanh, sigmoid, …).
-    /// Only available to ops recorded with `save_output`.
-    pub fn output(&self) -> Tensor<T> {
-        let data = self
-            .node
-            .saved_output
-            .clone()
-            .expect("tapegrad bug: rule reads an output its op did not save");
-        Tensor {
+    ///
+    /// Errors, naming the op, if the op was recorded without `save_output`.
+    pub fn output(&self) -> Result<Tensor<T>> {
+        let data = self.node.saved_output.clone().ok_or_else(|| {
+            Error::autograd(
+                self.node.name,
+                "the gradient rule reads the op's output, but the op was recorded without \
+                 save_output = true",
+            )
+        })?;
+        Ok(Tensor {
             data,
             shape: self.node.output_shape.clone(),
             node: Some(Arc::clone(self.node)),
-        }
+        })
     }
 }
 
 /// Records `out = op(inputs)` if gradients are enabled and any input is tracked; otherwise
-/// returns `out` untouched and the rule is never boxed. `save_output` keeps the output
-/// buffer for rules that call [`BackwardCtx::output`].
-pub(crate) fn record<T, F>(kind: OpKind, inputs: &[&Tensor<T>], out: Tensor<T>, save_output: bool, rule: F) -> Tensor<T>
-where
-    T: Element,
-    F: Fn(&BackwardCtx<'_, T>) -> Result<InputGrads<T>> + Send + Sync + UnwindSafe + RefUnwindSafe + 'static,
-{
-    record_named(kind, kind.name(), inputs, out, save_output, rule)
-}
-
-/// [`record`] under a name of its own for error messages (custom ops).
-pub(crate) fn record_named<T, F>(
-    kind: OpKind,
+/// returns `out` untouched and the rule is never boxed. `name` names the op in errors;
+/// `save_output` keeps the output buffer for rules that call [`BackwardCtx::output`].
+pub(crate) fn record<T, F>(
     name: &'static str,
     inputs: &[&Tensor<T>],
     mut out: Tensor<T>,
@@ -206,7 +167,6 @@ where
     }
     out.node = Some(Arc::new(Node {
         id: NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed),
-        kind,
         name,
         inputs: inputs.iter().map(|&t| t.clone()).collect(),
         rule: Some(Box::new(rule)),
@@ -214,74 +174,6 @@ where
         output_shape: out.shape.clone(),
     }));
     out
-}
-
-/// Gradients from one backward pass, looked up by the tensor they belong to.
-///
-/// Holds the gradient of every tracked leaf that the output depends on (and, for
-/// [`grad`], of every tensor asked for).
-pub struct Gradients<T: Element> {
-    /// Sorted by node id, for binary search.
-    entries: Vec<(u64, Tensor<T>)>,
-    /// Made by `backward`, which keeps leaf gradients only.
-    leaves_only: bool,
-}
-
-impl<T: Element> std::fmt::Debug for Gradients<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|(id, g)| (id, g.shape())))
-            .finish()
-    }
-}
-
-impl<T: Element> Gradients<T> {
-    /// The gradient for `t`, or `None` if `t` is untracked or the output does not depend on it.
-    pub fn get(&self, t: &Tensor<T>) -> Option<&Tensor<T>> {
-        let id = t.node_id()?;
-        self.entries
-            .binary_search_by_key(&id, |(i, _)| *i)
-            .ok()
-            .map(|i| &self.entries[i].1)
-    }
-
-    /// The gradient for `t`: zeros if the output does not depend on it. An error if `t`
-    /// is not tracked (a gradient was asked of a tensor that cannot have one), or if it is
-    /// an intermediate result and these gradients came from `backward`, which keeps those
-    /// of leaves only (use [`grad`] for intermediate tensors).
-    pub fn wrt(&self, t: &Tensor<T>) -> Result<Tensor<T>> {
-        if self.leaves_only && t.is_tracked() && !t.is_leaf() {
-            return Err(Error::autograd(
-                "gradients",
-                format!(
-                    "the tensor of shape {} is an intermediate result, and backward() keeps the \
-                     gradients of leaves only; use grad(&output, &[&tensor], …) for it",
-                    t.shape()
-                ),
-            ));
-        }
-        if !t.is_tracked() {
-            return Err(Error::autograd(
-                "gradients",
-                format!(
-                    "a gradient was asked of an untracked tensor of shape {}; make it a leaf with \
-                     .requires_grad() before using it",
-                    t.shape()
-                ),
-            ));
-        }
-        Ok(self.get(t).cloned().unwrap_or_else(|| t.zeros_like()))
-    }
-
-    /// Number of gradients held.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no gradient is held.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// A node waiting for backward, with the gradient that has reached it. Borrowed from the
@@ -308,14 +200,35 @@ impl<T: Element> Ord for Pending<'_, T> {
     }
 }
 
-/// Which gradients a sweep keeps.
-enum Keep<'a> {
+/// Which gradients a sweep keeps: of leaves, or of these sorted ids (the sweep stops
+/// below the smallest).
+pub(crate) enum Keep<'a> {
     Leaves,
-    /// Sorted ids of the tensors asked for; the sweep stops below the smallest.
     Ids(&'a [u64]),
 }
 
-fn sweep<T: Element>(
+/// `g`, a rule's gradient for `input`, at the input's shape: summed over the dims the
+/// input was broadcast along, or an error blaming the rule.
+fn to_input_shape<T: Element>(node: &Node<T>, g: Tensor<T>, input: &Tensor<T>) -> Result<Tensor<T>> {
+    if g.shape() == input.shape() {
+        Ok(g)
+    } else if input.shape().broadcasts_to(g.shape()) {
+        g.sum_to(input.shape())
+    } else {
+        Err(Error::autograd(
+            "backward",
+            format!(
+                "the rule of {} returned a gradient of shape {} for an input of shape {} \
+                 (a bug in that rule)",
+                node.name,
+                g.shape(),
+                input.shape()
+            ),
+        ))
+    }
+}
+
+pub(crate) fn sweep<T: Element>(
     root: &Tensor<T>,
     seed: Tensor<T>,
     create_graph: bool,
@@ -355,9 +268,8 @@ fn sweep<T: Element>(
         if p.node.id < floor {
             break;
         }
-        while heap.peek().is_some_and(|q| q.node.id == p.node.id) {
-            let q = heap.pop().expect("peeked");
-            p.grad = p.grad.add(&q.grad)?;
+        while let Some(q) = heap.peek_mut().filter(|q| q.node.id == p.node.id) {
+            p.grad = p.grad.add(&std::collections::binary_heap::PeekMut::pop(q).grad)?;
         }
         let node = p.node;
         let wanted = match keep {
@@ -368,132 +280,16 @@ fn sweep<T: Element>(
             kept.push((node.id, p.grad.clone()));
         }
         let Some(rule) = &node.rule else { continue };
-        let ctx = BackwardCtx { node, grad: &p.grad };
-        let grads = rule(&ctx)?;
+        let grads = rule(&BackwardCtx { node, grad: &p.grad })?;
         for (input, g) in node.inputs.iter().zip(grads) {
-            let (Some(in_node), Some(g)) = (&input.node, g) else {
-                continue;
-            };
-            if g.shape() != input.shape() {
-                return Err(Error::autograd(
-                    "backward",
-                    format!(
-                        "the rule of {} returned a gradient of shape {} for an input of shape {} \
-                         (a bug in that rule)",
-                        node.name,
-                        g.shape(),
-                        input.shape()
-                    ),
-                ));
+            if let (Some(in_node), Some(g)) = (&input.node, g) {
+                let grad = to_input_shape(node, g, input)?;
+                heap.push(Pending { node: in_node, grad });
             }
-            heap.push(Pending { node: in_node, grad: g });
         }
     }
     kept.reverse();
     Ok(kept)
-}
-
-impl<T: Element> Tensor<T> {
-    /// Backpropagates from this single-element output (usually a loss) with seed 1 and
-    /// returns the gradient of every tracked leaf it depends on.
-    ///
-    /// Errors if the tensor has more than one element (use [`Tensor::backward_with`]) or
-    /// is untracked.
-    pub fn backward(&self) -> Result<Gradients<T>> {
-        if self.numel() != 1 {
-            return Err(Error::autograd(
-                "backward",
-                format!(
-                    "backward() needs a single-element output, got shape {}; pass a seed gradient \
-                     of that shape to backward_with()",
-                    self.shape()
-                ),
-            ));
-        }
-        self.backward_with(&self.ones_like(), false)
-    }
-
-    /// Backpropagates `seed` (∂L/∂self, same shape as `self`): a vector-Jacobian product.
-    /// With `create_graph`, the backward ops are recorded too and the returned gradients
-    /// are themselves differentiable (for grad-of-grad and Hessian-vector products).
-    pub fn backward_with(&self, seed: &Tensor<T>, create_graph: bool) -> Result<Gradients<T>> {
-        let entries = sweep(self, seed.clone(), create_graph, Keep::Leaves)?;
-        Ok(Gradients {
-            entries,
-            leaves_only: true,
-        })
-    }
-}
-
-impl<T: Element> Tensor<T> {
-    /// The kinds of op recorded in the graph that produced this tensor (each once, sorted),
-    /// for inspecting what backward will run. Empty for untracked tensors.
-    pub fn recorded_ops(&self) -> Vec<OpKind> {
-        let mut seen = std::collections::HashSet::new();
-        let mut kinds = std::collections::BTreeSet::new();
-        let mut stack: Vec<&Arc<Node<T>>> = self.node.iter().collect();
-        while let Some(n) = stack.pop() {
-            if seen.insert(n.id) {
-                if !n.is_leaf() {
-                    kinds.insert(n.kind);
-                }
-                stack.extend(n.inputs.iter().filter_map(|t| t.node.as_ref()));
-            }
-        }
-        kinds.into_iter().collect()
-    }
-}
-
-/// Gradients of `output` with respect to each of `inputs` (any tracked tensors, not only
-/// leaves), like `torch.autograd.grad`. `seed` defaults to ones for a single-element
-/// output. Inputs the output does not depend on get zeros.
-///
-/// ```
-/// use tapegrad_core::{grad, Tensor};
-/// let x = Tensor::<f64>::scalar(3.0).requires_grad();
-/// let y = x.powf(3.0)?;                                       // y = x³
-/// let dy = grad(&y, &[&x], None, true)?.remove(0);            // 3x² = 27, still tracked
-/// let d2y = grad(&dy, &[&x], None, false)?.remove(0);         // 6x = 18
-/// assert_eq!((dy.item()?, d2y.item()?), (27.0, 18.0));
-/// # Ok::<(), tapegrad_core::Error>(())
-/// ```
-pub fn grad<T: Element>(
-    output: &Tensor<T>,
-    inputs: &[&Tensor<T>],
-    seed: Option<&Tensor<T>>,
-    create_graph: bool,
-) -> Result<Vec<Tensor<T>>> {
-    let mut ids: Vec<u64> = Vec::with_capacity(inputs.len());
-    for t in inputs {
-        ids.push(t.node_id().ok_or_else(|| {
-            Error::autograd(
-                "grad",
-                format!("input of shape {} is not tracked, so it has no gradient", t.shape()),
-            )
-        })?);
-    }
-    let seed = match seed {
-        Some(s) => s.clone(),
-        None if output.numel() == 1 => output.ones_like(),
-        None => {
-            return Err(Error::autograd(
-                "grad",
-                format!(
-                    "output of shape {} is not a single element: pass a seed",
-                    output.shape()
-                ),
-            ))
-        }
-    };
-    let mut sorted = ids.clone();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let entries = sweep(output, seed, create_graph, Keep::Ids(&sorted))?;
-    let found = Gradients {
-        entries,
-        leaves_only: false,
-    };
-    inputs.iter().map(|t| found.wrt(t)).collect()
 }
 
 /// Convenience for rules: one gradient for a unary op.

@@ -4,7 +4,7 @@
 use crate::element::{c, Element};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
-use crate::storage::Storage;
+use crate::storage::{ensure_alloc, Storage};
 use crate::tape::Node;
 use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// ```
 /// use tapegrad_core::Tensor;
 /// let x = Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0], [3])?.requires_grad();
-/// let y = x.mul(&x)?.sum_all()?; // y = Σ x²
+/// let y = x.mul(&x)?.sum_all(); // y = Σ x²
 /// let grads = y.backward()?;
 /// assert_eq!(grads.wrt(&x)?.to_vec(), vec![2.0, 4.0, 6.0]);
 /// # Ok::<(), tapegrad_core::Error>(())
@@ -96,39 +96,67 @@ impl<T: Element> Tensor<T> {
     }
 
     /// A tensor of `shape` filled with `v`.
-    pub fn full(shape: impl Into<Shape>, v: T) -> Self {
+    ///
+    /// Errors if the tensor is too large to allocate (like every constructor that takes a
+    /// shape: an impossible shape is an error, never an abort).
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// assert_eq!(Tensor::<f32>::full([2], 7.0)?.to_vec(), vec![7.0, 7.0]);
+    /// assert!(Tensor::<f32>::zeros([1 << 40, 1 << 40]).is_err());
+    /// assert_eq!(Tensor::<f32>::zeros([1 << 40, 1 << 40, 0])?.numel(), 0);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn full(shape: impl Into<Shape>, v: T) -> Result<Self> {
         let shape = shape.into();
-        Self::from_parts(vec![v; shape.numel()], shape)
+        ensure_alloc::<T>("full", &shape)?;
+        Ok(Self::from_parts(vec![v; shape.numel()], shape))
     }
 
-    /// A tensor of zeros.
-    pub fn zeros(shape: impl Into<Shape>) -> Self {
+    /// A tensor of zeros; see [`Tensor::full`].
+    pub fn zeros(shape: impl Into<Shape>) -> Result<Self> {
         Self::full(shape, T::zero())
     }
 
-    /// A tensor of ones.
-    pub fn ones(shape: impl Into<Shape>) -> Self {
+    /// A tensor of ones; see [`Tensor::full`].
+    pub fn ones(shape: impl Into<Shape>) -> Result<Self> {
         Self::full(shape, T::one())
     }
 
     /// Zeros with the shape of `self` (untracked).
     pub fn zeros_like(&self) -> Self {
-        Self::zeros(self.shape.clone())
+        Self::from_parts(vec![T::zero(); self.numel()], self.shape.clone())
     }
 
     /// Ones with the shape of `self` (untracked).
     pub fn ones_like(&self) -> Self {
-        Self::ones(self.shape.clone())
+        Self::from_parts(vec![T::one(); self.numel()], self.shape.clone())
     }
 
-    /// `[start, start+step, …]` up to but excluding `end`, like `numpy.arange`.
+    /// `[start, start+step, …]` up to but excluding `end`, like `numpy.arange` and
+    /// `torch.arange`.
     ///
-    /// Errors if `step` is zero or not finite, or points away from `end`.
+    /// Errors if `step` is zero or not finite, if `start` or `end` is not finite, or if
+    /// `step` points away from `end` (as `torch.arange` does; `start == end` gives an empty
+    /// tensor).
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// assert_eq!(Tensor::<f64>::arange(0.0, 1.0, 0.25)?.to_vec(), vec![0.0, 0.25, 0.5, 0.75]);
+    /// assert!(Tensor::<f64>::arange(0.0, 10.0, -1.0).is_err());
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     pub fn arange(start: T, end: T, step: T) -> Result<Self> {
         if step == T::zero() || !step.is_finite() || !start.is_finite() || !end.is_finite() {
             return Err(Error::bad_value(
                 "arange",
                 format!("need finite start/end and a non-zero finite step, got start={start} end={end} step={step}"),
+            ));
+        }
+        if (end - start) * step < T::zero() {
+            return Err(Error::bad_value(
+                "arange",
+                format!("step={step} points away from end={end} (start={start}); the range would be empty"),
             ));
         }
         let n = ((end - start) / step).ceil().as_f64();
@@ -140,12 +168,24 @@ impl<T: Element> Tensor<T> {
             ));
         }
         let n = if n > 0.0 { n as usize } else { 0 };
+        let shape = Shape::from([n]);
+        ensure_alloc::<T>("arange", &shape)?;
         let data = (0..n).map(|i| start + step * c::<T>(i as f64)).collect();
-        Ok(Self::from_parts(data, Shape::from([n])))
+        Ok(Self::from_parts(data, shape))
     }
 
     /// `steps` evenly spaced values from `start` to `end` inclusive, like `torch.linspace`.
-    pub fn linspace(start: T, end: T, steps: usize) -> Self {
+    ///
+    /// Errors if the tensor is too large to allocate.
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// assert_eq!(Tensor::<f64>::linspace(0.0, 1.0, 3)?.to_vec(), vec![0.0, 0.5, 1.0]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn linspace(start: T, end: T, steps: usize) -> Result<Self> {
+        let shape = Shape::from([steps]);
+        ensure_alloc::<T>("linspace", &shape)?;
         let data = match steps {
             0 => vec![],
             1 => vec![start],
@@ -162,24 +202,37 @@ impl<T: Element> Tensor<T> {
                     .collect()
             }
         };
-        Self::from_parts(data, Shape::from([steps]))
+        Ok(Self::from_parts(data, shape))
     }
 
-    /// The `n × n` identity matrix.
+    /// The `n × n` identity matrix, like `torch.eye`.
     ///
-    /// # Panics
-    /// If `n²` overflows `usize` (no such matrix fits in memory).
-    pub fn eye(n: usize) -> Self {
-        let mut data = vec![T::zero(); n.checked_mul(n).expect("eye: n² overflows usize")];
+    /// Errors if `n × n` is too large to allocate.
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// assert_eq!(Tensor::<f32>::eye(2)?.to_vec(), vec![1.0, 0.0, 0.0, 1.0]);
+    /// assert!(Tensor::<f32>::eye(1 << 40).is_err());
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn eye(n: usize) -> Result<Self> {
+        let mut t = Self::zeros([n, n]).map_err(|e| match e {
+            Error::BadShape { msg, .. } => Error::bad_shape("eye", msg),
+            e => e,
+        })?;
+        let data = t.data_mut();
         for i in 0..n {
             data[i * n + i] = T::one();
         }
-        Self::from_parts(data, Shape::from([n, n]))
+        Ok(t)
     }
 
     /// Samples from U[low, high) with the caller's RNG (seed it for reproducible runs).
+    ///
+    /// Errors if `low ≥ high`, either is not finite, or the tensor is too large to allocate.
     pub fn rand_uniform<R: Rng + ?Sized>(shape: impl Into<Shape>, low: T, high: T, rng: &mut R) -> Result<Self> {
         let shape = shape.into();
+        ensure_alloc::<T>("rand_uniform", &shape)?;
         let dist = Uniform::new(low, high)
             .map_err(|e| Error::bad_value("rand_uniform", format!("low={low} high={high}: {e}")))?;
         let data = (0..shape.numel()).map(|_| dist.sample(rng)).collect();
@@ -187,8 +240,26 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Samples from N(mean, std²) with the caller's RNG.
+    ///
+    /// Errors if `mean` is not finite, `std` is negative or not finite (as `torch.normal`
+    /// refuses a negative std), or the tensor is too large to allocate.
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// assert!(Tensor::<f32>::rand_normal([3], 0.0, -1.0, &mut rng).is_err());
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     pub fn rand_normal<R: Rng + ?Sized>(shape: impl Into<Shape>, mean: T, std: T, rng: &mut R) -> Result<Self> {
         let shape = shape.into();
+        if !mean.is_finite() || !std.is_finite() || std < T::zero() {
+            return Err(Error::bad_value(
+                "rand_normal",
+                format!("need a finite mean and a finite std ≥ 0, got mean={mean} std={std}"),
+            ));
+        }
+        ensure_alloc::<T>("rand_normal", &shape)?;
         let dist = Normal::new(mean.as_f64(), std.as_f64())
             .map_err(|e| Error::bad_value("rand_normal", format!("mean={mean} std={std}: {e}")))?;
         let data = (0..shape.numel()).map(|_| c::<T>(dist.sample(rng))).collect();

@@ -1,32 +1,25 @@
 //! Binary arithmetic with NumPy broadcasting, scalar forms, and operator overloads.
 //!
-//! Broadcasting is handled once, here: a binary op computes its rule at the broadcast
-//! output shape, and `sum_to_input` sums each gradient back over the dimensions that
-//! input was broadcast along.
+//! A binary op's rule computes its gradients at the broadcast output shape; the tape sums
+//! each one back over the dimensions its input was broadcast along (see
+//! [`crate::tape`]), once for every op.
 
 use crate::element::{c, Element};
 use crate::error::Result;
+use crate::grad_mode::no_grad;
 use crate::kernels::elementwise;
+use crate::ops::record;
 use crate::ops::OpKind;
 use crate::shape::Shape;
-use crate::tape::{no_grad, one, record, BackwardCtx};
+use crate::tape::{one, BackwardCtx};
 use crate::tensor::Tensor;
 use smallvec::smallvec;
 
 /// Gradients of a binary op's two inputs, at the broadcast output shape.
 type PairGrads<T> = (Option<Tensor<T>>, Option<Tensor<T>>);
 
-/// Reduces a gradient computed at the broadcast shape back to `input`'s shape.
-pub(crate) fn sum_to_input<T: Element>(g: Tensor<T>, input: &Tensor<T>) -> Result<Tensor<T>> {
-    if g.shape() == input.shape() {
-        Ok(g)
-    } else {
-        g.sum_to(input.shape())
-    }
-}
-
-/// Forward of a broadcasting binary op plus recording of `rule`, whose gradients (at the
-/// output shape) are summed back to each input's shape.
+/// Forward of a broadcasting binary op plus recording of `rule`, whose gradients are at
+/// the output shape (the tape sums them back to each input's shape).
 fn binary<T, F, R>(kind: OpKind, a: &Tensor<T>, b: &Tensor<T>, save_output: bool, f: F, rule: R) -> Result<Tensor<T>>
 where
     T: Element,
@@ -41,14 +34,14 @@ where
     let shape: Shape = if a.shape() == b.shape() {
         a.shape().clone()
     } else {
-        a.shape().broadcast(kind.name(), b.shape())?
+        let shape = a.shape().broadcast(kind.name(), b.shape())?;
+        crate::storage::ensure_alloc::<T>(kind.name(), &shape)?;
+        shape
     };
     let data = elementwise::zip(a.data(), a.shape(), b.data(), b.shape(), &shape, f);
     let out = Tensor::from_storage(data, shape);
     Ok(record(kind, &[a, b], out, save_output, move |ctx| {
         let (ga, gb) = rule(ctx)?;
-        let ga = ga.map(|g| sum_to_input(g, ctx.input(0))).transpose()?;
-        let gb = gb.map(|g| sum_to_input(g, ctx.input(1))).transpose()?;
         Ok(smallvec![ga, gb])
     }))
 }
@@ -167,7 +160,7 @@ impl<T: Element> Tensor<T> {
             |ctx| {
                 let g_over_b = ctx.grad.div(ctx.input(1))?;
                 let gb = if ctx.needs(1) {
-                    Some(g_over_b.mul(&ctx.output())?.neg())
+                    Some(g_over_b.mul(&ctx.output()?)?.neg())
                 } else {
                     None
                 };
@@ -199,7 +192,7 @@ impl<T: Element> Tensor<T> {
                 };
                 let gb = if ctx.needs(1) {
                     let keep = no_grad(|| mask2(a, b, |x, y| !(x == T::zero() && y >= T::zero())))?;
-                    Some(keep_where(&keep, &ctx.grad.mul(&ctx.output().mul(&a.log())?)?)?)
+                    Some(keep_where(&keep, &ctx.grad.mul(&ctx.output()?.mul(&a.log())?)?)?)
                 } else {
                     None
                 };
@@ -275,9 +268,22 @@ impl<T: Element> Tensor<T> {
         ))
     }
 
-    /// `x²`, shorthand for `powf(2)`.
-    pub fn square(&self) -> Result<Tensor<T>> {
-        self.powf(c(2.0))
+    /// `x²`. ∂/∂x = 2x. The same values as `powf(2)` (both are the rounded `x·x`).
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![-3., 2.], [2])?;
+    /// assert_eq!(x.square().to_vec(), vec![9., 4.]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn square(&self) -> Tensor<T> {
+        unary(
+            OpKind::PowScalar,
+            self,
+            false,
+            |x| x * x,
+            |ctx| ctx.grad.mul(&ctx.input(0).mul_scalar(c(2.0))),
+        )
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::ops::OpKind;
-use crate::tape::{record_named, BackwardCtx, InputGrads};
+use crate::tape::{record, BackwardCtx, InputGrads};
 use crate::tensor::Tensor;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 
@@ -15,10 +15,11 @@ impl<T: Element> Tensor<T> {
     /// `output` is the op's value, computed by the caller (typically from the inputs'
     /// [`data`](Tensor::data), without recording); it is returned tracked whenever an input
     /// is. `rule` receives a [`BackwardCtx`] (`ctx.grad` = ∂L/∂output, `ctx.input(i)`,
-    /// `ctx.output()`, `ctx.needs(i)`) and returns one gradient per input, shaped like that
+    /// `ctx.output()?`, `ctx.needs(i)`) and returns one gradient per input, shaped like that
     /// input (`None` for inputs that need none). Write the rule with tensor ops and it is
     /// differentiable too, so `create_graph` and gradgradcheck work through it. `name`
-    /// appears in error messages.
+    /// appears in error messages; it may not be the name of a built-in op (`"add"`, …),
+    /// and [`Tensor::recorded_ops`] lists the op as [`OpKind::Custom`].
     ///
     /// ```
     /// use tapegrad_core::{gradcheck, Tensor};
@@ -52,23 +53,22 @@ impl<T: Element> Tensor<T> {
                  or under no_grad); its gradient comes from the rule alone",
             ));
         }
+        if OpKind::from_name(name) != OpKind::Custom {
+            return Err(Error::bad_value(
+                "custom_op",
+                format!("the name {name:?} is a built-in op's; give the custom op a name of its own"),
+            ));
+        }
         let n = inputs.len();
-        Ok(record_named(
-            OpKind::Custom,
-            name,
-            inputs,
-            output,
-            save_output,
-            move |ctx| {
-                let grads = rule(ctx)?;
-                if grads.len() != n {
-                    return Err(Error::autograd(
-                        name,
-                        format!("the rule returned {} gradients for {n} inputs", grads.len()),
-                    ));
-                }
-                Ok(grads)
-            },
-        ))
+        Ok(record(name, inputs, output, save_output, move |ctx| {
+            let grads = rule(ctx)?;
+            if grads.len() != n {
+                return Err(Error::autograd(
+                    name,
+                    format!("the rule returned {} gradients for {n} inputs", grads.len()),
+                ));
+            }
+            Ok(grads)
+        }))
     }
 }

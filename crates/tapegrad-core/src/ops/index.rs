@@ -7,10 +7,10 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::elementwise;
-use crate::ops::arith::sum_to_input;
+use crate::ops::record;
 use crate::ops::OpKind;
 use crate::shape::Shape;
-use crate::tape::{one, record};
+use crate::tape::one;
 use crate::tensor::Tensor;
 use smallvec::{smallvec, SmallVec};
 use std::sync::Arc;
@@ -61,16 +61,18 @@ impl<T: Element> Tensor<T> {
         let d = self.dims()[ax];
         check_indices("index_select", indices, d)?;
         let (outer, inner) = self.shape().outer_inner(ax);
-        let mut data = Vec::with_capacity(outer * indices.len() * inner);
+        let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(self.dims());
+        dims[ax] = indices.len();
+        let out_shape = Shape::from(dims);
+        crate::storage::ensure_alloc::<T>("index_select", &out_shape)?;
+        let mut data = Vec::with_capacity(out_shape.numel());
         for o in 0..outer {
             for &i in indices {
                 let base = (o * d + i) * inner;
                 data.extend_from_slice(&self.data()[base..base + inner]);
             }
         }
-        let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(self.dims());
-        dims[ax] = indices.len();
-        let out = Tensor::from_parts(data, Shape::from(dims));
+        let out = Tensor::from_parts(data, out_shape);
         let idx: Arc<[usize]> = indices.into();
         Ok(record(OpKind::IndexSelect, &[self], out, false, move |ctx| {
             let x = ctx.input(0);
@@ -224,12 +226,12 @@ impl<T: Element> Tensor<T> {
             // taken still gives 0 there.
             let zero = Tensor::scalar(T::zero());
             let ga = if ctx.needs(0) {
-                Some(sum_to_input(Tensor::where_cond(&m, ctx.grad, &zero)?, ctx.input(0))?)
+                Some(Tensor::where_cond(&m, ctx.grad, &zero)?)
             } else {
                 None
             };
             let gb = if ctx.needs(1) {
-                Some(sum_to_input(Tensor::where_cond(&m, &zero, ctx.grad)?, ctx.input(1))?)
+                Some(Tensor::where_cond(&m, &zero, ctx.grad)?)
             } else {
                 None
             };

@@ -5,9 +5,11 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::elementwise::gather_strided;
+use crate::ops::record;
 use crate::ops::OpKind;
-use crate::shape::Shape;
-use crate::tape::{one, record, InputGrads};
+use crate::shape::{Axes, Shape};
+use crate::storage::ensure_alloc;
+use crate::tape::{one, InputGrads};
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
 use std::ops::Range;
@@ -47,35 +49,60 @@ impl<T: Element> Tensor<T> {
         self.reshape(Shape::from(dims))
     }
 
-    /// Reorders the dims: result dim `i` is input dim `perm[i]`.
-    pub fn permute(&self, perm: &[usize]) -> Result<Tensor<T>> {
+    /// Reorders the dims, like `torch.permute`: result dim `i` is input dim `perm[i]`
+    /// (negative axes count from the end). ∂/∂x: the gradient permuted back.
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// let x = Tensor::<f32>::zeros([2, 3, 4])?;
+    /// assert_eq!(x.permute([2, 0, 1])?.dims(), &[4, 2, 3]);
+    /// assert_eq!(x.permute([-1, 0, 1])?.dims(), &[4, 2, 3]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn permute(&self, perm: impl Into<Axes>) -> Result<Tensor<T>> {
+        let given = perm.into();
         let nd = self.ndim();
-        let mut seen = vec![false; nd];
-        if perm.len() != nd || perm.iter().any(|&p| p >= nd || std::mem::replace(&mut seen[p], true)) {
-            return Err(Error::bad_shape(
+        let not_a_permutation = || {
+            Error::bad_shape(
                 "permute",
-                format!("{perm:?} is not a permutation of the {nd} dims of {}", self.shape()),
-            ));
+                format!(
+                    "{:?} is not a permutation of the {nd} dims of {}",
+                    given.as_slice(),
+                    self.shape()
+                ),
+            )
+        };
+        if given.as_slice().len() != nd {
+            return Err(not_a_permutation());
+        }
+        let mut perm: SmallVec<[usize; 4]> = SmallVec::with_capacity(nd);
+        let mut seen: SmallVec<[bool; 4]> = SmallVec::from_elem(false, nd);
+        for &a in given.as_slice() {
+            let p = crate::shape::normalize_axis(a, nd).ok_or_else(not_a_permutation)?;
+            if std::mem::replace(&mut seen[p], true) {
+                return Err(not_a_permutation());
+            }
+            perm.push(p);
         }
         let strides = self.shape().strides();
         let out_shape: Shape = perm.iter().map(|&p| self.dims()[p]).collect::<Vec<_>>().into();
         let src_strides: SmallVec<[usize; 4]> = perm.iter().map(|&p| strides[p]).collect();
         let out = Tensor::from_parts(gather_strided(self.data(), &src_strides, &out_shape), out_shape);
-        let mut inverse = vec![0; nd];
+        let mut inverse: Vec<isize> = vec![0; nd];
         for (i, &p) in perm.iter().enumerate() {
-            inverse[p] = i;
+            inverse[p] = i as isize;
         }
         Ok(record(OpKind::Permute, &[self], out, false, move |ctx| {
-            Ok(one(ctx.grad.permute(&inverse)?))
+            Ok(one(ctx.grad.permute(&inverse[..])?))
         }))
     }
 
     /// Swaps two dims.
     pub fn transpose(&self, d0: isize, d1: isize) -> Result<Tensor<T>> {
         let (a, b) = (self.shape().axis("transpose", d0)?, self.shape().axis("transpose", d1)?);
-        let mut perm: Vec<usize> = (0..self.ndim()).collect();
+        let mut perm: Vec<isize> = (0..self.ndim() as isize).collect();
         perm.swap(a, b);
-        self.permute(&perm)
+        self.permute(perm)
     }
 
     /// The transpose of a 2-D tensor.
@@ -121,7 +148,15 @@ impl<T: Element> Tensor<T> {
 
     /// Repeats size-1 (and missing leading) dims to reach `shape`, NumPy style.
     /// ∂/∂x: the gradient summed back over the broadcast dims.
-    pub fn broadcast_to(&self, shape: &Shape) -> Result<Tensor<T>> {
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// let b = Tensor::<f32>::from_vec(vec![1., 2.], [2])?;
+    /// assert_eq!(b.broadcast_to([2, 2])?.to_vec(), vec![1., 2., 1., 2.]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor<T>> {
+        let shape = &shape.into();
         if self.shape() == shape {
             return Ok(self.clone());
         }
@@ -133,6 +168,7 @@ impl<T: Element> Tensor<T> {
                 "a shape the source broadcasts to",
             ));
         }
+        ensure_alloc::<T>("broadcast_to", shape)?;
         let strides = self.shape().broadcast_strides(shape);
         let out = Tensor::from_parts(gather_strided(self.data(), &strides, shape), shape.clone());
         Ok(record(OpKind::BroadcastTo, &[self], out, false, |ctx| {
@@ -171,7 +207,7 @@ impl<T: Element> Tensor<T> {
                 dims[ax] = n;
                 Tensor::zeros(Shape::from(dims))
             };
-            let (before, after) = (piece(start), piece(d - start - len));
+            let (before, after) = (piece(start)?, piece(d - start - len)?);
             let parts: Vec<&Tensor<T>> = [&before, ctx.grad, &after]
                 .into_iter()
                 .filter(|t| t.dims()[ax] > 0)

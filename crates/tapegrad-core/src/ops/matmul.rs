@@ -4,10 +4,9 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::gemm;
-use crate::ops::arith::sum_to_input;
+use crate::ops::record;
 use crate::ops::OpKind;
 use crate::shape::Shape;
-use crate::tape::record;
 use crate::tensor::Tensor;
 use smallvec::{smallvec, SmallVec};
 
@@ -62,8 +61,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// ```
     /// # use tapegrad_core::Tensor;
-    /// let x = Tensor::<f64>::ones([4, 3]);
-    /// let w = Tensor::<f64>::ones([5, 3]);          // PyTorch's Linear layout: [out, in]
+    /// let x = Tensor::<f64>::ones([4, 3])?;
+    /// let w = Tensor::<f64>::ones([5, 3])?;          // PyTorch's Linear layout: [out, in]
     /// assert_eq!(x.matmul_t(&w, false, true)?.dims(), &[4, 5]); // x · wᵀ
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
@@ -118,8 +117,10 @@ impl<T: Element> Tensor<T> {
             let ob: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
             pairs.push((oa, ob));
         }
+        let out_shape = Shape::from(out_dims);
+        crate::storage::ensure_alloc::<T>("matmul", &out_shape)?;
         let data = gemm::batched(a.data(), b.data(), &pairs, m, k, n, transpose_a, transpose_b);
-        let out = Tensor::from_storage(data.into(), Shape::from(out_dims));
+        let out = Tensor::from_storage(data.into(), out_shape);
         let (ta, tb) = (transpose_a, transpose_b);
         Ok(record(OpKind::MatMul, &[a, b], out, false, move |ctx| {
             let (a, b, g) = (ctx.input(0), ctx.input(1), ctx.grad);
@@ -128,16 +129,16 @@ impl<T: Element> Tensor<T> {
             let ga = if !ctx.needs(0) {
                 None
             } else if ta {
-                Some(sum_to_input(b.matmul_t(g, tb, true)?, a)?)
+                Some(b.matmul_t(g, tb, true)?)
             } else {
-                Some(sum_to_input(g.matmul_t(b, false, !tb)?, a)?)
+                Some(g.matmul_t(b, false, !tb)?)
             };
             let gb = if !ctx.needs(1) {
                 None
             } else if tb {
-                Some(sum_to_input(g.matmul_t(a, true, ta)?, b)?)
+                Some(g.matmul_t(a, true, ta)?)
             } else {
-                Some(sum_to_input(a.matmul_t(g, !ta, false)?, b)?)
+                Some(a.matmul_t(g, !ta, false)?)
             };
             Ok(smallvec![ga, gb])
         }))

@@ -24,6 +24,45 @@ pub mod reduce;
 pub mod softmax;
 pub mod unary;
 
+use crate::element::Element;
+use crate::error::Result;
+use crate::tape::{BackwardCtx, InputGrads, Node};
+use crate::tensor::Tensor;
+use std::panic::{RefUnwindSafe, UnwindSafe};
+
+/// Records a built-in op on the tape under its kind's name (see [`crate::tape`]).
+pub(crate) fn record<T, F>(kind: OpKind, inputs: &[&Tensor<T>], out: Tensor<T>, save_output: bool, rule: F) -> Tensor<T>
+where
+    T: Element,
+    F: Fn(&BackwardCtx<'_, T>) -> Result<InputGrads<T>> + Send + Sync + UnwindSafe + RefUnwindSafe + 'static,
+{
+    crate::tape::record(kind.name(), inputs, out, save_output, rule)
+}
+
+impl<T: Element> Tensor<T> {
+    /// The kinds of op recorded in the graph that produced this tensor (each once, sorted),
+    /// for inspecting what backward will run; custom ops appear as [`OpKind::Custom`].
+    /// Empty for untracked tensors.
+    ///
+    /// ```
+    /// use tapegrad_core::{OpKind, Tensor};
+    /// let x = Tensor::<f64>::ones([2])?.requires_grad();
+    /// assert_eq!(x.exp().sum_all().recorded_ops(), vec![OpKind::Exp, OpKind::Sum]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn recorded_ops(&self) -> Vec<OpKind> {
+        let mut kinds = std::collections::BTreeSet::new();
+        if let Some(root) = &self.node {
+            Node::visit(root, |n| {
+                if !n.is_leaf() {
+                    kinds.insert(OpKind::from_name(n.name));
+                }
+            });
+        }
+        kinds.into_iter().collect()
+    }
+}
+
 /// Declares [`OpKind`], its [`OpKind::ALL`] list and [`OpKind::name`] from one list, so a
 /// new op cannot be left out of `ALL` (and so out of the registry's coverage check).
 macro_rules! op_kinds {
@@ -50,6 +89,16 @@ macro_rules! op_kinds {
                 match self {
                     OpKind::Leaf => "leaf",
                     $(OpKind::$kind => $name,)*
+                }
+            }
+
+            /// The built-in op of this name; any other name is a user's [`OpKind::Custom`]
+            /// op (whose names may not shadow the built-ins', see [`Tensor::custom_op`]).
+            pub fn from_name(name: &str) -> OpKind {
+                match name {
+                    "leaf" => OpKind::Leaf,
+                    $($name => OpKind::$kind,)*
+                    _ => OpKind::Custom,
                 }
             }
         }
@@ -109,5 +158,8 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), n, "two ops share a name");
         assert!(!OpKind::ALL.contains(&OpKind::Leaf));
+        for &k in OpKind::ALL {
+            assert_eq!(OpKind::from_name(k.name()), k);
+        }
     }
 }

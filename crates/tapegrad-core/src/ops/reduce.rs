@@ -1,13 +1,16 @@
 //! Reductions over any set of axes, with or without `keepdim`.
 //!
+//! Axes are an [`Axes`]: one `isize` or a list (`x.sum(-1, false)`, `x.sum([0, 2], true)`).
 //! An empty axis list reduces nothing (NumPy's `axis=()`); `*_all` reduce everything.
 
 use crate::element::{c, Element};
 use crate::error::{Error, Result};
+use crate::grad_mode::no_grad;
 use crate::kernels::reduce;
+use crate::ops::record;
 use crate::ops::OpKind;
-use crate::shape::Shape;
-use crate::tape::{no_grad, one, record};
+use crate::shape::{Axes, Shape};
+use crate::tape::one;
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
 
@@ -18,43 +21,59 @@ impl<T: Element> Tensor<T> {
     /// ```
     /// # use tapegrad_core::Tensor;
     /// let x = Tensor::<f32>::from_vec(vec![1., 2., 3., 4., 5., 6.], [2, 3])?;
-    /// assert_eq!(x.sum(&[1], false)?.to_vec(), vec![6., 15.]);
-    /// assert_eq!(x.sum(&[0], true)?.dims(), &[1, 3]);
+    /// assert_eq!(x.sum(1, false)?.to_vec(), vec![6., 15.]);
+    /// assert_eq!(x.sum([0], true)?.dims(), &[1, 3]);
+    /// assert_eq!(x.sum([0, 1], false)?.item()?, 21.);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
-    pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<T>> {
-        let ax = self.shape().axes("sum", axes)?;
+    pub fn sum(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
+        let ax = self.shape().axes("sum", axes.into().as_slice())?;
+        Ok(self.sum_normalized(ax, keepdim))
+    }
+
+    /// [`Tensor::sum`] over normalised, sorted axes: cannot fail.
+    fn sum_normalized(&self, ax: SmallVec<[usize; 4]>, keepdim: bool) -> Tensor<T> {
         let data = reduce::reduce(self.data(), self.shape(), &ax, T::zero(), |a, b| a + b);
         let out = Tensor::from_parts(data, self.shape().reduced(&ax, keepdim));
         let kept = self.shape().reduced(&ax, true);
-        Ok(record(OpKind::Sum, &[self], out, false, move |ctx| {
+        record(OpKind::Sum, &[self], out, false, move |ctx| {
             Ok(one(ctx
                 .grad
                 .reshape(kept.clone())?
                 .broadcast_to(ctx.input(0).shape())?))
-        }))
+        })
     }
 
-    /// Sum of all elements, as a 0-d tensor.
-    pub fn sum_all(&self) -> Result<Tensor<T>> {
-        self.sum(&self.shape().all_axes(), false)
+    /// Sum of all elements, as a 0-d tensor (0 for an empty tensor).
+    pub fn sum_all(&self) -> Tensor<T> {
+        self.sum_normalized((0..self.ndim()).collect(), false)
     }
 
-    /// Mean over `axes`: the sum divided by the number of elements reduced.
-    pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<T>> {
-        let ax = self.shape().axes("mean", axes)?;
+    /// Mean over `axes`: the sum divided by the number of elements reduced (NaN for an
+    /// empty reduction, as in PyTorch).
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1., 2., 3., 4.], [2, 2])?;
+    /// assert_eq!(x.mean(0, false)?.to_vec(), vec![2., 3.]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn mean(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
+        let ax = self.shape().axes("mean", axes.into().as_slice())?;
         let count: usize = ax.iter().map(|&a| self.dims()[a]).product();
-        Ok(self.sum(axes, keepdim)?.mul_scalar(T::one() / c::<T>(count as f64)))
+        Ok(self
+            .sum_normalized(ax, keepdim)
+            .mul_scalar(T::one() / c::<T>(count as f64)))
     }
 
-    /// Mean of all elements, as a 0-d tensor.
-    pub fn mean_all(&self) -> Result<Tensor<T>> {
-        self.mean(&self.shape().all_axes(), false)
+    /// Mean of all elements, as a 0-d tensor (NaN for an empty tensor).
+    pub fn mean_all(&self) -> Tensor<T> {
+        self.sum_all().mul_scalar(T::one() / c::<T>(self.numel() as f64))
     }
 
     /// Maximum over `axes`. The gradient goes to the maximal elements, split evenly among
     /// ties. Errors on an empty reduction.
-    pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<T>> {
+    pub fn max(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
         self.extreme(OpKind::Max, axes, keepdim, T::neg_infinity(), |a, b| {
             if b > a || b.is_nan() {
                 b
@@ -65,7 +84,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Minimum over `axes`; see [`Tensor::max`].
-    pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<T>> {
+    pub fn min(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
         self.extreme(OpKind::Min, axes, keepdim, T::infinity(), |a, b| {
             if b < a || b.is_nan() {
                 b
@@ -77,16 +96,23 @@ impl<T: Element> Tensor<T> {
 
     /// Maximum of all elements, as a 0-d tensor.
     pub fn max_all(&self) -> Result<Tensor<T>> {
-        self.max(&self.shape().all_axes(), false)
+        self.max(self.shape().all_axes(), false)
     }
 
     /// Minimum of all elements, as a 0-d tensor.
     pub fn min_all(&self) -> Result<Tensor<T>> {
-        self.min(&self.shape().all_axes(), false)
+        self.min(self.shape().all_axes(), false)
     }
 
-    fn extreme(&self, kind: OpKind, axes: &[isize], keepdim: bool, init: T, f: fn(T, T) -> T) -> Result<Tensor<T>> {
-        let ax = self.shape().axes(kind.name(), axes)?;
+    fn extreme(
+        &self,
+        kind: OpKind,
+        axes: impl Into<Axes>,
+        keepdim: bool,
+        init: T,
+        f: fn(T, T) -> T,
+    ) -> Result<Tensor<T>> {
+        let ax = self.shape().axes(kind.name(), axes.into().as_slice())?;
         if ax.iter().any(|&a| self.dims()[a] == 0) {
             return Err(Error::bad_shape(
                 kind.name(),
@@ -96,14 +122,14 @@ impl<T: Element> Tensor<T> {
         let data = reduce::reduce(self.data(), self.shape(), &ax, init, f);
         let kept = self.shape().reduced(&ax, true);
         let out = Tensor::from_parts(data, self.shape().reduced(&ax, keepdim));
-        let ax_signed: SmallVec<[isize; 4]> = ax.iter().map(|&a| a as isize).collect();
+        let ax_signed: Vec<isize> = ax.iter().map(|&a| a as isize).collect();
         Ok(record(kind, &[self], out, true, move |ctx| {
             let x = ctx.input(0);
             // Which elements attained the extreme, and how many per slot (ties share).
             let (mask, count) = no_grad(|| -> Result<_> {
-                let best = ctx.output().detach().reshape(kept.clone())?;
+                let best = ctx.output()?.detach().reshape(kept.clone())?;
                 let mask = crate::ops::arith::mask2(x, &best, |v, b| v == b)?;
-                let count = mask.sum(&ax_signed, true)?;
+                let count = mask.sum(&ax_signed[..], true)?;
                 Ok((mask, count))
             })?;
             let share = mask.div(&count)?;
@@ -114,7 +140,8 @@ impl<T: Element> Tensor<T> {
 
     /// Sums over the dims along which `shape` would be broadcast to `self.shape()`: the
     /// adjoint of [`Tensor::broadcast_to`], used to reduce gradients of broadcast inputs.
-    pub fn sum_to(&self, shape: &Shape) -> Result<Tensor<T>> {
+    pub fn sum_to(&self, shape: impl Into<Shape>) -> Result<Tensor<T>> {
+        let shape = &shape.into();
         if self.shape() == shape {
             return Ok(self.clone());
         }
@@ -127,10 +154,9 @@ impl<T: Element> Tensor<T> {
             ));
         }
         let lead = self.ndim() - shape.ndim();
-        let axes: SmallVec<[isize; 4]> = (0..self.ndim())
+        let axes: SmallVec<[usize; 4]> = (0..self.ndim())
             .filter(|&d| d < lead || (shape.dims()[d - lead] == 1 && self.dims()[d] != 1))
-            .map(|d| d as isize)
             .collect();
-        self.sum(&axes, true)?.reshape(shape.clone())
+        self.sum_normalized(axes, true).reshape(shape.clone())
     }
 }

@@ -5,20 +5,21 @@
 
 use crate::element::Element;
 use crate::error::Result;
+use crate::shape::Axes;
 use crate::tensor::Tensor;
 
 impl<T: Element> Tensor<T> {
-    /// The maximum along `axis` (keepdim), detached, with non-finite maxima replaced by 0
+    /// The maximum over `axes` (keepdim), detached, with non-finite maxima replaced by 0
     /// so that rows of −inf give −inf (not NaN) after the shift.
-    fn stable_shift(&self, op: &'static str, axis: isize) -> Result<Tensor<T>> {
-        let ax = self.shape().axis(op, axis)?;
-        if self.dims()[ax] == 0 {
+    fn stable_shift(&self, op: &'static str, axes: &Axes) -> Result<Tensor<T>> {
+        let ax = self.shape().axes(op, axes.as_slice())?;
+        if let Some(&a) = ax.iter().find(|&&a| self.dims()[a] == 0) {
             return Err(crate::Error::bad_shape(
                 op,
-                format!("empty dim {ax} of shape {}", self.shape()),
+                format!("empty dim {a} of shape {}", self.shape()),
             ));
         }
-        let m = crate::no_grad(|| self.max(&[axis], true))?;
+        let m = crate::no_grad(|| self.max(axes, true))?;
         let clean = m
             .data()
             .iter()
@@ -27,33 +28,57 @@ impl<T: Element> Tensor<T> {
         Tensor::from_vec(clean, m.shape().clone())
     }
 
-    /// `log Σⱼ exp(xⱼ)` along `axis`. ∂/∂x = softmax(x).
+    /// `log Σⱼ exp(xⱼ)` over `axes` (one or several, like `torch.logsumexp`).
+    /// ∂/∂x = softmax(x) over those axes.
     ///
     /// ```
     /// # use tapegrad_core::Tensor;
     /// let x = Tensor::<f32>::from_vec(vec![1e4, 1e4], [2])?;
     /// assert!((x.logsumexp(0, false)?.item()? - (1e4 + 2f32.ln())).abs() < 1e-2);
+    /// let y = Tensor::<f64>::zeros([2, 3])?;
+    /// assert!((y.logsumexp([0, 1], false)?.item()? - 6f64.ln()).abs() < 1e-12);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
-    pub fn logsumexp(&self, axis: isize, keepdim: bool) -> Result<Tensor<T>> {
-        let m = self.stable_shift("logsumexp", axis)?;
-        let out = self.sub(&m)?.exp().sum(&[axis], true)?.log().add(&m)?;
+    pub fn logsumexp(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
+        let axes = axes.into();
+        let m = self.stable_shift("logsumexp", &axes)?;
+        let out = self.sub(&m)?.exp().sum(&axes, true)?.log().add(&m)?;
         if keepdim {
             Ok(out)
         } else {
-            out.squeeze(axis)
+            let ax = self.shape().axes("logsumexp", axes.as_slice())?;
+            out.reshape(self.shape().reduced(&ax, false))
         }
     }
 
-    /// `exp(xᵢ) / Σⱼ exp(xⱼ)` along `axis`. ∂yᵢ/∂xⱼ = yᵢ(δᵢⱼ − yⱼ).
+    /// `exp(xᵢ) / Σⱼ exp(xⱼ)` along `axis` (one axis, as `torch.softmax`).
+    /// ∂yᵢ/∂xⱼ = yᵢ(δᵢⱼ − yⱼ).
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// let x = Tensor::<f64>::from_vec(vec![0.0, 2f64.ln()], [2])?;
+    /// let s = x.softmax(-1)?.to_vec();
+    /// assert!((s[0] - 1.0 / 3.0).abs() < 1e-15 && (s[1] - 2.0 / 3.0).abs() < 1e-15);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     pub fn softmax(&self, axis: isize) -> Result<Tensor<T>> {
-        let e = self.sub(&self.stable_shift("softmax", axis)?)?.exp();
-        e.div(&e.sum(&[axis], true)?)
+        let axes = Axes::from(axis);
+        let e = self.sub(&self.stable_shift("softmax", &axes)?)?.exp();
+        e.div(&e.sum(&axes, true)?)
     }
 
-    /// `xᵢ − logsumexp(x)` along `axis`: the log of the softmax, without its underflow.
+    /// `xᵢ − logsumexp(x)` along `axis` (one axis, as `torch.log_softmax`): the log of the
+    /// softmax, without its underflow.
+    ///
+    /// ```
+    /// # use tapegrad_core::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![-1e4, 0.0], [2])?;
+    /// assert_eq!(x.log_softmax(0)?.to_vec(), vec![-1e4, 0.0]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor<T>> {
-        let shifted = self.sub(&self.stable_shift("log_softmax", axis)?)?;
-        shifted.sub(&shifted.exp().sum(&[axis], true)?.log())
+        let axes = Axes::from(axis);
+        let shifted = self.sub(&self.stable_shift("log_softmax", &axes)?)?;
+        shifted.sub(&shifted.exp().sum(&axes, true)?.log())
     }
 }

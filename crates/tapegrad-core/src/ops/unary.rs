@@ -22,7 +22,7 @@ impl<T: Element> Tensor<T> {
 
     /// `eˣ`. ∂/∂x = eˣ (the output).
     pub fn exp(&self) -> Tensor<T> {
-        unary(OpKind::Exp, self, true, |x| x.exp(), |ctx| ctx.grad.mul(&ctx.output()))
+        unary(OpKind::Exp, self, true, |x| x.exp(), |ctx| ctx.grad.mul(&ctx.output()?))
     }
 
     /// Natural logarithm. ∂/∂x = 1/x. Gives −inf at 0 and NaN below, as IEEE does.
@@ -37,7 +37,7 @@ impl<T: Element> Tensor<T> {
             self,
             true,
             |x| x.sqrt(),
-            |ctx| Ok(ctx.grad.div(&ctx.output())?.mul_scalar(c(0.5))),
+            |ctx| Ok(ctx.grad.div(&ctx.output()?)?.mul_scalar(c(0.5))),
         )
     }
 
@@ -60,7 +60,7 @@ impl<T: Element> Tensor<T> {
             true,
             |x| x.tanh(),
             |ctx| {
-                let y = ctx.output();
+                let y = ctx.output()?;
                 ctx.grad.mul(&y.mul(&y)?.neg().add_scalar(T::one()))
             },
         )
@@ -69,7 +69,7 @@ impl<T: Element> Tensor<T> {
     /// `σ(x) = 1/(1 + e⁻ˣ)`, computed without overflow for large |x|. ∂/∂x = σ(x)(1 − σ(x)).
     pub fn sigmoid(&self) -> Tensor<T> {
         unary(OpKind::Sigmoid, self, true, sigmoid_scalar, |ctx| {
-            let y = ctx.output();
+            let y = ctx.output()?;
             if !ctx.create_graph() {
                 return fused_with_output(ctx.grad, &y, |g, y| g * (y * (T::one() - y)));
             }

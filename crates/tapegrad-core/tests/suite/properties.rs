@@ -1,9 +1,7 @@
 //! Properties that are not gradients: broadcasting equals explicit expansion, matmul equals
 //! a triple loop, softmax rows sum to one, reductions equal folds.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use tapegrad_core::{Shape, Tensor};
 
@@ -84,7 +82,7 @@ proptest! {
             prop_assert_eq!(min.data()[slot], col.iter().cloned().fold(f64::INFINITY, f64::min));
             prop_assert!((mean.data()[slot] - col.iter().sum::<f64>() / d as f64).abs() < 1e-12);
         }}
-        prop_assert_eq!(x.sum_all().unwrap().item().unwrap(), x.data().iter().sum::<f64>());
+        prop_assert_eq!(x.sum_all().item().unwrap(), x.data().iter().sum::<f64>());
         let am = x.argmax(ax as isize, false).unwrap();
         for (slot, &j) in am.data().iter().enumerate() {
             let (o, i) = (slot / inner, slot % inner);

@@ -1,0 +1,9 @@
+//! tapegrad-core's integration tests, in one binary (linking one test binary per file
+//! dominated a cold CI run). `memory.rs` stays its own binary: it installs a counting
+//! global allocator.
+
+mod common;
+mod edge_cases;
+mod properties;
+mod registry;
+mod tape;
