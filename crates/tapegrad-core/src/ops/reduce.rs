@@ -28,7 +28,17 @@ impl<T: Element> Tensor<T> {
     /// ```
     pub fn sum(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
         let ax = self.shape().axes("sum", axes.into().as_slice())?;
+        self.check_reduced_alloc("sum", &ax)?;
         Ok(self.sum_normalized(ax, keepdim))
+    }
+
+    /// Only an empty tensor's reduction can be larger than the tensor itself (the sum of
+    /// `[0, n, n]` over dim 0 is `n²` zeros): check that it can be allocated.
+    fn check_reduced_alloc(&self, op: &'static str, ax: &[usize]) -> Result<()> {
+        if self.numel() == 0 {
+            crate::storage::ensure_alloc::<T>(op, &self.shape().reduced(ax, true))?;
+        }
+        Ok(())
     }
 
     /// [`Tensor::sum`] over normalised, sorted axes: cannot fail.
@@ -60,6 +70,7 @@ impl<T: Element> Tensor<T> {
     /// ```
     pub fn mean(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
         let ax = self.shape().axes("mean", axes.into().as_slice())?;
+        self.check_reduced_alloc("mean", &ax)?;
         let count: usize = ax.iter().map(|&a| self.dims()[a]).product();
         Ok(self
             .sum_normalized(ax, keepdim)
@@ -152,6 +163,9 @@ impl<T: Element> Tensor<T> {
                 shape,
                 "a target shape that broadcasts to the source",
             ));
+        }
+        if self.numel() == 0 {
+            crate::storage::ensure_alloc::<T>("sum_to", shape)?;
         }
         let lead = self.ndim() - shape.ndim();
         let axes: SmallVec<[usize; 4]> = (0..self.ndim())

@@ -4,6 +4,7 @@
 
 mod common;
 mod edge_cases;
+mod hardening;
 mod properties;
 mod registry;
 mod tape;
