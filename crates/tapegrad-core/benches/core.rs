@@ -1,13 +1,13 @@
 //! Core benchmarks, printed in the `RESULT` format of `../shared/peers`:
 //!
 //! - f32 square matmul GFLOP/s (2n³ / median time) through tapegrad's `matmul` (matrixmultiply,
-//!   split over rayon's pool), beside the `gemm` crate (what candle uses) called directly;
+//!   split over rayon's pool) — the `gemm` crate (what candle uses) is measured through the
+//!   candle peer in `../shared/peers`, so this crate does not build it;
 //! - tape cost: a chain of 10,000 ops (`y+1e-4`, `y·0.9999`, `tanh y`) on a 1-element tensor,
 //!   forward and backward, in µs per op (median of 15 runs).
 //!
 //! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape]` (set
 //! `RAYON_NUM_THREADS=2` to match the peers; no argument runs both parts).
-#![allow(unsafe_code)]
 
 use std::time::Instant;
 use tapegrad_core::Tensor;
@@ -35,38 +35,6 @@ fn time_median(mut f: impl FnMut(), min_reps: usize, min_s: f64) -> (f64, usize)
     (median(&mut times), n)
 }
 
-fn gemm_crate(a: &[f32], b: &[f32], c: &mut [f32], n: usize, threads: usize) {
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: a, b and c are n×n row-major buffers (row stride n, column stride 1).
-    unsafe {
-        gemm::gemm(
-            n,
-            n,
-            n,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            n as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
-}
-
 fn main() {
     let threads = rayon::current_num_threads();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -87,7 +55,7 @@ fn main() {
     }
 }
 
-/// f32 square matmul GFLOP/s, tapegrad beside the gemm crate.
+/// f32 square matmul GFLOP/s.
 fn matmul(sizes: &[usize], threads: usize) {
     for &n in sizes {
         let a = Tensor::<f32>::from_vec((0..n * n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect(), [n, n]).unwrap();
@@ -96,12 +64,6 @@ fn matmul(sizes: &[usize], threads: usize) {
         let (t, reps) = time_median(|| drop(std::hint::black_box(a.matmul(&b).unwrap())), 10, 1.0);
         println!(
             "RESULT framework=tapegrad bench=matmul_f32 n={n} median_s={t:.6} gflops={:.1} reps={reps} threads={threads}",
-            flop / t / 1e9
-        );
-        let mut c = vec![0f32; n * n];
-        let (t, reps) = time_median(|| gemm_crate(a.data(), b.data(), &mut c, n, threads), 10, 1.0);
-        println!(
-            "RESULT framework=gemm-crate bench=matmul_f32 n={n} median_s={t:.6} gflops={:.1} reps={reps} threads={threads}",
             flop / t / 1e9
         );
     }

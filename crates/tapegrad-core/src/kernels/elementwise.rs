@@ -132,3 +132,33 @@ pub(crate) fn for_each_row<const N: usize>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Maps and same-shape zips above PAR_MIN run on rayon's pool; they must give exactly
+    /// what a plain serial loop gives, on any number of threads.
+    #[test]
+    fn parallel_elementwise_paths_match_serial_loops() {
+        let n = PAR_MIN * 3 + 17;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let y: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let f = |v: f32| v.tanh() * 3.0 + 1.0;
+        let g = |a: f32, b: f32| a * b - a / (b.abs() + 1.0);
+        let want_map: Vec<f32> = x.iter().map(|&v| f(v)).collect();
+        let want_zip: Vec<f32> = x.iter().zip(&y).map(|(&a, &b)| g(a, b)).collect();
+        let s = Shape::from([n]);
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let (m, z) = pool.install(|| (map(&x, f), zip(&x, &s, &y, &s, &s, g)));
+            assert_eq!(&m[..], &want_map[..], "map on {threads} threads");
+            assert_eq!(&z[..], &want_zip[..], "zip on {threads} threads");
+        }
+        // A scalar broadcast against a large operand goes through the parallel map too.
+        let one = Shape::from([1]);
+        let z = zip(&x, &s, &[2.0], &one, &s, g);
+        let want: Vec<f32> = x.iter().map(|&a| g(a, 2.0)).collect();
+        assert_eq!(&z[..], &want[..]);
+    }
+}

@@ -30,7 +30,8 @@ pub(crate) fn batched<T: Element>(
     ta: bool,
     tb: bool,
 ) -> Arc<[T]> {
-    let len = pairs.len() * m * n;
+    // The caller checked that the output fits in memory (ensure_alloc), so this product fits.
+    let len = pairs.len().saturating_mul(m).saturating_mul(n);
     if k == 0 {
         return std::iter::repeat_n(T::zero(), len).collect();
     }
@@ -66,7 +67,7 @@ fn matmul<T: Element>(a: &[T], b: &[T], c: &mut [MaybeUninit<T>], m: usize, k: u
     let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
     let threads = rayon::current_num_threads();
-    if m * n * k < PAR_MIN_MACS || threads < 2 || m < 2 * 16 {
+    if m.saturating_mul(n).saturating_mul(k) < PAR_MIN_MACS || threads < 2 || m < 2 * 16 {
         // SAFETY: the assert guarantees a, b and c hold m×k, k×n and m×n elements, and
         // (rsa, csa), (rsb, csb), (n, 1) address exactly those layouts; c is exclusively
         // borrowed, MaybeUninit<T> has T's layout, and with β = 0 C is only written.
@@ -118,4 +119,40 @@ fn matmul<T: Element>(a: &[T], b: &[T], c: &mut [MaybeUninit<T>], m: usize, k: u
             );
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a rayon pool")
+            .install(f)
+    }
+
+    /// The row-split parallel path (taken above PAR_MIN_MACS with ≥ 2 threads) gives the
+    /// same bits as the one-call serial path, for every transpose combination, including a
+    /// row count that leaves a short last block.
+    #[test]
+    fn parallel_gemm_matches_serial_for_every_transpose() {
+        let (m, k, n) = (211, 300, 190); // 12 M MACs ≥ PAR_MIN_MACS; 211 rows = 7 blocks of 32 minus some
+        assert!(m * k * n >= PAR_MIN_MACS);
+        let a: Vec<f64> = (0..m * k).map(|i| ((i * 7 % 23) as f64 - 11.0) / 7.0).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| ((i * 5 % 19) as f64 - 9.0) / 5.0).collect();
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let serial = run_in_pool(1, || batched(&a, &b, &[(0, 0)], m, k, n, ta, tb));
+            let parallel = run_in_pool(3, || batched(&a, &b, &[(0, 0)], m, k, n, ta, tb));
+            assert_eq!(serial[..], parallel[..], "ta={ta} tb={tb}");
+            // And both are the product: spot-check entries against a plain dot product.
+            for &(i, j) in &[(0, 0), (m - 1, n - 1), (100, 37)] {
+                let at = |r: usize, c: usize| if ta { a[c * m + r] } else { a[r * k + c] };
+                let bt = |r: usize, c: usize| if tb { b[c * k + r] } else { b[r * n + c] };
+                let want: f64 = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+                assert!((serial[i * n + j] - want).abs() < 1e-9 * want.abs().max(1.0));
+            }
+        }
+    }
 }

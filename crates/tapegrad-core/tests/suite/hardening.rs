@@ -18,7 +18,10 @@ fn shapes_too_large_to_allocate_are_errors_not_aborts() {
     is_alloc_error(Tensor::<f32>::linspace(0.0, 1.0, 1 << 60), "linspace");
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
     is_alloc_error(Tensor::<f32>::rand_normal([1 << 50], 0.0, 1.0, &mut rng), "rand_normal");
-    is_alloc_error(Tensor::<f32>::rand_uniform([1 << 50], 0.0, 1.0, &mut rng), "rand_uniform");
+    is_alloc_error(
+        Tensor::<f32>::rand_uniform([1 << 50], 0.0, 1.0, &mut rng),
+        "rand_uniform",
+    );
     // Outputs much larger than the inputs: broadcasting, outer products, index_select.
     let s = Tensor::<f32>::scalar(1.0);
     is_alloc_error(s.broadcast_to([1 << 40]), "broadcast_to");
@@ -63,8 +66,10 @@ fn a_rule_reading_an_unsaved_output_is_an_error_naming_the_custom_op() {
 #[test]
 fn custom_ops_cannot_take_a_built_in_name() {
     let x = Tensor::<f64>::ones([2]).unwrap().requires_grad();
-    let e = Tensor::custom_op("add", &[&x], x.detach(), false, |ctx| Ok([Some(ctx.grad.clone())].into_iter().collect()))
-        .unwrap_err();
+    let e = Tensor::custom_op("add", &[&x], x.detach(), false, |ctx| {
+        Ok([Some(ctx.grad.clone())].into_iter().collect())
+    })
+    .unwrap_err();
     assert!(e.to_string().contains("built-in"), "{e}");
     let y = Tensor::custom_op("twice", &[&x], x.detach().mul_scalar(2.0), false, |ctx| {
         Ok([Some(ctx.grad.mul_scalar(2.0))].into_iter().collect())
@@ -100,7 +105,9 @@ fn a_custom_rule_may_return_its_gradient_at_the_broadcast_shape() {
 
 #[test]
 fn vacuous_gradchecks_are_refused() {
-    let f = |xs: &[Tensor<f64>]| Ok(Tensor::scalar(1.0).add(&xs.first().map(|x| x.sum_all()).unwrap_or(Tensor::scalar(0.0)))?);
+    let f = |xs: &[Tensor<f64>]| {
+        Ok(Tensor::scalar(1.0).add(&xs.first().map(|x| x.sum_all()).unwrap_or(Tensor::scalar(0.0)))?)
+    };
     let e = gradcheck(f, &[]).unwrap_err().to_string();
     assert!(e.contains("nothing to check"), "{e}");
     let empty = Tensor::<f64>::zeros([0, 3]).unwrap();
@@ -109,20 +116,27 @@ fn vacuous_gradchecks_are_refused() {
     let e = GradCheck::new().fast(true).check(f, &[empty]).unwrap_err().to_string();
     assert!(e.contains("nothing to check"), "{e}");
     let to_empty = |xs: &[Tensor<f64>]| xs[0].narrow(0, 0, 0);
-    let e = gradcheck(to_empty, &[Tensor::ones([2]).unwrap()]).unwrap_err().to_string();
+    let e = gradcheck(to_empty, &[Tensor::ones([2]).unwrap()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("empty tensor"), "{e}");
 }
 
 #[test]
 fn bad_arguments_that_used_to_pass_are_refused() {
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-    let e = Tensor::<f32>::rand_normal([2], 0.0, -1.0, &mut rng).unwrap_err().to_string();
+    let e = Tensor::<f32>::rand_normal([2], 0.0, -1.0, &mut rng)
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("rand_normal") && e.contains("std=-1"), "{e}");
     assert!(Tensor::<f32>::rand_normal([2], f32::NAN, 1.0, &mut rng).is_err());
     let e = Tensor::<f64>::arange(0.0, 10.0, -1.0).unwrap_err().to_string();
     assert!(e.starts_with("arange") && e.contains("points away"), "{e}");
     assert_eq!(Tensor::<f64>::arange(2.0, 2.0, 1.0).unwrap().numel(), 0);
-    assert_eq!(Tensor::<f64>::arange(3.0, 0.0, -1.0).unwrap().to_vec(), vec![3.0, 2.0, 1.0]);
+    assert_eq!(
+        Tensor::<f64>::arange(3.0, 0.0, -1.0).unwrap().to_vec(),
+        vec![3.0, 2.0, 1.0]
+    );
 }
 
 #[test]
@@ -142,7 +156,10 @@ fn one_axes_type_for_every_op_that_takes_axes() {
     // Shapes: anything Into<Shape>.
     let b = Tensor::<f64>::ones([4]).unwrap();
     assert_eq!(b.broadcast_to([2, 4]).unwrap().dims(), &[2, 4]);
-    assert_eq!(b.broadcast_to([2, 4]).unwrap().sum_to([1, 4]).unwrap().to_vec(), vec![2.0; 4]);
+    assert_eq!(
+        b.broadcast_to([2, 4]).unwrap().sum_to([1, 4]).unwrap().to_vec(),
+        vec![2.0; 4]
+    );
     // logsumexp over several axes against the closed form.
     let z = Tensor::<f64>::zeros([2, 3]).unwrap();
     assert!((z.logsumexp([0, 1], false).unwrap().item().unwrap() - 6f64.ln()).abs() < 1e-15);
