@@ -52,7 +52,7 @@ fn softmax_cross_entropy(inputs: &[Tensor<f64>]) -> Result<Tensor<f64>> {
         one_hot[row * classes + label] = 1.0;
     }
     let one_hot = Tensor::from_vec(one_hot, [n, classes])?;
-    Ok(log_p.mul(&one_hot)?.sum_all()?.mul_scalar(-1.0 / n as f64))
+    Ok(log_p.mul(&one_hot)?.sum_all().mul_scalar(-1.0 / n as f64))
 }
 
 /// A function whose *value* is sin x but whose *gradient* is wrong: sin x instead of cos x.
@@ -161,11 +161,11 @@ fn run() -> Result<bool> {
     // so H·v = 6x ⊙ v + 2(Σv): a known answer for a non-diagonal Hessian.
     let x = Tensor::<f64>::from_vec(vec![0.5, -1.0, 2.0], [3])?.requires_grad();
     let v = Tensor::<f64>::from_vec(vec![1.0, 0.5, -2.0], [3])?;
-    let f = x.powf(3.0)?.sum_all()?.add(&x.sum_all()?.square()?)?;
+    let f = x.powf(3.0)?.sum_all().add(&x.sum_all().square())?;
     // create_graph = true records the backward pass, so ∇f is itself differentiable...
     let g = grad(&f, &[&x], None, true)?.remove(0);
     // ...and the gradient of the scalar ∇f·v is H·v: two backward passes, never forming H.
-    let hv = grad(&g.mul(&v)?.sum_all()?, &[&x], None, false)?.remove(0).to_vec();
+    let hv = grad(&g.mul(&v)?.sum_all(), &[&x], None, false)?.remove(0).to_vec();
     let (xs, vs) = (x.to_vec(), v.to_vec());
     let v_sum: f64 = vs.iter().sum();
     let expected: Vec<f64> = xs.iter().zip(&vs).map(|(x, v)| 6.0 * x * v + 2.0 * v_sum).collect();

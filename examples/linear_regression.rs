@@ -57,14 +57,14 @@ fn predict(x: &Tensor<f32>, w: &Tensor<f32>, b: &Tensor<f32>) -> Result<Tensor<f
 /// L = mean((ŷ − y)²), written with tensor ops so that every step is recorded on the tape.
 fn mse_loss(pred: &Tensor<f32>, y: &Tensor<f32>) -> Result<Tensor<f32>> {
     let err = pred.sub(y)?;
-    err.mul(&err)?.mean_all()
+    Ok(err.mul(&err)?.mean_all())
 }
 
 /// The starting point of both runs: small random weights, zero bias. `requires_grad`
 /// makes them leaves of the tape, so `backward` returns ∂L/∂W and ∂L/∂b.
 fn init_params(rng: &mut StdRng) -> Result<(Tensor<f32>, Tensor<f32>)> {
     let w = Tensor::<f32>::rand_normal([2, 1], 0.0, 0.01, rng)?.requires_grad();
-    let b = Tensor::<f32>::zeros([1]).requires_grad();
+    let b = Tensor::<f32>::zeros([1])?.requires_grad();
     Ok((w, b))
 }
 

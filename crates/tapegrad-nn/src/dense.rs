@@ -24,7 +24,7 @@ use tapegrad_core::{Element, Error, Result, Tensor};
 /// let mut layer = Dense::<f64>::new(3, 2, &mut rng)?.with_activation(Activation::Tanh);
 /// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0], [1, 3])?;
 /// let y = layer.forward(&x)?;
-/// let grads = y.sum_all()?.backward()?;
+/// let grads = y.sum_all().backward()?;
 /// assert_eq!(grads.wrt(layer.weight())?.dims(), &[3, 2]);
 /// assert!(grads.get(&x).is_none()); // the input stayed untracked
 /// # Ok::<(), tapegrad_core::Error>(())

@@ -21,7 +21,7 @@ use tapegrad_core::{Element, Error, Result, Tensor};
 /// use tapegrad_core::Tensor;
 /// use tapegrad_nn::{Dropout, Module};
 /// let mut drop = Dropout::new(0.5, 1)?;
-/// let x = Tensor::<f64>::ones([1000]);
+/// let x = Tensor::<f64>::ones([1000])?;
 /// let y = drop.forward(&x)?;
 /// assert!(y.data().iter().all(|&v| v == 0.0 || v == 2.0));
 /// drop.eval();

@@ -119,9 +119,9 @@ impl Init {
             Init::Normal { mean, std } => {
                 Tensor::rand_normal(shape, T::from_f64_lossy(mean), T::from_f64_lossy(std), rng)
             }
-            Init::Zeros => Ok(Tensor::zeros(shape)),
-            Init::Ones => Ok(Tensor::ones(shape)),
-            Init::Constant(v) => Ok(Tensor::full(shape, T::from_f64_lossy(v))),
+            Init::Zeros => Ok(Tensor::zeros(shape)?),
+            Init::Ones => Ok(Tensor::ones(shape)?),
+            Init::Constant(v) => Ok(Tensor::full(shape, T::from_f64_lossy(v))?),
         }
     }
 }

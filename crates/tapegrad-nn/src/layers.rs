@@ -170,7 +170,7 @@ impl<T: Element> Module<T> for Softmax {
 /// ```
 /// use tapegrad_core::Tensor;
 /// use tapegrad_nn::{Flatten, Module};
-/// let x = Tensor::<f32>::zeros([8, 28, 28]);
+/// let x = Tensor::<f32>::zeros([8, 28, 28])?;
 /// assert_eq!(Flatten.forward(&x)?.dims(), &[8, 784]);
 /// # Ok::<(), tapegrad_core::Error>(())
 /// ```

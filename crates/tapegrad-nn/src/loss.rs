@@ -41,8 +41,8 @@ pub enum Reduction {
 
 fn reduce<T: Element>(per: Tensor<T>, reduction: Reduction) -> Result<Tensor<T>> {
     match reduction {
-        Reduction::Mean => per.mean_all(),
-        Reduction::Sum => per.sum_all(),
+        Reduction::Mean => Ok(per.mean_all()),
+        Reduction::Sum => Ok(per.sum_all()),
         Reduction::None => Ok(per),
     }
 }

@@ -108,7 +108,7 @@ impl<T: Element> Param<T> {
 /// let names: Vec<String> = model.parameters().into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, ["0.weight", "0.bias", "1.weight", "1.bias"]);
 ///
-/// let x = Tensor::<f64>::ones([5, 3]);
+/// let x = Tensor::<f64>::ones([5, 3])?;
 /// let loss = loss::cross_entropy(&model.forward(&x)?, &[0, 1, 0, 1, 1], Reduction::Mean)?;
 /// let grads = loss.backward()?;
 /// model.freeze("0")?; // freeze the first layer: its params are no longer trainable

@@ -22,7 +22,7 @@ use tapegrad_core::{Element, Result, Tensor};
 ///     .add(Dropout::new(0.2, 1)?)
 ///     .add(Dense::new(16, 3, &mut rng)?);
 /// model.eval();
-/// let y = no_grad(|| model.forward(&Tensor::ones([2, 4])))?;
+/// let y = no_grad(|| model.forward(&Tensor::ones([2, 4])?))?;
 /// assert!(!y.is_tracked());
 /// assert_eq!(y.dims(), &[2, 3]);
 /// assert_eq!(model.num_parameters(), 4 * 16 + 16 + 16 * 3 + 3);

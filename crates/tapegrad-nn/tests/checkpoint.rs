@@ -98,7 +98,7 @@ fn state_dicts_round_trip_in_memory() {
             Tensor::<f64>::from_vec(vec![1.5, -2.0], [2]).unwrap(),
         ),
         ("step".to_string(), Tensor::scalar(7.0)),
-        ("empty".to_string(), Tensor::zeros([0, 3])),
+        ("empty".to_string(), Tensor::zeros([0, 3]).unwrap()),
     ];
     let back = checkpoint::decode::<f64>(&checkpoint::encode(&state).unwrap()).unwrap();
     assert_eq!(back.len(), 3);

@@ -8,7 +8,7 @@ fn kept_fraction_is_binomial_and_scale_is_inverse_keep() {
     let n = 100_000usize;
     for p in [0.1, 0.3, 0.5, 0.9] {
         let mut d = Dropout::<f64>::new(p, 42).unwrap();
-        let x = Tensor::ones([n]);
+        let x = Tensor::ones([n]).unwrap();
         let y = d.forward(&x).unwrap();
         let scale = 1.0 / (1.0 - p);
         let kept = y.data().iter().filter(|&&v| v != 0.0).count();
@@ -46,7 +46,7 @@ fn eval_mode_is_the_identity() {
     let y = d.forward(&x).unwrap();
     assert_eq!(y.to_vec(), x.to_vec());
     assert_eq!(
-        y.backward_with(&Tensor::ones([3]), false)
+        y.backward_with(&Tensor::ones([3]).unwrap(), false)
             .unwrap()
             .wrt(&x)
             .unwrap()
@@ -62,7 +62,7 @@ fn eval_mode_is_the_identity() {
 
 #[test]
 fn same_seed_same_masks_and_masks_change_between_calls() {
-    let x = Tensor::<f64>::ones([64, 16]);
+    let x = Tensor::<f64>::ones([64, 16]).unwrap();
     let mut a = Dropout::new(0.4, 9).unwrap();
     let mut b = Dropout::new(0.4, 9).unwrap();
     let mut c = Dropout::new(0.4, 10).unwrap();
@@ -95,8 +95,8 @@ fn fixed_mask_gradcheck_and_validation() {
     let d = std::cell::RefCell::new(d);
     gradcheck(|xs| d.borrow_mut().forward(&xs[0]), &[x]).unwrap();
     let mut d = d.into_inner();
-    assert!(d.forward(&Tensor::ones([3, 2])).is_err(), "mask of another shape");
-    assert!(d.set_fixed_mask(Some(Tensor::full([2, 3], 0.5))).is_err());
+    assert!(d.forward(&Tensor::ones([3, 2]).unwrap()).is_err(), "mask of another shape");
+    assert!(d.set_fixed_mask(Some(Tensor::full([2, 3], 0.5).unwrap())).is_err());
     d.set_fixed_mask(None).unwrap();
-    assert!(d.forward(&Tensor::ones([3, 2])).is_ok());
+    assert!(d.forward(&Tensor::ones([3, 2]).unwrap()).is_ok());
 }

@@ -79,10 +79,10 @@ fn dense_gradcheck_every_activation() {
 #[test]
 fn dense_forward_keeps_the_input_untracked_and_params_tracked() {
     let mut d = Dense::<f64>::new(3, 2, &mut rng()).unwrap();
-    let x = Tensor::ones([4, 3]);
+    let x = Tensor::ones([4, 3]).unwrap();
     let y = d.forward(&x).unwrap();
     assert!(!x.is_tracked());
-    let grads = y.sum_all().unwrap().backward().unwrap();
+    let grads = y.sum_all().backward().unwrap();
     assert!(grads.get(&x).is_none());
     assert_eq!(grads.wrt(d.weight()).unwrap().to_vec(), vec![4.0; 6]); // ∂Σ(xW)/∂W = xᵀ·1
     assert_eq!(grads.wrt(d.bias().unwrap()).unwrap().to_vec(), vec![4.0; 2]);
@@ -92,11 +92,11 @@ fn dense_forward_keeps_the_input_untracked_and_params_tracked() {
 #[test]
 fn dense_rejects_bad_shapes() {
     let mut d = Dense::<f64>::new(3, 2, &mut rng()).unwrap();
-    let err = d.forward(&Tensor::ones([4, 5])).unwrap_err().to_string();
+    let err = d.forward(&Tensor::ones([4, 5]).unwrap()).unwrap_err().to_string();
     assert!(err.contains("[4, 5]") && err.contains("[3, 2]"), "{err}");
     assert!(Dense::<f64>::new(0, 2, &mut rng()).is_err());
-    assert!(Dense::from_weights(Tensor::<f64>::ones([3]), None).is_err());
-    assert!(Dense::from_weights(Tensor::<f64>::ones([3, 2]), Some(Tensor::ones([3]))).is_err());
+    assert!(Dense::from_weights(Tensor::<f64>::ones([3]).unwrap(), None).is_err());
+    assert!(Dense::from_weights(Tensor::<f64>::ones([3, 2]).unwrap(), Some(Tensor::ones([3]).unwrap())).is_err());
 }
 
 #[test]
@@ -190,10 +190,10 @@ fn activation_values() {
 
 #[test]
 fn flatten_keeps_the_batch_dim() {
-    let x = Tensor::<f32>::zeros([4, 2, 3, 5]);
+    let x = Tensor::<f32>::zeros([4, 2, 3, 5]).unwrap();
     assert_eq!(Flatten.forward(&x).unwrap().dims(), &[4, 30]);
-    assert_eq!(Flatten.forward(&Tensor::<f32>::zeros([4, 7])).unwrap().dims(), &[4, 7]);
-    assert_eq!(Flatten.forward(&Tensor::<f32>::zeros([4])).unwrap().dims(), &[4, 1]);
+    assert_eq!(Flatten.forward(&Tensor::<f32>::zeros([4, 7]).unwrap()).unwrap().dims(), &[4, 7]);
+    assert_eq!(Flatten.forward(&Tensor::<f32>::zeros([4]).unwrap()).unwrap().dims(), &[4, 1]);
     assert!(Flatten.forward(&Tensor::<f32>::scalar(1.0)).is_err());
     let x = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], &[2, 2, 2]);
     gradcheck(|xs| Flatten.forward(&xs[0])?.mul(&xs[0].flatten(1)?), &[x]).unwrap();
@@ -286,7 +286,7 @@ fn freezing_excludes_parameters_from_gradients() {
     assert_eq!(model.trainable_parameters_mut().len(), 2);
     assert_eq!(model.parameters_mut().len(), 4);
     assert!(!model.parameters()[0].1.is_tracked());
-    let l = model.forward(&Tensor::ones([2, 3])).unwrap().sum_all().unwrap();
+    let l = model.forward(&Tensor::ones([2, 3]).unwrap()).unwrap().sum_all();
     let grads = l.backward().unwrap();
     assert_eq!(grads.len(), 2);
     assert!(grads.get(model.parameters()[0].1).is_none());
@@ -302,7 +302,7 @@ fn freezing_excludes_parameters_from_gradients() {
     // A whole network frozen: nothing is tracked, so the loss cannot be backpropagated.
     model.freeze("0").unwrap();
     model.freeze("3").unwrap();
-    assert!(!model.forward(&Tensor::ones([2, 3])).unwrap().is_tracked());
+    assert!(!model.forward(&Tensor::ones([2, 3]).unwrap()).unwrap().is_tracked());
 }
 
 #[test]
@@ -312,7 +312,7 @@ fn train_and_eval_modes_reach_dropout() {
     assert!(model.layer(1).unwrap().is_training());
     model.eval();
     assert!(!model.is_training() && !model.layer(1).unwrap().is_training());
-    let x = Tensor::ones([2, 3]);
+    let x = Tensor::ones([2, 3]).unwrap();
     let y1 = model.forward(&x).unwrap();
     let y2 = model.forward(&x).unwrap();
     assert_eq!(y1.to_vec(), y2.to_vec(), "eval is deterministic");
@@ -329,10 +329,10 @@ fn train_and_eval_modes_reach_dropout() {
 fn inference_under_no_grad_records_nothing() {
     let mut model = mlp(&mut rng());
     model.eval();
-    let y = no_grad(|| model.forward(&Tensor::ones([8, 3]))).unwrap();
+    let y = no_grad(|| model.forward(&Tensor::ones([8, 3]).unwrap())).unwrap();
     assert!(!y.is_tracked());
     // Outside no_grad the same forward records (the parameters are tracked leaves).
-    assert!(model.forward(&Tensor::ones([8, 3])).unwrap().is_tracked());
+    assert!(model.forward(&Tensor::ones([8, 3]).unwrap()).unwrap().is_tracked());
 }
 
 #[test]
@@ -350,7 +350,7 @@ fn state_dict_round_trip_and_strict_loading() {
     let err = b.load_state_dict(&state).unwrap_err().to_string();
     assert!(err.contains("'3.bias'") && err.contains("missing"), "{err}");
     let mut state = a.state_dict();
-    state.push(("9.weight".into(), Tensor::ones([1])));
+    state.push(("9.weight".into(), Tensor::ones([1]).unwrap()));
     let err = b.load_state_dict(&state).unwrap_err().to_string();
     assert!(err.contains("'9.weight'"), "{err}");
 }

@@ -19,7 +19,7 @@ fn accuracy_uses_the_argmax_of_the_last_axis() {
         .unwrap_err()
         .to_string()
         .contains("label 3"));
-    assert!(accuracy(&Tensor::<f64>::zeros([0, 3]), &[] as &[usize]).is_err());
+    assert!(accuracy(&Tensor::<f64>::zeros([0, 3]).unwrap(), &[] as &[usize]).is_err());
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn binary_accuracy_thresholds() {
     let y = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], [4]).unwrap();
     assert_eq!(binary_accuracy(&p, &y, 0.5).unwrap(), 0.5);
     assert_eq!(binary_accuracy(&p, &y, 0.1).unwrap(), 0.5);
-    assert!(binary_accuracy(&p, &Tensor::zeros([4, 1]), 0.5).is_err());
+    assert!(binary_accuracy(&p, &Tensor::zeros([4, 1]).unwrap(), 0.5).is_err());
 }
 
 #[test]

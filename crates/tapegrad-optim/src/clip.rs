@@ -22,7 +22,7 @@
 //! use tapegrad_optim::{clip_grad_norm, grads_for, GradClip, Optimizer, Sgd};
 //!
 //! let mut w = Tensor::<f64>::from_vec(vec![3.0, 4.0], [2])?.requires_grad();
-//! let grads = w.mul(&w)?.sum_all()?.mul_scalar(0.5).backward()?; // ∂/∂w = w, norm 5
+//! let grads = w.mul(&w)?.sum_all().mul_scalar(0.5).backward()?; // ∂/∂w = w, norm 5
 //!
 //! // As functions: clip copies, then step with them.
 //! let mut g = grads_for(&[&w], &grads);

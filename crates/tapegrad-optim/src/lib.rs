@@ -33,12 +33,12 @@
 //! use tapegrad_optim::{Adam, Optimizer};
 //!
 //! // Minimise L = Σ (w − 3)² from w = 0.
-//! let mut w = Tensor::<f64>::zeros([2]).requires_grad();
+//! let mut w = Tensor::<f64>::zeros([2])?.requires_grad();
 //! let mut opt = Adam::pytorch(0.1)?;
 //! for _ in 0..500 {
 //!     let grads = {
 //!         let d = w.add_scalar(-3.0);
-//!         d.mul(&d)?.sum_all()?.backward()?
+//!         d.mul(&d)?.sum_all().backward()?
 //!     }; // the loss (and its graph) is dropped here, so the update does not copy `w`
 //!     opt.step(&mut [&mut w], &grads)?;
 //! }

@@ -56,7 +56,7 @@ impl SgdConfig {
 /// use tapegrad_core::Tensor;
 /// use tapegrad_optim::{Optimizer, Sgd};
 /// let mut w = Tensor::<f32>::from_vec(vec![1.0, -2.0], [2])?.requires_grad();
-/// let grads = w.mul(&w)?.sum_all()?.backward()?; // g = 2w
+/// let grads = w.mul(&w)?.sum_all().backward()?; // g = 2w
 /// let mut opt = Sgd::new(0.25)?;
 /// opt.step(&mut [&mut w], &grads)?;
 /// assert_eq!(w.to_vec(), vec![0.5, -1.0]); // w − 0.25·2w

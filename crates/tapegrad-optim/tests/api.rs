@@ -18,10 +18,10 @@ fn assert_mentions(m: &str, parts: &[&str]) {
 
 #[test]
 fn gradient_shape_must_match_parameter_and_nothing_moves() {
-    let mut w0 = Tensor::<f64>::ones([2]);
-    let mut w1 = Tensor::<f64>::ones([2, 3]);
-    let good = Tensor::<f64>::ones([2]);
-    let bad = Tensor::<f64>::ones([3, 2]);
+    let mut w0 = Tensor::<f64>::ones([2]).unwrap();
+    let mut w1 = Tensor::<f64>::ones([2, 3]).unwrap();
+    let good = Tensor::<f64>::ones([2]).unwrap();
+    let bad = Tensor::<f64>::ones([3, 2]).unwrap();
     let mut opt = Adam::pytorch(0.1).unwrap();
     let m = msg(opt.step_with_grads(&mut [&mut w0, &mut w1], &[Some(good), Some(bad)]));
     assert_mentions(&m, &["Adam.step", "parameter 1", "[2, 3]", "[3, 2]"]);
@@ -240,7 +240,7 @@ fn fused_clipping_equals_clipping_copies() {
     ] {
         let mut fused = Adam::<f32>::pytorch(0.1).unwrap().with_grad_clip(clip).unwrap();
         let mut plain = Adam::<f32>::pytorch(0.1).unwrap();
-        let mut w1 = vec![Tensor::<f32>::ones([3]), Tensor::<f32>::ones([2])];
+        let mut w1 = vec![Tensor::<f32>::ones([3]).unwrap(), Tensor::<f32>::ones([2]).unwrap()];
         let mut w2 = w1.clone();
         for step in 0..4 {
             let s = step as f32;

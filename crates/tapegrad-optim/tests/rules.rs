@@ -69,7 +69,6 @@ fn sgd_bowl<T: Element>(eta: f64, steps: i32, rtol: f64) {
             .mul(&w)
             .unwrap()
             .sum_all()
-            .unwrap()
             .mul_scalar(T::from_f64_lossy(0.5))
             .backward()
             .unwrap();

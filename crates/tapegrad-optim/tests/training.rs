@@ -28,7 +28,6 @@ fn grads<T: Element>(a: &Tensor<T>, b: &Tensor<T>, x: &Tensor<T>) -> Gradients<T
     r.mul(&r)
         .unwrap()
         .sum_all()
-        .unwrap()
         .mul_scalar(T::from_f64_lossy(0.5))
         .backward()
         .unwrap()
@@ -43,8 +42,8 @@ fn train<T: Element>(opt: &mut dyn Optimizer<T>, x: &mut Tensor<T>, frozen: &mut
 }
 
 fn start<T: Element>() -> (Tensor<T>, Tensor<T>) {
-    let x = Tensor::<T>::zeros([3, 1]).requires_grad();
-    let frozen = Tensor::<T>::ones([2]).requires_grad();
+    let x = Tensor::<T>::zeros([3, 1]).unwrap().requires_grad();
+    let frozen = Tensor::<T>::ones([2]).unwrap().requires_grad();
     (x, frozen)
 }
 

@@ -11,7 +11,7 @@
 //! ```
 //! use tapegrad::prelude::*;
 //! let x = Tensor::<f64>::from_vec(vec![1.0, 2.0], [2])?.requires_grad();
-//! let y = x.exp().sum_all()?;
+//! let y = x.exp().sum_all();
 //! let g = y.backward()?.wrt(&x)?;
 //! assert!((g.to_vec()[1] - 2f64.exp()).abs() < 1e-12);
 //! # Ok::<(), tapegrad::Error>(())
