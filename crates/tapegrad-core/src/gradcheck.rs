@@ -391,7 +391,7 @@ mod tests {
         let x = Tensor::from_vec(vec![0.3, -0.7, 1.1, 2.0], [2, 2]).unwrap();
         let w = Tensor::from_vec(vec![0.5, -1.5, 0.25, 1.0], [2, 2]).unwrap();
         let r = gradcheck(
-            |xs| xs[0].matmul(&xs[1])?.tanh().sum(&[0], false),
+            |xs| xs[0].matmul(&xs[1])?.tanh().sum([0], false),
             &[x.clone(), w.clone()],
         )
         .unwrap();

@@ -152,8 +152,8 @@ pub fn categorical_cross_entropy<T: Element>(
     reduction: Reduction,
 ) -> Result<Tensor<T>> {
     check_class_scores("categorical_cross_entropy", probs, target)?;
-    let p = clamp_eps(&probs.div(&probs.sum(&[-1], true)?)?)?;
-    reduce(target.mul(&p.log())?.sum(&[-1], false)?.neg(), reduction)
+    let p = clamp_eps(&probs.div(&probs.sum([-1], true)?)?)?;
+    reduce(target.mul(&p.log())?.sum([-1], false)?.neg(), reduction)
 }
 
 /// Categorical cross-entropy from logits with one-hot or probability targets:
@@ -166,10 +166,7 @@ pub fn categorical_cross_entropy_with_logits<T: Element>(
     reduction: Reduction,
 ) -> Result<Tensor<T>> {
     check_class_scores("categorical_cross_entropy_with_logits", logits, target)?;
-    reduce(
-        target.mul(&logits.log_softmax(-1)?)?.sum(&[-1], false)?.neg(),
-        reduction,
-    )
+    reduce(target.mul(&logits.log_softmax(-1)?)?.sum([-1], false)?.neg(), reduction)
 }
 
 /// Cross-entropy from probabilities with integer labels, as Keras's

@@ -95,7 +95,10 @@ fn fixed_mask_gradcheck_and_validation() {
     let d = std::cell::RefCell::new(d);
     gradcheck(|xs| d.borrow_mut().forward(&xs[0]), &[x]).unwrap();
     let mut d = d.into_inner();
-    assert!(d.forward(&Tensor::ones([3, 2]).unwrap()).is_err(), "mask of another shape");
+    assert!(
+        d.forward(&Tensor::ones([3, 2]).unwrap()).is_err(),
+        "mask of another shape"
+    );
     assert!(d.set_fixed_mask(Some(Tensor::full([2, 3], 0.5).unwrap())).is_err());
     d.set_fixed_mask(None).unwrap();
     assert!(d.forward(&Tensor::ones([3, 2]).unwrap()).is_ok());

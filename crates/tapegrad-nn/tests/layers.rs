@@ -192,8 +192,14 @@ fn activation_values() {
 fn flatten_keeps_the_batch_dim() {
     let x = Tensor::<f32>::zeros([4, 2, 3, 5]).unwrap();
     assert_eq!(Flatten.forward(&x).unwrap().dims(), &[4, 30]);
-    assert_eq!(Flatten.forward(&Tensor::<f32>::zeros([4, 7]).unwrap()).unwrap().dims(), &[4, 7]);
-    assert_eq!(Flatten.forward(&Tensor::<f32>::zeros([4]).unwrap()).unwrap().dims(), &[4, 1]);
+    assert_eq!(
+        Flatten.forward(&Tensor::<f32>::zeros([4, 7]).unwrap()).unwrap().dims(),
+        &[4, 7]
+    );
+    assert_eq!(
+        Flatten.forward(&Tensor::<f32>::zeros([4]).unwrap()).unwrap().dims(),
+        &[4, 1]
+    );
     assert!(Flatten.forward(&Tensor::<f32>::scalar(1.0)).is_err());
     let x = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], &[2, 2, 2]);
     gradcheck(|xs| Flatten.forward(&xs[0])?.mul(&xs[0].flatten(1)?), &[x]).unwrap();

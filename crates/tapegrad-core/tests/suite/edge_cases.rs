@@ -93,7 +93,7 @@ fn narrowing_an_empty_dim_backpropagates() {
 #[test]
 fn errors_name_what_the_user_wrote() {
     let x = Tensor::<f32>::zeros([2, 3]).unwrap();
-    let e = x.sum(&[1, -1], false).unwrap_err().to_string();
+    let e = x.sum([1, -1], false).unwrap_err().to_string();
     assert!(e.contains("repeated"), "{e}");
     let e = Tensor::<f32>::zeros([3])
         .unwrap()

@@ -105,13 +105,12 @@ fn a_custom_rule_may_return_its_gradient_at_the_broadcast_shape() {
 
 #[test]
 fn vacuous_gradchecks_are_refused() {
-    let f = |xs: &[Tensor<f64>]| {
-        Ok(Tensor::scalar(1.0).add(&xs.first().map(|x| x.sum_all()).unwrap_or(Tensor::scalar(0.0)))?)
-    };
+    let f =
+        |xs: &[Tensor<f64>]| Tensor::scalar(1.0).add(&xs.first().map(|x| x.sum_all()).unwrap_or(Tensor::scalar(0.0)));
     let e = gradcheck(f, &[]).unwrap_err().to_string();
     assert!(e.contains("nothing to check"), "{e}");
     let empty = Tensor::<f64>::zeros([0, 3]).unwrap();
-    let e = gradcheck(f, &[empty.clone()]).unwrap_err().to_string();
+    let e = gradcheck(f, std::slice::from_ref(&empty)).unwrap_err().to_string();
     assert!(e.contains("nothing to check"), "{e}");
     let e = GradCheck::new().fast(true).check(f, &[empty]).unwrap_err().to_string();
     assert!(e.contains("nothing to check"), "{e}");

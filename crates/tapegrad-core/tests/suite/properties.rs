@@ -59,7 +59,7 @@ proptest! {
         let x = Tensor::<f32>::from_vec((0..n).map(|i| ((i * 7919 % 13) as f32 - 6.0) * scale as f32).collect(), s).unwrap();
         let y = x.softmax(ax as isize).unwrap();
         prop_assert!(y.data().iter().all(|v| v.is_finite() && *v >= 0.0));
-        for v in y.sum(&[ax as isize], false).unwrap().data() { prop_assert!((v - 1.0).abs() < 1e-5, "row sums to {}", v); }
+        for v in y.sum([ax as isize], false).unwrap().data() { prop_assert!((v - 1.0).abs() < 1e-5, "row sums to {}", v); }
         let ls = x.log_softmax(ax as isize).unwrap();
         prop_assert!(ls.data().iter().all(|v| v.is_finite() && *v <= 1e-6));
         prop_assert!(x.logsumexp(ax as isize, false).unwrap().data().iter().all(|v| v.is_finite()));
@@ -70,10 +70,10 @@ proptest! {
         let n: usize = s.iter().product();
         let x = Tensor::<f64>::from_vec((0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(data_seed) % 97) as f64 - 48.0).collect(), s.clone()).unwrap();
         let (outer, d, inner): (usize, usize, usize) = (s[..ax].iter().product(), s[ax], s[ax + 1..].iter().product());
-        let sum = x.sum(&[ax as isize], false).unwrap();
-        let max = x.max(&[ax as isize], false).unwrap();
-        let min = x.min(&[ax as isize], true).unwrap();
-        let mean = x.mean(&[ax as isize], false).unwrap();
+        let sum = x.sum([ax as isize], false).unwrap();
+        let max = x.max([ax as isize], false).unwrap();
+        let min = x.min([ax as isize], true).unwrap();
+        let mean = x.mean([ax as isize], false).unwrap();
         for o in 0..outer { for i in 0..inner {
             let col: Vec<f64> = (0..d).map(|j| x.data()[(o * d + j) * inner + i]).collect();
             let slot = o * inner + i;

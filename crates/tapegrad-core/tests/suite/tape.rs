@@ -36,7 +36,7 @@ fn errors_name_the_op_and_shapes() {
     );
     let e = a.matmul(&b).unwrap_err().to_string();
     assert!(e.starts_with("matmul: shape mismatch [2, 3] vs [4, 5]"), "{e}");
-    let e = a.sum(&[2], false).unwrap_err().to_string();
+    let e = a.sum([2], false).unwrap_err().to_string();
     assert_eq!(e, "sum: axis 2 is out of range for shape [2, 3] (ndim 2)");
     assert!(matches!(
         Tensor::<f32>::from_vec(vec![1.0; 5], [2, 3]),
