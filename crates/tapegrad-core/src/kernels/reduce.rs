@@ -41,10 +41,10 @@ pub(crate) fn reduce<T: Copy, F: Fn(T, T) -> T>(x: &[T], shape: &Shape, axes: &[
 pub(crate) fn arg_extreme<T: Copy + PartialOrd>(x: &[T], shape: &Shape, axis: usize, max: bool) -> Vec<usize> {
     let dims = shape.dims();
     let n = dims[axis];
-    let inner: usize = dims[axis + 1..].iter().product();
-    let outer: usize = dims[..axis].iter().product();
-    let mut out = Vec::with_capacity(outer * inner);
-    for o in 0..outer {
+    let (outer, inner) = shape.outer_inner(axis);
+    let mut out = Vec::with_capacity(outer.saturating_mul(inner));
+    // An empty result has nothing to find (and its other dims may be huge: no loop).
+    for o in 0..if outer.saturating_mul(inner) > 0 { outer } else { 0 } {
         for i in 0..inner {
             let base = o * n * inner + i;
             let mut best = 0;

@@ -66,7 +66,8 @@ impl<T: Element> Tensor<T> {
         let out_shape = Shape::from(dims);
         crate::storage::ensure_alloc::<T>("index_select", &out_shape)?;
         let mut data = Vec::with_capacity(out_shape.numel());
-        for o in 0..outer {
+        // An empty result copies nothing (and its other dims may be huge: no loop over them).
+        for o in 0..if out_shape.numel() > 0 { outer } else { 0 } {
             for &i in indices {
                 let base = (o * d + i) * inner;
                 data.extend_from_slice(&self.data()[base..base + inner]);
@@ -100,7 +101,7 @@ impl<T: Element> Tensor<T> {
         let (outer, inner) = self.shape().outer_inner(ax);
         let mut data = self.to_vec();
         let n = indices.len();
-        for o in 0..outer {
+        for o in 0..if source.numel() > 0 { outer } else { 0 } {
             for (j, &i) in indices.iter().enumerate() {
                 let dst = (o * d + i) * inner;
                 let src = (o * n + j) * inner;
@@ -132,7 +133,7 @@ impl<T: Element> Tensor<T> {
         let (outer, inner) = index.shape().outer_inner(ax);
         let n = index.shape().dims()[ax];
         let mut data = Vec::with_capacity(index.data().len());
-        for o in 0..outer {
+        for o in 0..if index.data().is_empty() { 0 } else { outer } {
             for j in 0..n {
                 for i in 0..inner {
                     let k = index.data()[(o * n + j) * inner + i];
@@ -170,7 +171,7 @@ impl<T: Element> Tensor<T> {
         let (outer, inner) = index.shape().outer_inner(ax);
         let n = index.shape().dims()[ax];
         let mut data = self.to_vec();
-        for o in 0..outer {
+        for o in 0..if index.data().is_empty() { 0 } else { outer } {
             for j in 0..n {
                 for i in 0..inner {
                     let src = (o * n + j) * inner + i;

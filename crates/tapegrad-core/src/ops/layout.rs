@@ -192,14 +192,18 @@ impl<T: Element> Tensor<T> {
             ));
         }
         let (outer, inner) = self.shape().outer_inner(ax);
-        let mut data = Vec::with_capacity(outer * len * inner);
-        for o in 0..outer {
-            let base = (o * d + start) * inner;
-            data.extend_from_slice(&self.data()[base..base + len * inner]);
-        }
         let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(self.dims());
         dims[ax] = len;
-        let out = Tensor::from_parts(data, Shape::from(dims));
+        let out_shape = Shape::from(dims);
+        let mut data = Vec::with_capacity(out_shape.numel());
+        // An empty result copies nothing (and its other dims may be huge: no loop over them).
+        if out_shape.numel() > 0 {
+            for o in 0..outer {
+                let base = (o * d + start) * inner;
+                data.extend_from_slice(&self.data()[base..base + len * inner]);
+            }
+        }
+        let out = Tensor::from_parts(data, out_shape);
         Ok(record(OpKind::Narrow, &[self], out, false, move |ctx| {
             let x = ctx.input(0);
             let piece = |n: usize| {
@@ -246,17 +250,30 @@ impl<T: Element> Tensor<T> {
             }
         }
         let sizes: Vec<usize> = tensors.iter().map(|t| t.dims()[ax]).collect();
-        let total: usize = sizes.iter().sum();
+        let total = sizes
+            .iter()
+            .try_fold(0usize, |acc, &n| acc.checked_add(n))
+            .ok_or_else(|| {
+                Error::bad_shape(
+                    "concat",
+                    format!("the sizes {sizes:?} along axis {ax} overflow when added"),
+                )
+            })?;
         let (outer, inner) = first.shape().outer_inner(ax);
-        let mut data = Vec::with_capacity(outer * total * inner);
-        for o in 0..outer {
-            for (t, &n) in tensors.iter().zip(&sizes) {
-                data.extend_from_slice(&t.data()[o * n * inner..(o + 1) * n * inner]);
-            }
-        }
         let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(first.dims());
         dims[ax] = total;
-        let out = Tensor::from_parts(data, Shape::from(dims));
+        let out_shape = Shape::from(dims);
+        ensure_alloc::<T>("concat", &out_shape)?;
+        let mut data = Vec::with_capacity(out_shape.numel());
+        // An empty result copies nothing (and its other dims may be huge: no loop over them).
+        if out_shape.numel() > 0 {
+            for o in 0..outer {
+                for (t, &n) in tensors.iter().zip(&sizes) {
+                    data.extend_from_slice(&t.data()[o * n * inner..(o + 1) * n * inner]);
+                }
+            }
+        }
+        let out = Tensor::from_parts(data, out_shape);
         Ok(record(OpKind::Concat, tensors, out, false, move |ctx| {
             let mut grads = InputGrads::new();
             let mut offset = 0;

@@ -97,29 +97,34 @@ impl<T: Element> Tensor<T> {
         let nb = batch.numel();
         let mut out_dims: SmallVec<[usize; 4]> = SmallVec::from_slice(batch.dims());
         out_dims.extend([m, n]);
-        // Which matrix of `a` and of `b` each output matrix multiplies, through the
-        // broadcast batch strides.
-        let sa = a_batch.broadcast_strides(&batch);
-        let sb = b_batch.broadcast_strides(&batch);
-        let mut pairs = Vec::with_capacity(nb);
-        let mut idx: SmallVec<[usize; 4]> = SmallVec::from_elem(0, batch.ndim());
-        for i in 0..nb {
-            if i > 0 {
-                for d in (0..batch.ndim()).rev() {
-                    idx[d] += 1;
-                    if idx[d] < batch.dims()[d] {
-                        break;
-                    }
-                    idx[d] = 0;
-                }
-            }
-            let oa: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
-            let ob: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
-            pairs.push((oa, ob));
-        }
         let out_shape = Shape::from(out_dims);
         crate::storage::ensure_alloc::<T>("matmul", &out_shape)?;
-        let data = gemm::batched(a.data(), b.data(), &pairs, m, k, n, transpose_a, transpose_b);
+        let data: std::sync::Arc<[T]> = if out_shape.numel() == 0 {
+            // Nothing to compute, however large the other dims are.
+            std::sync::Arc::from([])
+        } else {
+            // Which matrix of `a` and of `b` each output matrix multiplies, through the
+            // broadcast batch strides (nb ≤ the output's size, which fits in memory).
+            let sa = a_batch.broadcast_strides(&batch);
+            let sb = b_batch.broadcast_strides(&batch);
+            let mut pairs = Vec::with_capacity(nb);
+            let mut idx: SmallVec<[usize; 4]> = SmallVec::from_elem(0, batch.ndim());
+            for i in 0..nb {
+                if i > 0 {
+                    for d in (0..batch.ndim()).rev() {
+                        idx[d] += 1;
+                        if idx[d] < batch.dims()[d] {
+                            break;
+                        }
+                        idx[d] = 0;
+                    }
+                }
+                let oa: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
+                let ob: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
+                pairs.push((oa, ob));
+            }
+            gemm::batched(a.data(), b.data(), &pairs, m, k, n, transpose_a, transpose_b)
+        };
         let out = Tensor::from_storage(data.into(), out_shape);
         let (ta, tb) = (transpose_a, transpose_b);
         Ok(record(OpKind::MatMul, &[a, b], out, false, move |ctx| {

@@ -163,3 +163,22 @@ fn one_axes_type_for_every_op_that_takes_axes() {
     let z = Tensor::<f64>::zeros([2, 3]).unwrap();
     assert!((z.logsumexp([0, 1], false).unwrap().item().unwrap() - 6f64.ln()).abs() < 1e-15);
 }
+
+#[test]
+fn empty_tensors_with_huge_dims_neither_hang_nor_overflow() {
+    // Found by the op-program interpreter: loops over the outer dims of an empty result
+    // (2⁴⁰ iterations of nothing) and a per-batch Vec sized by an empty batch's dims.
+    let e = Tensor::<f64>::zeros([1 << 40, 0]).unwrap();
+    assert_eq!(Tensor::stack(&[&e, &e], 1).unwrap().dims(), &[1 << 40, 2, 0]);
+    assert_eq!(Tensor::concat(&[&e, &e], 1).unwrap().dims(), &[1 << 40, 0]);
+    assert_eq!(e.narrow(0, 5, 3).unwrap().dims(), &[3, 0]);
+    assert_eq!(e.index_select(0, &[1, 2]).unwrap().dims(), &[2, 0]);
+    assert_eq!(e.argmax(0, false).unwrap().shape().dims(), &[0]);
+    let batch = Tensor::<f64>::zeros([1 << 40, 0, 3]).unwrap();
+    let w = Tensor::<f64>::zeros([3, 2]).unwrap();
+    assert_eq!(batch.matmul(&w).unwrap().dims(), &[1 << 40, 0, 2]);
+    // Sizes along the concat axis that overflow when added are an error.
+    let big = Tensor::<f64>::zeros([usize::MAX, 0]).unwrap();
+    let e = Tensor::concat(&[&big, &big], 0).unwrap_err().to_string();
+    assert!(e.starts_with("concat") && e.contains("overflow"), "{e}");
+}

@@ -5,6 +5,7 @@
 mod common;
 mod edge_cases;
 mod hardening;
+mod op_program;
 mod properties;
 mod registry;
 mod tape;
