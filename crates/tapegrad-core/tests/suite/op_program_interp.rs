@@ -24,6 +24,9 @@ impl Bytes<'_> {
         self.pos += 1;
         b
     }
+    fn flag(&mut self) -> bool {
+        self.byte() & 1 == 0
+    }
     fn done(&self) -> bool {
         self.pos >= self.data.len()
     }
@@ -99,7 +102,7 @@ pub fn run_op_program(data: &[u8]) -> Result<ProgramRun, String> {
         })
         .collect();
     let mut vals: Vec<Tensor<f64>> = inputs.clone();
-    let create_graph = b.byte() % 4 == 0;
+    let create_graph = b.byte().is_multiple_of(4);
     for _ in 0..12 {
         if b.done() {
             break;
@@ -186,12 +189,12 @@ fn step(op: u8, x: &Tensor<f64>, y: &Tensor<f64>, b: &mut Bytes<'_>) -> TgResult
         20 => x.clamp(b.value(), b.value())?,
         21 => x.square(),
         22 => x.matmul(y)?,
-        23 => x.matmul_t(y, b.byte() % 2 == 0, b.byte() % 2 == 0)?,
-        24 => x.sum(b.axes(), b.byte() % 2 == 0)?,
-        25 => x.mean(b.axes(), b.byte() % 2 == 0)?,
-        26 => x.max(b.axes(), b.byte() % 2 == 0)?,
-        27 => x.min(b.axes(), b.byte() % 2 == 0)?,
-        28 => x.logsumexp(b.axes(), b.byte() % 2 == 0)?,
+        23 => x.matmul_t(y, b.flag(), b.flag())?,
+        24 => x.sum(b.axes(), b.flag())?,
+        25 => x.mean(b.axes(), b.flag())?,
+        26 => x.max(b.axes(), b.flag())?,
+        27 => x.min(b.axes(), b.flag())?,
+        28 => x.logsumexp(b.axes(), b.flag())?,
         29 => x.softmax(b.axis())?,
         30 => x.log_softmax(b.axis())?,
         31 => x.reshape(b.any_dims())?,
@@ -210,7 +213,7 @@ fn step(op: u8, x: &Tensor<f64>, y: &Tensor<f64>, b: &mut Bytes<'_>) -> TgResult
             let dims = b.small_dims(3);
             let n: usize = dims.iter().product();
             let idx = IndexTensor::from_vec((0..n).map(|_| b.index()).collect(), dims)?;
-            if b.byte() % 2 == 0 {
+            if b.flag() {
                 x.gather(b.axis(), &idx)?
             } else {
                 x.scatter_add(b.axis(), &idx, y)?
@@ -219,7 +222,7 @@ fn step(op: u8, x: &Tensor<f64>, y: &Tensor<f64>, b: &mut Bytes<'_>) -> TgResult
         44 => Tensor::where_cond(&x.gt(y)?, x, y)?,
         45 => x.flatten(b.axis())?,
         46 => {
-            let ix = x.argmax(b.axis(), b.byte() % 2 == 0)?;
+            let ix = x.argmax(b.axis(), b.flag())?;
             Tensor::from_vec(ix.data().iter().map(|&i| i as f64).collect(), ix.shape().clone())?
         }
         _ => x.sign(),
