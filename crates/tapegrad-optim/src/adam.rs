@@ -302,4 +302,3 @@ fn adam_loop<T: Element, G: Fn(T) -> T + Copy, const KERAS: bool, const L2: bool
         }
     }
 }
-

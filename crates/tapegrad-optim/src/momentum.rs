@@ -246,4 +246,3 @@ impl Rule for MomentumConfig {
         }
     }
 }
-

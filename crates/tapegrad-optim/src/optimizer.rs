@@ -62,13 +62,13 @@ pub trait Optimizer<T: Element> {
     /// [`clip_grad_norm`](crate::clip_grad_norm).
     ///
     /// Errors as [`Optimizer::step`] does, and if the two slices differ in length.
-    fn step_with_grads(&mut self, params: &mut [(String, &mut Tensor<T>)], grads: &[Option<Tensor<T>>])
-        -> Result<()>;
+    fn step_with_grads(&mut self, params: &mut [(String, &mut Tensor<T>)], grads: &[Option<Tensor<T>>]) -> Result<()>;
 
     /// The step over raw buffers: `(name, parameter, gradient)`, `None` to skip it. A
     /// parameter's state made here has the 1-D shape `[len]`.
     ///
     /// Errors as [`Optimizer::step`] does (comparing lengths instead of shapes).
+    #[allow(clippy::type_complexity)] // (name, parameter, gradient): spelled out on purpose
     fn step_slices(&mut self, updates: &mut [(&str, &mut [T], Option<&[T]>)]) -> Result<()>;
 
     /// The learning rate η used by the next step.
@@ -227,9 +227,10 @@ impl<C: Rule, T: Element> Optim<C, T> {
                 sumsq += g.iter().map(|&x| clamp_abs(x, cv).as_f64().powi(2)).sum::<f64>();
             }
         }
-        self.step = self.step.checked_add(1).ok_or_else(|| {
-            Error::bad_value(op, format!("step: the step count {} would overflow", self.step))
-        })?;
+        self.step = self
+            .step
+            .checked_add(1)
+            .ok_or_else(|| Error::bad_value(op, format!("step: the step count {} would overflow", self.step)))?;
         let n_bufs = self.cfg.buffer_names().len();
         for (name, item) in items() {
             let Some((shape, g)) = item else { continue };
@@ -259,7 +260,10 @@ impl<C: Rule, T: Element> Optim<C, T> {
 
     /// Step 3 for one parameter: its rule's fused update, with clipping folded in.
     fn update(&mut self, name: &str, p: &mut [T], g: &[T], prep: Prep<T>) {
-        let slot = self.slots.get_mut(name).expect("prepare made every updated parameter's state");
+        let slot = self
+            .slots
+            .get_mut(name)
+            .expect("prepare made every updated parameter's state");
         slot.t += 1; // ≤ the step count, which prepare checked
         let (t, st, cfg) = (slot.t, &mut slot.bufs, &self.cfg);
         match (prep.clamp, prep.scale) {
@@ -438,12 +442,19 @@ impl<C: Rule, T: Element> Optimizer<T> for Optim<C, T> {
                 state.buffer_names
             )));
         }
-        state.check(StateCheck { nonnegative: cfg.nonnegative_buffers() }).map_err(fail)?;
+        state
+            .check(StateCheck {
+                nonnegative: cfg.nonnegative_buffers(),
+            })
+            .map_err(fail)?;
         let mismatches: Vec<String> = state
             .params
             .iter()
             .filter_map(|e| match params.iter().find(|(n, _)| *n == e.name) {
-                None => Some(format!("`{}` (shape {:?}) is not among the parameters", e.name, e.shape)),
+                None => Some(format!(
+                    "`{}` (shape {:?}) is not among the parameters",
+                    e.name, e.shape
+                )),
                 Some((_, p)) if p.dims() != e.shape.as_slice() => Some(format!(
                     "`{}` has shape {:?} in the state but {} in the parameters",
                     e.name,

@@ -190,7 +190,6 @@ impl Rule for RmsPropConfig {
     }
 }
 
-
 /// RMSProp (Hinton, 2012): divides each gradient by a running root mean square.
 ///
 /// With `g ← g + λW` (L2 weight decay, default 0):

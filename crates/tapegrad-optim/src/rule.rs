@@ -154,7 +154,10 @@ impl<'a> Hyper<'a> {
         match self.used.iter().position(|u| !u) {
             Some(i) => Err(Error::bad_value(
                 self.op,
-                format!("load_state: unexpected hyper-parameter `{}` in the state", self.entries[i].0),
+                format!(
+                    "load_state: unexpected hyper-parameter `{}` in the state",
+                    self.entries[i].0
+                ),
             )),
             None => Ok(()),
         }

@@ -14,8 +14,8 @@
 //! # Ok::<(), tapegrad_core::Error>(())
 //! ```
 
-use crate::rule::{check_lr, check_nonneg};
 use crate::optimizer::Optimizer;
+use crate::rule::{check_lr, check_nonneg};
 use std::f64::consts::PI;
 use tapegrad_core::{Element, Error, Result};
 

@@ -223,9 +223,13 @@ impl<T: Element + Serialize + for<'de> Deserialize<'de>> OptimizerState<T> {
             )));
         }
         let body = &framed[HEADER_LEN..];
-        let (state, read): (Self, usize) = decode_bounded(body).map_err(|e| format_err(format!("cannot decode: {e}")))?;
+        let (state, read): (Self, usize) =
+            decode_bounded(body).map_err(|e| format_err(format!("cannot decode: {e}")))?;
         if read != body.len() {
-            return Err(format_err(format!("{} trailing bytes after the state", body.len() - read)));
+            return Err(format_err(format!(
+                "{} trailing bytes after the state",
+                body.len() - read
+            )));
         }
         state.check(StateCheck { nonnegative: &[] }).map_err(format_err)?;
         Ok(state)

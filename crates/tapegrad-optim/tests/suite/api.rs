@@ -37,7 +37,9 @@ fn gradient_shape_must_match_parameter_and_nothing_moves() {
     assert_eq!(opt.step_count(), 0);
     // Slices: lengths.
     let (mut p, g) = (vec![0.0f64; 3], vec![0.0f64; 4]);
-    let m = msg(Sgd::pytorch(0.1).unwrap().step_slices(&mut [("p", &mut p[..], Some(&g[..]))]));
+    let m = msg(Sgd::pytorch(0.1)
+        .unwrap()
+        .step_slices(&mut [("p", &mut p[..], Some(&g[..]))]));
     assert_mentions(&m, &["Sgd", "step", "parameter `p`", "3 elements", "4"]);
     // One gradient per parameter.
     let m = msg(opt.step_with_grads(&mut [("w0".to_string(), &mut w0)], &[]));
@@ -55,7 +57,7 @@ fn parameter_size_must_match_its_state() {
         .unwrap();
     // …but giving `p` five elements is not, and nothing moves.
     let before = q.clone();
-    let mut five = vec![1.0f32; 5];
+    let mut five = [1.0f32; 5];
     let m = msg(opt.step_slices(&mut [("q", &mut q[..], Some(&h[..])), ("p", &mut five[..], Some(&h[..]))]));
     assert_eq!(q, before, "a failed step must not update any parameter");
     assert_mentions(&m, &["RmsProp", "step", "parameter `p`", "5 elements", "[3]"]);
@@ -126,18 +128,12 @@ fn hyper_parameters_are_validated() {
         &["Keras", "dampening"],
     );
     let mut opt = Adam::<f64>::pytorch(0.1).unwrap();
-    assert_mentions(
-        &msg(opt.set_learning_rate(f64::NAN)),
-        &["Adam", "learning rate", "NaN"],
-    );
+    assert_mentions(&msg(opt.set_learning_rate(f64::NAN)), &["Adam", "learning rate", "NaN"]);
     assert_mentions(&msg(opt.set_learning_rate(-1.0)), &["-1"]);
     assert_eq!(opt.learning_rate(), 0.1);
     opt.set_learning_rate(0.5).unwrap();
     assert_eq!(opt.learning_rate(), 0.5);
-    assert_mentions(
-        &msg(opt.set_grad_clip(GradClip::norm(0.0))),
-        &["Adam", "max_norm"],
-    );
+    assert_mentions(&msg(opt.set_grad_clip(GradClip::norm(0.0))), &["Adam", "max_norm"]);
     assert_mentions(
         &msg(opt.set_grad_clip(GradClip::value(f64::NAN))),
         &["max_value", "NaN"],
@@ -241,7 +237,10 @@ fn schedules_follow_their_closed_forms() {
         let passed = m.milestones.iter().filter(|&&k| k <= t).count() as i32;
         assert_eq!(m.lr(t), 0.5 * 0.1f64.powi(passed), "t={t}");
     }
-    assert_eq!((m.lr(29), m.lr(30), m.lr(79)), (0.5, 0.5 * 0.1f64.powi(2), 0.5 * 0.1f64.powi(2)));
+    assert_eq!(
+        (m.lr(29), m.lr(30), m.lr(79)),
+        (0.5, 0.5 * 0.1f64.powi(2), 0.5 * 0.1f64.powi(2))
+    );
     assert_eq!(m.lr(80), 0.5 * 0.1f64.powi(3));
     assert_mentions(
         &msg(MultiStepDecay::new(0.1, vec![1], -0.5)),

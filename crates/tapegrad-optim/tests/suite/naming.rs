@@ -17,8 +17,13 @@ fn model() -> Sequential<f64> {
 }
 
 fn grads(model: &mut Sequential<f64>, batch: u64) -> Gradients<f64> {
-    let x = Tensor::from_vec((0..8).map(|i| ((i as u64 * 7 + batch * 3) % 11) as f64 / 5.0 - 1.0).collect(), [2, 4])
-        .unwrap();
+    let x = Tensor::from_vec(
+        (0..8)
+            .map(|i| ((i as u64 * 7 + batch * 3) % 11) as f64 / 5.0 - 1.0)
+            .collect(),
+        [2, 4],
+    )
+    .unwrap();
     let labels = [(batch % 4) as usize, ((batch + 1) % 4) as usize];
     loss::cross_entropy(&model.forward(&x).unwrap(), &labels[..], Reduction::Mean)
         .unwrap()
@@ -64,7 +69,12 @@ fn freezing_a_layer_keeps_every_parameters_moments_on_its_own_tensor() {
         reference_step(&mut r, &mut reference, batch, false);
     }
     assert_same(&m, &opt, &r, &reference, "before freezing");
-    let layer0_before: Vec<_> = opt.state().params.into_iter().filter(|e| e.name.starts_with("0.")).collect();
+    let layer0_before: Vec<_> = opt
+        .state()
+        .params
+        .into_iter()
+        .filter(|e| e.name.starts_with("0."))
+        .collect();
 
     m.freeze("0").unwrap();
     assert_eq!(m.trainable_parameters_mut().len(), 2);
@@ -72,7 +82,12 @@ fn freezing_a_layer_keeps_every_parameters_moments_on_its_own_tensor() {
     reference_step(&mut r, &mut reference, 3, true);
     assert_same(&m, &opt, &r, &reference, "the frozen step");
     let state = opt.state();
-    let layer0_after: Vec<_> = state.params.iter().filter(|e| e.name.starts_with("0.")).cloned().collect();
+    let layer0_after: Vec<_> = state
+        .params
+        .iter()
+        .filter(|e| e.name.starts_with("0."))
+        .cloned()
+        .collect();
     assert_eq!(layer0_after, layer0_before, "the frozen layer's state is untouched");
     let counts: Vec<(&str, u64)> = state.params.iter().map(|e| (e.name.as_str(), e.step)).collect();
     assert_eq!(counts, [("0.bias", 3), ("0.weight", 3), ("1.bias", 4), ("1.weight", 4)]);

@@ -31,21 +31,40 @@ fn load_state_rejects_invalid_states_and_keeps_the_optimizer() {
     let state = trained.state();
     let p = named(&params);
     let mut sgd = Sgd::<f64>::pytorch(0.1).unwrap();
-    assert_mentions(&msg(sgd.load_state(state.clone(), &p)), &["Sgd", "load_state", "Adam", "SGD"]);
+    assert_mentions(
+        &msg(sgd.load_state(state.clone(), &p)),
+        &["Sgd", "load_state", "Adam", "SGD"],
+    );
     let mut adamw = AdamW::<f64>::pytorch(0.1).unwrap();
-    assert_mentions(&msg(adamw.load_state(state.clone(), &p)), &["Adam state", "AdamW optimizer"]);
+    assert_mentions(
+        &msg(adamw.load_state(state.clone(), &p)),
+        &["Adam state", "AdamW optimizer"],
+    );
 
     let mut opt = Adam::<f64>::keras(0.5).unwrap();
-    let cases: Vec<(Box<dyn Fn(&mut OptimizerState<f64>)>, Vec<&str>)> = vec![
-        (Box::new(|s| {
-            s.params[0].buffers[1].pop();
-        }), vec!["`exp_avg_sq` of parameter `a`", "2 elements", "[3]"]),
-        (Box::new(|s| {
-            s.params[1].buffers.pop();
-        }), vec!["parameter `b` has 1 buffers", "names 2"]),
+    type Corrupt = Box<dyn Fn(&mut OptimizerState<f64>)>;
+    let cases: Vec<(Corrupt, Vec<&str>)> = vec![
+        (
+            Box::new(|s| {
+                s.params[0].buffers[1].pop();
+            }),
+            vec!["`exp_avg_sq` of parameter `a`", "2 elements", "[3]"],
+        ),
+        (
+            Box::new(|s| {
+                s.params[1].buffers.pop();
+            }),
+            vec!["parameter `b` has 1 buffers", "names 2"],
+        ),
         (Box::new(|s| s.buffer_names.swap(0, 1)), vec!["exp_avg_sq", "exp_avg"]),
-        (Box::new(|s| s.hyper.retain(|(k, _)| k != "beta1")), vec!["no hyper-parameter `beta1`"]),
-        (Box::new(|s| s.hyper.push(("amsgrad".into(), 1.0))), vec!["unexpected hyper-parameter `amsgrad`"]),
+        (
+            Box::new(|s| s.hyper.retain(|(k, _)| k != "beta1")),
+            vec!["no hyper-parameter `beta1`"],
+        ),
+        (
+            Box::new(|s| s.hyper.push(("amsgrad".into(), 1.0))),
+            vec!["unexpected hyper-parameter `amsgrad`"],
+        ),
         (Box::new(|s| s.hyper.push(("lr".into(), 1.0))), vec!["`lr` twice"]),
         (Box::new(|s| set(s, "eps", -1.0)), vec!["eps", "-1"]),
         (Box::new(|s| set(s, "lr", f64::INFINITY)), vec!["learning rate", "inf"]),
@@ -55,9 +74,18 @@ fn load_state_rejects_invalid_states_and_keeps_the_optimizer() {
         (Box::new(|s| s.params[0].step = 4), vec!["`a` has 4 updates", "3 steps"]),
         (Box::new(|s| s.params[0].step = 0), vec!["`a` has 0 updates"]),
         (Box::new(|s| s.params[1].name = "a".into()), vec!["`a` has two entries"]),
-        (Box::new(|s| s.params[0].buffers[0][1] = f64::NAN), vec!["`exp_avg` of parameter `a`", "NaN", "index 1"]),
-        (Box::new(|s| s.params[1].buffers[1][0] = -1e-3), vec!["`exp_avg_sq` of parameter `b`", "≥ 0"]),
-        (Box::new(|s| s.params[0].shape = vec![usize::MAX, 2]), vec!["too many elements"]),
+        (
+            Box::new(|s| s.params[0].buffers[0][1] = f64::NAN),
+            vec!["`exp_avg` of parameter `a`", "NaN", "index 1"],
+        ),
+        (
+            Box::new(|s| s.params[1].buffers[1][0] = -1e-3),
+            vec!["`exp_avg_sq` of parameter `b`", "≥ 0"],
+        ),
+        (
+            Box::new(|s| s.params[0].shape = vec![usize::MAX, 2]),
+            vec!["too many elements"],
+        ),
     ];
     for (corrupt, parts) in &cases {
         let mut bad = state.clone();
@@ -81,7 +109,10 @@ fn load_state_rejects_invalid_states_and_keeps_the_optimizer() {
         ],
     );
     // Every failed load left the Keras optimizer untouched.
-    assert_eq!((opt.learning_rate(), opt.step_count(), opt.state().params.len()), (0.5, 0, 0));
+    assert_eq!(
+        (opt.learning_rate(), opt.step_count(), opt.state().params.len()),
+        (0.5, 0, 0)
+    );
     // Parameters without an entry are fine (their state starts on their first update).
     let mut more = named(&params);
     let extra = Tensor::<f64>::zeros([7]);
@@ -157,13 +188,16 @@ fn state_bytes_round_trip_and_refuse_every_flip_and_truncation() {
 #[test]
 fn an_f32_state_read_as_f64_names_both() {
     let mut opt = Adam::<f32>::pytorch(0.1).unwrap();
-    let mut w = vec![1.0f32];
+    let mut w = [1.0f32];
     opt.step_slices(&mut [("w", &mut w[..], Some(&[0.5][..]))]).unwrap();
     let bytes = opt.state().to_bytes().unwrap();
     let m = format_msg(OptimizerState::<f64>::from_bytes(&bytes));
     assert_mentions(&m, &["holds f32", "as f64"]);
     let bytes = trained_adam().0.state().to_bytes().unwrap();
-    assert_mentions(&format_msg(OptimizerState::<f32>::from_bytes(&bytes)), &["holds f64", "as f32"]);
+    assert_mentions(
+        &format_msg(OptimizerState::<f32>::from_bytes(&bytes)),
+        &["holds f64", "as f32"],
+    );
 }
 
 /// `body` framed as the format says, with a valid checksum.
@@ -187,11 +221,17 @@ fn hostile_but_well_framed_bytes_are_refused_without_allocating() {
     // A valid body under another version is refused before decoding.
     let mut bytes = trained_adam().0.state().to_bytes().unwrap();
     bytes[8] = 1;
-    assert_mentions(&format_msg(OptimizerState::<f64>::from_bytes(&bytes)), &["version 1", "version 2"]);
+    assert_mentions(
+        &format_msg(OptimizerState::<f64>::from_bytes(&bytes)),
+        &["version 1", "version 2"],
+    );
     // An unknown dtype.
     let body = &trained_adam().0.state().to_bytes().unwrap()[15..];
     let body = &body[..body.len() - 4];
-    assert_mentions(&format_msg(OptimizerState::<f64>::from_bytes(&framed(b"i64", body))), &["holds i64"]);
+    assert_mentions(
+        &format_msg(OptimizerState::<f64>::from_bytes(&framed(b"i64", body))),
+        &["holds i64"],
+    );
     // A well-framed state whose counters break the rules is refused by from_bytes too.
     let mut state = trained_adam().0.state();
     state.params[1].step = 9;

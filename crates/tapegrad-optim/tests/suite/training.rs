@@ -39,8 +39,11 @@ fn train<T: Element>(opt: &mut dyn Optimizer<T>, x: &mut Tensor<T>, frozen: &mut
     let (a, b) = problem::<T>();
     for _ in 0..steps {
         let g = grads(&a, &b, x);
-        opt.step(&mut [("x".to_string(), &mut *x), ("frozen".to_string(), &mut *frozen)], &g)
-            .unwrap();
+        opt.step(
+            &mut [("x".to_string(), &mut *x), ("frozen".to_string(), &mut *frozen)],
+            &g,
+        )
+        .unwrap();
     }
 }
 
