@@ -11,7 +11,7 @@
 //!    the step, and create the state of each parameter updated for the first time
 //!    (zeroed buffers, keyed by the parameter's name). This is the only allocation.
 //! 3. **Update** each parameter that has a gradient in one fused, branch-free pass over
-//!    its buffer, its state buffers and its gradient ([`Rule::update`] of the
+//!    its buffer, its state buffers and its gradient (the `update` of the
 //!    configuration: one file per optimizer holds its equation and loop).
 //!
 //! State is keyed by the parameter's **name**, like the `state_dict` names of a
