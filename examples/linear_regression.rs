@@ -141,9 +141,9 @@ fn run() -> Result<bool> {
 
     // 2. The same update through the optimizer API: `Sgd` applies exactly W ← W − η·g.
     let (mut w_opt, mut b_opt) = (w0.detach().requires_grad(), b0.detach().requires_grad());
-    let mut sgd = Sgd::new(f64::from(LEARNING_RATE))?;
+    let mut sgd = Sgd::pytorch(f64::from(LEARNING_RATE))?;
     let losses_opt = train(&x, &y, &mut w_opt, &mut b_opt, &epochs, |w, b, grads| {
-        sgd.step(&mut [w, b], grads)
+        sgd.step(&mut [("w".to_string(), w), ("b".to_string(), b)], grads)
     })?;
     for (epoch, loss) in losses_opt.iter().enumerate() {
         println!("[optim::Sgd] epoch {}: loss {loss:.6}", epoch + 1);

@@ -31,7 +31,7 @@
 //! for _ in 0..20 {
 //!     let l = loss::cross_entropy(&model.forward(&x)?, &labels, Reduction::Mean)?;
 //!     let grads = l.backward()?;
-//!     for p in model.trainable_parameters_mut() {
+//!     for (_, p) in model.trainable_parameters_mut() {
 //!         if let Some(g) = grads.get(p).cloned() {
 //!             for (w, g) in p.data_mut().iter_mut().zip(g.data()) {
 //!                 *w -= 0.5 * g;

@@ -170,13 +170,15 @@ pub trait Module<T: Element> {
             .collect()
     }
 
-    /// The tensors an optimizer should update: every parameter that is not frozen, in
-    /// [`params`](Module::params) order. Pass to `optimizer.step(&mut …, &grads)`.
-    fn trainable_parameters_mut(&mut self) -> Vec<&mut Tensor<T>> {
+    /// The named tensors an optimizer should update: every parameter that is not frozen,
+    /// in [`params`](Module::params) order. The one way to step a model:
+    /// `optimizer.step(&mut model.trainable_parameters_mut(), &grads)` (the optimizer keys
+    /// its state by these names).
+    fn trainable_parameters_mut(&mut self) -> Vec<(String, &mut Tensor<T>)> {
         self.params_mut()
             .into_iter()
             .filter(|(_, p)| !p.is_frozen())
-            .map(|(_, p)| p.tensor_mut())
+            .map(|(n, p)| (n, p.tensor_mut()))
             .collect()
     }
 

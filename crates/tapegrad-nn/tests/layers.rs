@@ -263,7 +263,7 @@ fn gradients_reach_every_parameter_and_an_update_keeps_identity() {
     let step = |model: &mut Sequential<f64>| -> Result<f64> {
         let l = loss::cross_entropy(&model.forward(&x)?, &[0, 1, 1, 0, 1], Reduction::Mean)?;
         let grads = l.backward()?;
-        for p in model.trainable_parameters_mut() {
+        for (_, p) in model.trainable_parameters_mut() {
             let g = grads.get(p).expect("every trainable parameter has a gradient").clone();
             for (w, g) in p.data_mut().iter_mut().zip(g.data()) {
                 *w -= 0.1 * g;

@@ -3,12 +3,21 @@
 //! First-order optimizers for [`tapegrad_core`] tensors, gradient clipping, and
 //! learning-rate schedules.
 //!
-//! | optimizer | update (per element, `g` the gradient) | presets |
-//! |-----------|-----------------------------------------|---------|
-//! | [`Sgd`] | `W ← W − η·(g + λW)` | [`Sgd::new`], [`Sgd::keras_default`] |
-//! | [`Momentum`] | heavy ball / Nesterov, two [`MomentumStyle`]s | [`Momentum::pytorch`], [`Momentum::keras`] |
-//! | [`RmsProp`] | `s ← ρs + (1−ρ)g²`, `W ← W − η·g/(√s+ε)` or `/√(s+ε)` | [`RmsProp::pytorch`], [`RmsProp::keras`] |
-//! | [`Adam`] | bias-corrected moments, two [`AdamForm`]s | [`Adam::pytorch`], [`Adam::keras`], [`Adam::adamw`] |
+//! | optimizer | update (per element, `g` the gradient) | file |
+//! |-----------|-----------------------------------------|------|
+//! | [`Sgd`] | `W ← W − η·(g + λW)` | `sgd.rs` |
+//! | [`Momentum`] | heavy ball / Nesterov, two [`MomentumStyle`]s | `momentum.rs` |
+//! | [`RmsProp`] | `s ← ρs + (1−ρ)g²`, `W ← W − η·g/(√s+ε)` or `/√(s+ε)` | `rmsprop.rs` |
+//! | [`Adam`] | bias-corrected moments, two [`AdamForm`]s, L2 decay | `adam.rs` |
+//! | [`AdamW`] | Adam with decoupled weight decay `W ← W·(1 − ηλ)` | `adamw.rs` |
+//!
+//! Every optimizer has one preset family, reproducing the framework's documented
+//! defaults: `pytorch(lr)`, `keras(lr)`, `pytorch_default()`, `keras_default()`; anything
+//! else is a field of its configuration struct ([`SgdConfig`], [`MomentumConfig`],
+//! [`RmsPropConfig`], [`AdamConfig`], [`AdamWConfig`]), passed to
+//! [`Optim::from_config`]. Each optimizer is [`Optim`] with its configuration: one
+//! generic step (checks, clipping, state by name; see [`optimizer`]) runs the
+//! configuration's fused per-element loop.
 //!
 //! PyTorch and Keras write some of these rules differently (where ε goes, how bias
 //! correction is folded in, what the momentum buffer stores). Every optimizer here makes
@@ -16,8 +25,10 @@
 //! equations and defaults, and each type's documentation says when the forms differ.
 //!
 //! All optimizers implement the object-safe [`Optimizer`] trait: one fused pass over
-//! each parameter's buffer per step, state allocated lazily on the first step and never
-//! again, and a serialisable [`OptimizerState`] for checkpoints.
+//! each parameter's buffer per step; state kept **by parameter name** (so freezing a
+//! layer cannot shift another parameter's moments onto the wrong tensor), allocated on a
+//! parameter's first update and never again; and a validated, checksummed
+//! [`OptimizerState`] for checkpoints.
 //!
 //! **One deliberate departure from the bare equations:** a state value (momentum buffer,
 //! moment, running average) whose magnitude would be subnormal (below 1.2e-38 in `f32`,
@@ -40,7 +51,7 @@
 //!         let d = w.add_scalar(-3.0);
 //!         d.mul(&d)?.sum_all().backward()?
 //!     }; // the loss (and its graph) is dropped here, so the update does not copy `w`
-//!     opt.step(&mut [&mut w], &grads)?;
+//!     opt.step(&mut [("w".to_string(), &mut w)], &grads)?;
 //! }
 //! assert!(w.data().iter().all(|&v| (v - 3.0).abs() < 1e-3));
 //! # Ok::<(), tapegrad_core::Error>(())
@@ -49,18 +60,22 @@
 #![warn(missing_docs)]
 
 pub mod adam;
+pub mod adamw;
 pub mod clip;
-mod engine;
 pub mod momentum;
 pub mod optimizer;
 pub mod rmsprop;
+mod rule;
 pub mod schedule;
 pub mod sgd;
+pub mod state;
 
-pub use adam::{Adam, AdamConfig, AdamForm, AdamW};
+pub use adam::{Adam, AdamConfig, AdamForm};
+pub use adamw::{AdamW, AdamWConfig};
 pub use clip::{clip_grad_norm, clip_grad_value, grads_for, total_norm, GradClip};
 pub use momentum::{Momentum, MomentumConfig, MomentumStyle};
-pub use optimizer::{Optimizer, OptimizerState, StateBuffer, MAX_STATE_BYTES};
+pub use optimizer::{Optim, Optimizer};
 pub use rmsprop::{EpsPlacement, RmsProp, RmsPropConfig};
-pub use schedule::{ConstantLr, CosineAnnealing, ExponentialDecay, LrSchedule, StepDecay};
+pub use schedule::{ConstantLr, CosineAnnealing, ExponentialDecay, LrSchedule, MultiStepDecay, StepDecay};
 pub use sgd::{Sgd, SgdConfig};
+pub use state::{OptimizerState, ParamEntry, MAX_STATE_BYTES, STATE_FORMAT_VERSION};

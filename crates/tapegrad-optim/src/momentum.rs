@@ -1,7 +1,7 @@
 //! SGD with momentum (heavy ball or Nesterov), in PyTorch's or Keras's form.
 
-use crate::engine::{c, check_lr, check_nonneg, check_unit, flush_subnormal, Engine, Hyper, Ops, Rule};
-use crate::optimizer::impl_optimizer;
+use crate::optimizer::Optim;
+use crate::rule::{c, check_lr, check_nonneg, check_unit, flag, flush_subnormal, Hyper, Rule};
 use tapegrad_core::{Element, Error, Result};
 
 /// Which of the two standard momentum recurrences a [`Momentum`] optimizer runs.
@@ -46,12 +46,13 @@ pub struct MomentumConfig {
 }
 
 impl MomentumConfig {
-    /// PyTorch style with learning rate `lr` and momentum `momentum`; no dampening,
-    /// weight decay or Nesterov.
-    pub fn pytorch(lr: f64, momentum: f64) -> Self {
+    /// PyTorch style (`torch.optim.SGD(lr=lr, momentum=0.9)`): μ = 0.9, no dampening,
+    /// weight decay or Nesterov. (PyTorch's `momentum` defaults to 0, plain SGD; 0.9 is
+    /// the value its examples and most recipes use.)
+    pub fn pytorch(lr: f64) -> Self {
         MomentumConfig {
             lr,
-            momentum,
+            momentum: 0.9,
             dampening: 0.0,
             weight_decay: 0.0,
             nesterov: false,
@@ -59,31 +60,101 @@ impl MomentumConfig {
         }
     }
 
-    /// Keras style with learning rate `lr` and momentum `momentum`; no weight decay or Nesterov.
-    pub fn keras(lr: f64, momentum: f64) -> Self {
+    /// Keras style (`keras.optimizers.SGD(learning_rate=lr, momentum=0.9)`): μ = 0.9,
+    /// no weight decay or Nesterov. (Keras's `momentum` defaults to 0 too.)
+    pub fn keras(lr: f64) -> Self {
         MomentumConfig {
             style: MomentumStyle::Keras,
-            ..Self::pytorch(lr, momentum)
+            ..Self::pytorch(lr)
         }
     }
+}
 
-    /// The same configuration with Nesterov momentum on or off.
-    pub fn with_nesterov(self, nesterov: bool) -> Self {
-        MomentumConfig { nesterov, ..self }
+/// SGD with momentum μ, heavy-ball or Nesterov, in either [`MomentumStyle`].
+///
+/// With `g ← g + λW` (L2 weight decay, default λ = 0):
+///
+/// | | PyTorch ([`Momentum::pytorch`]) | Keras ([`Momentum::keras`]) |
+/// |-|-|-|
+/// | buffer | `b₁ = g`, `b ← μb + (1−τ)g` | `v₀ = 0`, `v ← μv − ηg` |
+/// | heavy ball | `W ← W − η·b` | `W ← W + v` |
+/// | Nesterov | `W ← W − η·(g + μb)` | `W ← W + μv − ηg` |
+///
+/// **When the two differ.** With dampening τ = 0 and a *constant* learning rate,
+/// `v_t = −η·b_t` at every step, so both styles produce the same trajectory (up to
+/// rounding). They differ when η changes (a schedule): PyTorch applies the new η to the
+/// whole accumulated buffer at once, Keras only to new gradients, the old velocity
+/// decaying at its old scale. PyTorch's first buffer is `g` itself, not `(1−τ)g`, so with
+/// τ > 0 the PyTorch style has no Keras counterpart (and the Keras style rejects τ ≠ 0).
+///
+/// | preset | style | η | μ |
+/// |-|-|-|-|
+/// | [`Momentum::pytorch_default`] (`torch.optim.SGD(momentum=0.9)`) | PyTorch | 1e-3 | 0.9 |
+/// | [`Momentum::keras_default`] (`keras.optimizers.SGD(momentum=0.9)`) | Keras | 0.01 | 0.9 |
+///
+/// Both frameworks default to `momentum = 0` (plain SGD, here [`Sgd`](crate::Sgd)); the
+/// presets choose μ = 0.9, the usual value. Another μ, dampening τ, weight decay λ or
+/// Nesterov: set the [`MomentumConfig`] fields, e.g.
+/// `MomentumConfig { momentum: 0.95, nesterov: true, ..MomentumConfig::pytorch(0.1) }`.
+///
+/// State: one buffer per parameter, `"momentum_buffer"` (b) in the PyTorch style,
+/// `"velocity"` (v) in the Keras style.
+///
+/// ```
+/// use tapegrad_optim::{Momentum, Optimizer};
+/// let (mut a, mut b) = (vec![1.0f64], vec![1.0f64]);
+/// let mut torch = Momentum::pytorch(0.1)?;
+/// let mut keras = Momentum::keras(0.1)?;
+/// for _ in 0..5 {
+///     let (ga, gb) = ([a[0]], [b[0]]); // ∂(½w²)/∂w = w
+///     torch.step_slices(&mut [("w", &mut a[..], Some(&ga[..]))])?;
+///     keras.step_slices(&mut [("w", &mut b[..], Some(&gb[..]))])?;
+/// }
+/// assert!((a[0] - b[0]).abs() < 1e-15); // same trajectory for a constant η
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
+pub type Momentum<T> = Optim<MomentumConfig, T>;
+
+impl<T: Element> Optim<MomentumConfig, T> {
+    /// PyTorch-style momentum, μ = 0.9 ([`MomentumConfig::pytorch`]).
+    ///
+    /// Errors if `lr` is NaN, infinite or negative.
+    pub fn pytorch(lr: f64) -> Result<Self> {
+        Self::from_config(MomentumConfig::pytorch(lr))
     }
 
-    /// The same configuration with dampening τ (PyTorch style only).
-    pub fn with_dampening(self, dampening: f64) -> Self {
-        MomentumConfig { dampening, ..self }
+    /// Keras-style momentum, μ = 0.9 ([`MomentumConfig::keras`]).
+    ///
+    /// Errors if `lr` is NaN, infinite or negative.
+    pub fn keras(lr: f64) -> Result<Self> {
+        Self::from_config(MomentumConfig::keras(lr))
     }
 
-    /// The same configuration with L2 weight decay λ.
-    pub fn with_weight_decay(self, weight_decay: f64) -> Self {
-        MomentumConfig { weight_decay, ..self }
+    /// PyTorch style with η = 1e-3 (recent PyTorch's SGD default) and μ = 0.9.
+    pub fn pytorch_default() -> Result<Self> {
+        Self::pytorch(1e-3)
+    }
+
+    /// Keras style with η = 0.01 (Keras's SGD default) and μ = 0.9.
+    pub fn keras_default() -> Result<Self> {
+        Self::keras(0.01)
+    }
+}
+
+impl Rule for MomentumConfig {
+    const NAME: &'static str = "Momentum";
+    const KIND: &'static str = "Momentum";
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
     }
 
     fn validate(&self) -> Result<()> {
-        let op = <Self as Rule>::OPS.new;
+        let op = Self::NAME;
         check_lr(op, self.lr)?;
         check_unit(op, "momentum", self.momentum, true)?;
         check_unit(op, "dampening", self.dampening, true)?;
@@ -105,94 +176,6 @@ impl MomentumConfig {
         }
         Ok(())
     }
-}
-
-/// SGD with momentum μ, heavy-ball or Nesterov, in either [`MomentumStyle`].
-///
-/// With `g ← g + λW` (L2 weight decay, default λ = 0):
-///
-/// | | PyTorch ([`Momentum::pytorch`]) | Keras ([`Momentum::keras`]) |
-/// |-|-|-|
-/// | buffer | `b₁ = g`, `b ← μb + (1−τ)g` | `v₀ = 0`, `v ← μv − ηg` |
-/// | heavy ball | `W ← W − η·b` | `W ← W + v` |
-/// | Nesterov | `W ← W − η·(g + μb)` | `W ← W + μv − ηg` |
-///
-/// **When the two differ.** With dampening τ = 0 and a *constant* learning rate,
-/// `v_t = −η·b_t` at every step, so both styles produce the same trajectory (up to
-/// rounding). They differ when η changes (a schedule): PyTorch applies the new η to the
-/// whole accumulated buffer at once, Keras only to new gradients, the old velocity
-/// decaying at its old scale. PyTorch's first buffer is `g` itself, not `(1−τ)g`, so with
-/// τ > 0 the PyTorch style has no Keras counterpart (and the Keras style rejects τ ≠ 0).
-///
-/// Defaults in the frameworks: PyTorch `SGD(lr=1e-3, momentum=0, dampening=0,
-/// nesterov=False)`, Keras `SGD(learning_rate=0.01, momentum=0.0, nesterov=False)`; here
-/// η and μ are always given. State: one buffer per parameter, `"momentum_buffer"` (b) in
-/// the PyTorch style, `"velocity"` (v) in the Keras style.
-///
-/// ```
-/// use tapegrad_optim::{Momentum, Optimizer};
-/// let (mut a, mut b) = (vec![1.0f64], vec![1.0f64]);
-/// let mut torch = Momentum::pytorch(0.1, 0.9)?;
-/// let mut keras = Momentum::keras(0.1, 0.9)?;
-/// for _ in 0..5 {
-///     let (ga, gb) = ([a[0]], [b[0]]); // ∂(½w²)/∂w = w
-///     torch.step_slices(&mut [(&mut a[..], Some(&ga[..]))])?;
-///     keras.step_slices(&mut [(&mut b[..], Some(&gb[..]))])?;
-/// }
-/// assert!((a[0] - b[0]).abs() < 1e-15); // same trajectory for a constant η
-/// # Ok::<(), tapegrad_core::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct Momentum<T: Element> {
-    cfg: MomentumConfig,
-    eng: Engine<T>,
-}
-
-impl<T: Element> Momentum<T> {
-    /// PyTorch-style momentum ([`MomentumConfig::pytorch`]).
-    ///
-    /// Errors if `lr` is NaN, infinite or negative, or `momentum` is outside [0, 1].
-    pub fn pytorch(lr: f64, momentum: f64) -> Result<Self> {
-        Self::from_config(MomentumConfig::pytorch(lr, momentum))
-    }
-
-    /// Keras-style momentum ([`MomentumConfig::keras`]).
-    ///
-    /// Errors if `lr` is NaN, infinite or negative, or `momentum` is outside [0, 1].
-    pub fn keras(lr: f64, momentum: f64) -> Result<Self> {
-        Self::from_config(MomentumConfig::keras(lr, momentum))
-    }
-
-    /// Momentum from a full configuration.
-    ///
-    /// Errors on an invalid value (see the fields), Nesterov without momentum or with
-    /// dampening, or dampening in the Keras style.
-    pub fn from_config(cfg: MomentumConfig) -> Result<Self> {
-        cfg.validate()?;
-        Ok(Momentum {
-            cfg,
-            eng: Engine::new(),
-        })
-    }
-}
-
-impl Rule for MomentumConfig {
-    const KIND: &'static str = "Momentum";
-    const OPS: Ops = Ops {
-        new: "Momentum",
-        step: "Momentum.step",
-        set_lr: "Momentum.set_learning_rate",
-        set_clip: "Momentum.set_grad_clip",
-        load: "Momentum.load_state",
-    };
-
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
 
     fn buffer_names(&self) -> &'static [&'static str] {
         match self.style {
@@ -207,8 +190,8 @@ impl Rule for MomentumConfig {
             ("momentum", self.momentum),
             ("dampening", self.dampening),
             ("weight_decay", self.weight_decay),
-            ("nesterov", f64::from(u8::from(self.nesterov))),
-            ("keras_style", f64::from(u8::from(self.style == MomentumStyle::Keras))),
+            ("nesterov", flag(self.nesterov)),
+            ("keras_style", flag(self.style == MomentumStyle::Keras)),
         ]
     }
 
@@ -229,7 +212,7 @@ impl Rule for MomentumConfig {
         Ok(cfg)
     }
 
-    fn update<T: Element, G: Fn(T) -> T>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]) {
+    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]) {
         let [buf] = st else {
             unreachable!("momentum keeps one buffer")
         };
@@ -263,5 +246,3 @@ impl Rule for MomentumConfig {
         }
     }
 }
-
-impl_optimizer!(Momentum, MomentumConfig);

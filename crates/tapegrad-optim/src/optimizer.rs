@@ -1,63 +1,83 @@
-//! The [`Optimizer`] trait, its serialisable [`OptimizerState`], and the step driver that
-//! every optimizer shares.
+//! The [`Optimizer`] trait and [`Optim`], the one generic optimizer that runs every
+//! update rule.
 //!
-//! # How a step runs
+//! # How a step runs ([`Optim`]'s three `step` methods share it)
 //!
-//! 1. **Check** every parameter before touching any: a gradient whose shape differs from
-//!    its parameter, or a parameter whose size differs from the state kept for its
-//!    position, is an error and nothing is updated.
-//! 2. If [`GradClip`] asks for it, compute the total gradient norm (in `f64`).
-//! 3. **Update** each parameter that has a gradient in one fused pass over its buffer,
-//!    its state buffers and its gradient: no temporary tensors, and no allocation except
-//!    the state buffers of a parameter's first update.
+//! 1. **Check** every parameter before touching any: each gradient has its parameter's
+//!    shape, no name appears twice, a parameter with state from earlier steps still has
+//!    that state's shape, and the step count cannot overflow. Any problem is an error and
+//!    nothing is updated.
+//! 2. **Prepare**: measure the total gradient norm if [`GradClip`] clips by norm, count
+//!    the step, and create the state of each parameter updated for the first time
+//!    (zeroed buffers, keyed by the parameter's name). This is the only allocation.
+//! 3. **Update** each parameter that has a gradient in one fused, branch-free pass over
+//!    its buffer, its state buffers and its gradient (the `update` of the
+//!    configuration: one file per optimizer holds its equation and loop).
 //!
-//! State is keyed by the *position* of a parameter in the `params` slice, as PyTorch keys
-//! it by parameter order: pass the parameters in the same order at every step. A
-//! parameter without a gradient (frozen, or unused by the loss) is skipped: its state
-//! and its per-parameter step count are left as they are.
+//! State is keyed by the parameter's **name**, like the `state_dict` names of a
+//! [`Module`](https://docs.rs/tapegrad-nn): freezing a layer (so that it is not passed, or
+//! has no gradient) leaves every other parameter's state attached to it, and a parameter
+//! without a gradient keeps its state and its update count `t` unchanged.
 
 use crate::clip::GradClip;
-use serde::{Deserialize, Serialize};
+use crate::rule::{check_lr, clamp_abs, Rule};
+use crate::state::{ParamEntry, StateCheck};
+use crate::OptimizerState;
+use std::collections::BTreeMap;
 use tapegrad_core::{Element, Error, Gradients, Result, Tensor};
 
-/// A first-order optimizer: updates parameters in place from their gradients.
+/// A first-order optimizer: updates named parameters in place from their gradients.
 ///
-/// The trait is object-safe, so a training loop can hold a `Box<dyn Optimizer<T>>`.
-/// Parameters are updated through [`Tensor::data_mut`], which keeps their autograd
-/// identity. Drop the loss (and anything else holding the step's graph) before calling
-/// [`Optimizer::step`]: while the graph holds a parameter's buffer, `data_mut` must copy
-/// it first.
+/// Object-safe, so a training loop can hold a `Box<dyn Optimizer<T>>`. Parameters are
+/// updated through [`Tensor::data_mut`], which keeps their autograd identity: drop the
+/// loss (and anything else holding the step's graph) before stepping, or `data_mut` must
+/// copy the buffer first. Every hyper-parameter is an `f64`, whatever `T`.
+///
+/// ```
+/// use tapegrad_core::Tensor;
+/// use tapegrad_optim::{Optimizer, Sgd};
+/// let mut w = Tensor::<f32>::from_vec(vec![1.0, -2.0], [2])?.requires_grad();
+/// let grads = w.mul(&w)?.sum_all().backward()?; // g = 2w
+/// let mut opt: Box<dyn Optimizer<f32>> = Box::new(Sgd::pytorch(0.25)?);
+/// opt.step(&mut [("w".to_string(), &mut w)], &grads)?;
+/// assert_eq!(w.to_vec(), vec![0.5, -1.0]); // w − 0.25·2w
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
 pub trait Optimizer<T: Element> {
-    /// The optimizer's name, as stored in [`OptimizerState::kind`]: `"SGD"`, `"Momentum"`,
-    /// `"RMSprop"` or `"Adam"`.
+    /// The optimizer's kind, as stored in [`OptimizerState::kind`]: `"SGD"`, `"Momentum"`,
+    /// `"RMSprop"`, `"Adam"` or `"AdamW"`.
     fn kind(&self) -> &'static str;
 
-    /// One update of every parameter that has a gradient in `grads`
-    /// (looked up with [`Gradients::get`]; parameters without one are skipped).
+    /// One update of every parameter that has a gradient in `grads` (looked up with
+    /// [`Gradients::get`]; the others are skipped and keep their state). With a model:
+    /// `opt.step(&mut model.trainable_parameters_mut(), &grads)`.
     ///
     /// Errors, before anything is updated, if a gradient's shape differs from its
-    /// parameter's or a parameter's size differs from its state from earlier steps.
-    fn step(&mut self, params: &mut [&mut Tensor<T>], grads: &Gradients<T>) -> Result<()>;
+    /// parameter's, a name appears twice, a parameter's shape differs from its state's,
+    /// or the step count would overflow.
+    fn step(&mut self, params: &mut [(String, &mut Tensor<T>)], grads: &Gradients<T>) -> Result<()>;
 
     /// Like [`Optimizer::step`] with the gradients given explicitly, `grads[i]` for
-    /// `params[i]` (`None` skips it): e.g. gradients clipped with [`clip_grad_norm`](crate::clip_grad_norm).
+    /// `params[i]` (`None` skips it): e.g. gradients clipped with
+    /// [`clip_grad_norm`](crate::clip_grad_norm).
     ///
-    /// Errors if the two slices differ in length.
-    fn step_with_grads(&mut self, params: &mut [&mut Tensor<T>], grads: &[Option<Tensor<T>>]) -> Result<()>;
+    /// Errors as [`Optimizer::step`] does, and if the two slices differ in length.
+    fn step_with_grads(&mut self, params: &mut [(String, &mut Tensor<T>)], grads: &[Option<Tensor<T>>]) -> Result<()>;
 
-    /// The low-level step over raw buffers: `updates[i] = (parameter i, its gradient)`,
-    /// `None` to skip it. [`Optimizer::step`] is this with the tensors' buffers.
+    /// The step over raw buffers: `(name, parameter, gradient)`, `None` to skip it. A
+    /// parameter's state made here has the 1-D shape `[len]`.
     ///
-    /// Errors if a gradient's length differs from its parameter's.
-    fn step_slices(&mut self, updates: &mut [(&mut [T], Option<&[T]>)]) -> Result<()>;
+    /// Errors as [`Optimizer::step`] does (comparing lengths instead of shapes).
+    #[allow(clippy::type_complexity)] // (name, parameter, gradient): spelled out on purpose
+    fn step_slices(&mut self, updates: &mut [(&str, &mut [T], Option<&[T]>)]) -> Result<()>;
 
     /// The learning rate η used by the next step.
-    fn learning_rate(&self) -> T;
+    fn learning_rate(&self) -> f64;
 
     /// Sets η for the next steps (e.g. from an [`LrSchedule`](crate::LrSchedule)).
     ///
     /// Errors if `lr` is NaN, infinite or negative.
-    fn set_learning_rate(&mut self, lr: T) -> Result<()>;
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()>;
 
     /// Number of steps taken (calls of a `step` method that succeeded).
     fn step_count(&self) -> u64;
@@ -75,205 +95,411 @@ pub trait Optimizer<T: Element> {
     fn last_grad_norm(&self) -> Option<f64>;
 
     /// A snapshot of everything the optimizer holds: hyper-parameters, clipping, step
-    /// counts and state buffers.
+    /// counts and each parameter's state under its name and shape.
     fn state(&self) -> OptimizerState<T>;
 
-    /// Restores a snapshot taken by [`Optimizer::state`]: the hyper-parameters (learning
-    /// rate included, as PyTorch's `load_state_dict` does), clipping, step counts and
-    /// buffers all replace the current ones.
+    /// Restores a snapshot taken by [`Optimizer::state`], for the named parameters
+    /// `params` this optimizer will drive (e.g. `model.parameters()`, frozen ones
+    /// included). Hyper-parameters (learning rate included, as PyTorch's
+    /// `load_state_dict` does), clipping, step counts and buffers all replace the current
+    /// ones.
     ///
-    /// Errors, leaving the optimizer unchanged, if the state is of another kind or
-    /// element type, a hyper-parameter is missing, unknown or invalid, or the buffers do
-    /// not fit the configuration or each other.
-    fn load_state(&mut self, state: OptimizerState<T>) -> Result<()>;
+    /// Errors, leaving the optimizer unchanged, if the state is of another kind, a
+    /// hyper-parameter is missing, unknown or invalid, a counter or buffer is invalid
+    /// (see [`OptimizerState`]), or, in one error listing them all, if entries name a
+    /// parameter not in `params` or have another shape than it.
+    fn load_state(&mut self, state: OptimizerState<T>, params: &[(String, &Tensor<T>)]) -> Result<()>;
 }
 
-/// One named state buffer of an optimizer, for every parameter position.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de>"))]
-pub struct StateBuffer<T> {
-    /// The buffer's name, e.g. `"exp_avg"` (PyTorch's names).
-    pub name: String,
-    /// `per_param[i]` belongs to the parameter at position `i`, with its number of
-    /// elements; empty while that parameter has not been updated yet.
-    pub per_param: Vec<Vec<T>>,
+/// One parameter's state: its shape, its update count `t` and the rule's buffers.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Slot<T> {
+    pub shape: Vec<usize>,
+    pub t: u64,
+    pub bufs: Vec<Vec<T>>,
 }
 
-/// A serialisable snapshot of an optimizer (see [`Optimizer::state`]).
+/// The optimizer of configuration `C` (its update rule) over elements `T`: per-parameter
+/// state by name, step count, gradient clipping.
 ///
-/// Discrete options (the PyTorch or Keras form, Nesterov, centering, …) are stored among
-/// the hyper-parameters as `0.0` or `1.0`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de>"))]
-pub struct OptimizerState<T> {
-    /// [`Optimizer::kind`] of the optimizer that made it.
-    pub kind: String,
-    /// The element type, `"f32"` or `"f64"`.
-    pub dtype: String,
-    /// [`Optimizer::step_count`].
-    pub step: u64,
-    /// Hyper-parameters by name, e.g. `("lr", 1e-3)`.
-    pub hyper: Vec<(String, f64)>,
-    /// How many updates each parameter position has received (`t` in the bias
-    /// corrections; 0 while a parameter has had no gradient yet).
-    pub param_steps: Vec<u64>,
-    /// The state buffers, in the optimizer's order.
-    pub buffers: Vec<StateBuffer<T>>,
+/// Use it through its aliases [`Sgd`](crate::Sgd), [`Momentum`](crate::Momentum),
+/// [`RmsProp`](crate::RmsProp), [`Adam`](crate::Adam) and [`AdamW`](crate::AdamW), built
+/// with their presets (`pytorch(lr)`, `keras(lr)`, `pytorch_default()`,
+/// `keras_default()`) or [`Optim::from_config`].
+///
+/// ```
+/// use tapegrad_optim::{Adam, AdamConfig, Optimizer};
+/// let mut opt = Adam::<f64>::from_config(AdamConfig { beta1: 0.8, ..AdamConfig::pytorch(0.1) })?;
+/// let mut w = vec![1.0];
+/// opt.step_slices(&mut [("w", &mut w[..], Some(&[0.5][..]))])?;
+/// assert!((w[0] - 0.9).abs() < 1e-7); // the first Adam step is ≈ η·sign(g)
+/// assert_eq!(opt.config().beta1, 0.8);
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Optim<C, T> {
+    cfg: C,
+    step: u64,
+    slots: BTreeMap<String, Slot<T>>,
+    clip: GradClip,
+    last_norm: Option<f64>,
 }
 
-/// Leading bytes of [`OptimizerState::to_bytes`]: a name and a format version.
-const MAGIC: &[u8; 8] = b"TGOPTIM1";
-
-/// Largest decoded size [`OptimizerState::from_bytes`] accepts: 4 GiB − 1.
-pub const MAX_STATE_BYTES: usize = u32::MAX as usize;
-
-/// Decodes with bincode's limit on claimed bytes set to the smallest of 1 MiB, 16 MiB,
-/// 256 MiB and [`MAX_STATE_BYTES`] that a genuine state of this many bytes can need (each
-/// encoded byte decodes to at most 9 claimed bytes: a 1-byte varint claims 8). A hostile
-/// length prefix thus makes the decoder allocate at most about 150× the input's size
-/// (at least 1 MiB), never gigabytes for a small file.
-fn decode_bounded<S: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<(S, usize), bincode::error::DecodeError> {
-    fn with<S: for<'de> Deserialize<'de>, const N: usize>(
-        body: &[u8],
-    ) -> Result<(S, usize), bincode::error::DecodeError> {
-        bincode::serde::decode_from_slice(body, bincode::config::standard().with_limit::<N>())
-    }
-    let need = body.len().saturating_mul(9).saturating_add(1 << 16);
-    match need {
-        n if n <= 1 << 20 => with::<S, { 1 << 20 }>(body),
-        n if n <= 1 << 24 => with::<S, { 1 << 24 }>(body),
-        n if n <= 1 << 28 => with::<S, { 1 << 28 }>(body),
-        _ => with::<S, MAX_STATE_BYTES>(body),
-    }
+/// How step 3 treats each gradient element: clamped to `±clamp`, then scaled.
+#[derive(Clone, Copy)]
+struct Prep<T> {
+    clamp: Option<T>,
+    scale: Option<T>,
 }
 
-impl<T: Element + Serialize + for<'de> Deserialize<'de>> OptimizerState<T> {
-    /// Encodes the state: 8 magic bytes, then the fields in bincode's standard encoding.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let body = bincode::serde::encode_to_vec(self, bincode::config::standard())
-            .map_err(|e| Error::Format(format!("optimizer state: cannot encode: {e}")))?;
-        let mut out = Vec::with_capacity(MAGIC.len() + body.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&body);
-        Ok(out)
-    }
+/// What the checks of one parameter see: its name, and, when it has a gradient, its
+/// shape (`None` for raw slices) and the gradient.
+type Item<'a, T> = (&'a str, Option<(Option<&'a [usize]>, &'a [T])>);
 
-    /// Decodes bytes written by [`OptimizerState::to_bytes`].
+impl<C: Rule, T: Element> Optim<C, T> {
+    /// The optimizer from a full configuration, e.g.
+    /// `AdamConfig { beta2: 0.99, ..AdamConfig::pytorch(1e-3) }`.
     ///
-    /// Decoding is bounded (see [`MAX_STATE_BYTES`]): a corrupt or hostile length prefix
-    /// cannot make it allocate more than about 150× the input's size (at least 1 MiB).
-    /// Errors ([`Error::Format`]) on a wrong header, a truncated or malformed body,
-    /// trailing bytes, or a state of another element type.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let body = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| {
-            Error::Format("optimizer state: missing the TGOPTIM1 header (not an optimizer state file?)".into())
-        })?;
-        let (state, read): (Self, usize) =
-            decode_bounded(body).map_err(|e| Error::Format(format!("optimizer state: cannot decode: {e}")))?;
-        if read != body.len() {
-            return Err(Error::Format(format!(
-                "optimizer state: {} trailing bytes after the state",
-                body.len() - read
-            )));
+    /// Errors, naming the optimizer, the hyper-parameter and its value, if one is out of
+    /// range (see the configuration's fields).
+    pub fn from_config(cfg: C) -> Result<Self> {
+        cfg.validate()?;
+        Ok(Optim {
+            cfg,
+            step: 0,
+            slots: BTreeMap::new(),
+            clip: GradClip::none(),
+            last_norm: None,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &C {
+        &self.cfg
+    }
+
+    /// The same optimizer with gradient clipping inside each step (see [`GradClip`]).
+    ///
+    /// Errors if a threshold is NaN or not positive.
+    pub fn with_grad_clip(mut self, clip: GradClip) -> Result<Self> {
+        self.set_grad_clip(clip)?;
+        Ok(self)
+    }
+
+    /// Steps 1 and 2 of the [module docs](self): check everything, then measure the norm,
+    /// count the step and create new parameters' state. `names` and `items` list every
+    /// parameter.
+    fn prepare<'a, N, I>(&mut self, names: impl Fn() -> N, items: impl Fn() -> I) -> Result<Prep<T>>
+    where
+        N: Iterator<Item = &'a str>,
+        I: Iterator<Item = Item<'a, T>>,
+        T: 'a,
+    {
+        let op = C::NAME;
+        // Pairwise, so that no step allocates: n²/2 string comparisons, negligible next
+        // to the update itself for the parameter counts of real models.
+        for (i, name) in names().enumerate() {
+            if names().skip(i + 1).any(|other| other == name) {
+                return Err(Error::bad_value(
+                    op,
+                    format!("step: parameter `{name}` is passed twice (names key the optimizer's state)"),
+                ));
+            }
         }
-        if state.dtype != T::DTYPE {
-            return Err(Error::Format(format!(
-                "optimizer state: holds {} buffers, expected {}",
-                state.dtype,
-                T::DTYPE
-            )));
+        let clamp = self.clip.max_value.map(T::from_f64_lossy);
+        let cv = clamp.unwrap_or_else(T::infinity);
+        let mut sumsq = 0.0f64;
+        for (name, item) in items() {
+            let Some((shape, g)) = item else { continue };
+            if let Some(slot) = self.slots.get(name) {
+                let fits = match shape {
+                    Some(shape) => shape == slot.shape.as_slice(),
+                    None => Some(g.len()) == slot.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)),
+                };
+                if !fits {
+                    let what = shape.map_or(format!("{} elements", g.len()), |s| format!("shape {s:?}"));
+                    return Err(Error::bad_shape(
+                        op,
+                        format!(
+                            "step: parameter `{name}` has {what} but its state from earlier steps has shape {:?}",
+                            slot.shape
+                        ),
+                    ));
+                }
+            }
+            if self.clip.max_norm.is_some() {
+                sumsq += g.iter().map(|&x| clamp_abs(x, cv).as_f64().powi(2)).sum::<f64>();
+            }
         }
-        Ok(state)
+        self.step = self
+            .step
+            .checked_add(1)
+            .ok_or_else(|| Error::bad_value(op, format!("step: the step count {} would overflow", self.step)))?;
+        let n_bufs = self.cfg.buffer_names().len();
+        for (name, item) in items() {
+            let Some((shape, g)) = item else { continue };
+            if !self.slots.contains_key(name) {
+                let slot = Slot {
+                    shape: shape.map_or_else(|| vec![g.len()], <[usize]>::to_vec),
+                    t: 0,
+                    bufs: vec![vec![T::zero(); g.len()]; n_bufs],
+                };
+                self.slots.insert(name.to_string(), slot);
+            }
+        }
+        let scale = match self.clip.max_norm {
+            Some(max) => {
+                let norm = sumsq.sqrt();
+                self.last_norm = Some(norm);
+                let coef = max / (norm + 1e-6);
+                (coef < 1.0).then(|| T::from_f64_lossy(coef))
+            }
+            None => {
+                self.last_norm = None;
+                None
+            }
+        };
+        Ok(Prep { clamp, scale })
+    }
+
+    /// Step 3 for one parameter: its rule's fused update, with clipping folded in.
+    fn update(&mut self, name: &str, p: &mut [T], g: &[T], prep: Prep<T>) {
+        let slot = self
+            .slots
+            .get_mut(name)
+            .expect("prepare made every updated parameter's state");
+        slot.t += 1; // ≤ the step count, which prepare checked
+        let (t, st, cfg) = (slot.t, &mut slot.bufs, &self.cfg);
+        match (prep.clamp, prep.scale) {
+            (None, None) => cfg.update(t, p, g, |x| x, st),
+            (Some(c), None) => cfg.update(t, p, g, move |x| clamp_abs(x, c), st),
+            (None, Some(s)) => cfg.update(t, p, g, move |x| x * s, st),
+            (Some(c), Some(s)) => cfg.update(t, p, g, move |x| clamp_abs(x, c) * s, st),
+        }
     }
 }
 
-/// Implements [`Optimizer`] for `$ty<T>`, a struct holding `cfg: $cfg` (a [`Rule`]) and `eng: Engine<T>`.
-macro_rules! impl_optimizer {
-    ($ty:ident, $cfg:ident) => {
-        impl<T: tapegrad_core::Element> $crate::optimizer::Optimizer<T> for $ty<T> {
-            fn kind(&self) -> &'static str {
-                <$cfg as $crate::engine::Rule>::KIND
-            }
-
-            fn step(
-                &mut self,
-                params: &mut [&mut tapegrad_core::Tensor<T>],
-                grads: &tapegrad_core::Gradients<T>,
-            ) -> tapegrad_core::Result<()> {
-                let mut b = $crate::engine::TensorBatch { params, grads };
-                $crate::engine::run_step(&self.cfg, &mut self.eng, &mut b)
-            }
-
-            fn step_with_grads(
-                &mut self,
-                params: &mut [&mut tapegrad_core::Tensor<T>],
-                grads: &[Option<tapegrad_core::Tensor<T>>],
-            ) -> tapegrad_core::Result<()> {
-                let mut b = $crate::engine::ListBatch { params, grads };
-                b.check_len(<$cfg as $crate::engine::Rule>::OPS.step)?;
-                $crate::engine::run_step(&self.cfg, &mut self.eng, &mut b)
-            }
-
-            fn step_slices(&mut self, updates: &mut [(&mut [T], Option<&[T]>)]) -> tapegrad_core::Result<()> {
-                let mut b = $crate::engine::SliceBatch(updates);
-                $crate::engine::run_step(&self.cfg, &mut self.eng, &mut b)
-            }
-
-            fn learning_rate(&self) -> T {
-                T::from_f64_lossy($crate::engine::Rule::lr(&self.cfg))
-            }
-
-            fn set_learning_rate(&mut self, lr: T) -> tapegrad_core::Result<()> {
-                $crate::engine::check_lr(<$cfg as $crate::engine::Rule>::OPS.set_lr, lr.as_f64())?;
-                $crate::engine::Rule::set_lr(&mut self.cfg, lr.as_f64());
-                Ok(())
-            }
-
-            fn step_count(&self) -> u64 {
-                self.eng.step_count()
-            }
-
-            fn grad_clip(&self) -> $crate::clip::GradClip {
-                self.eng.clip
-            }
-
-            fn set_grad_clip(&mut self, clip: $crate::clip::GradClip) -> tapegrad_core::Result<()> {
-                clip.validate(<$cfg as $crate::engine::Rule>::OPS.set_clip)?;
-                self.eng.clip = clip;
-                Ok(())
-            }
-
-            fn last_grad_norm(&self) -> Option<f64> {
-                self.eng.last_norm
-            }
-
-            fn state(&self) -> $crate::optimizer::OptimizerState<T> {
-                $crate::engine::snapshot(&self.cfg, &self.eng)
-            }
-
-            fn load_state(&mut self, state: $crate::optimizer::OptimizerState<T>) -> tapegrad_core::Result<()> {
-                let (cfg, eng) = $crate::engine::restore(state)?;
-                self.cfg = cfg;
-                self.eng = eng;
-                Ok(())
-            }
-        }
-
-        impl<T: tapegrad_core::Element> $ty<T> {
-            /// The configuration in use.
-            pub fn config(&self) -> &$cfg {
-                &self.cfg
-            }
-
-            /// The same optimizer with gradient clipping inside each step (see [`GradClip`](crate::GradClip)).
-            ///
-            /// Errors if a threshold is NaN or not positive.
-            pub fn with_grad_clip(mut self, clip: $crate::clip::GradClip) -> tapegrad_core::Result<Self> {
-                $crate::optimizer::Optimizer::<T>::set_grad_clip(&mut self, clip)?;
-                Ok(self)
-            }
-        }
-    };
+fn grad_shape_error(name: &str, p: &Tensor<impl Element>, g: &Tensor<impl Element>, op: &'static str) -> Error {
+    Error::bad_shape(
+        op,
+        format!(
+            "step: parameter `{name}` has shape {} but its gradient has shape {}",
+            p.shape(),
+            g.shape()
+        ),
+    )
 }
 
-pub(crate) use impl_optimizer;
+impl<C: Rule, T: Element> Optimizer<T> for Optim<C, T> {
+    fn kind(&self) -> &'static str {
+        C::KIND
+    }
+
+    fn step(&mut self, params: &mut [(String, &mut Tensor<T>)], grads: &Gradients<T>) -> Result<()> {
+        for (name, p) in params.iter() {
+            match grads.get(p) {
+                Some(g) if g.shape() != p.shape() => return Err(grad_shape_error(name, p, g, C::NAME)),
+                _ => {}
+            }
+        }
+        let prep = self.prepare(
+            || params.iter().map(|(n, _)| n.as_str()),
+            || {
+                params
+                    .iter()
+                    .map(|(n, p)| (n.as_str(), grads.get(p).map(|g| (Some(p.dims()), g.data()))))
+            },
+        )?;
+        for (name, p) in params.iter_mut() {
+            if let Some(g) = grads.get(p) {
+                self.update(name, p.data_mut(), g.data(), prep);
+            }
+        }
+        Ok(())
+    }
+
+    fn step_with_grads(&mut self, params: &mut [(String, &mut Tensor<T>)], grads: &[Option<Tensor<T>>]) -> Result<()> {
+        if params.len() != grads.len() {
+            return Err(Error::bad_value(
+                C::NAME,
+                format!(
+                    "step: {} parameters but {} gradients (one per parameter, None to skip it)",
+                    params.len(),
+                    grads.len()
+                ),
+            ));
+        }
+        for ((name, p), g) in params.iter().zip(grads) {
+            match g {
+                Some(g) if g.shape() != p.shape() => return Err(grad_shape_error(name, p, g, C::NAME)),
+                _ => {}
+            }
+        }
+        let prep = self.prepare(
+            || params.iter().map(|(n, _)| n.as_str()),
+            || {
+                params
+                    .iter()
+                    .zip(grads)
+                    .map(|((n, p), g)| (n.as_str(), g.as_ref().map(|g| (Some(p.dims()), g.data()))))
+            },
+        )?;
+        for ((name, p), g) in params.iter_mut().zip(grads) {
+            if let Some(g) = g {
+                self.update(name, p.data_mut(), g.data(), prep);
+            }
+        }
+        Ok(())
+    }
+
+    fn step_slices(&mut self, updates: &mut [(&str, &mut [T], Option<&[T]>)]) -> Result<()> {
+        for (name, p, g) in updates.iter() {
+            match g {
+                Some(g) if g.len() != p.len() => {
+                    return Err(Error::bad_shape(
+                        C::NAME,
+                        format!(
+                            "step: parameter `{name}` has {} elements but its gradient has {}",
+                            p.len(),
+                            g.len()
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let prep = self.prepare(
+            || updates.iter().map(|(n, _, _)| *n),
+            || updates.iter().map(|(n, _, g)| (*n, g.map(|g| (None, g)))),
+        )?;
+        for (name, p, g) in updates.iter_mut() {
+            if let Some(g) = *g {
+                self.update(name, p, g, prep);
+            }
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.cfg.lr()
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        check_lr(C::NAME, lr)?;
+        self.cfg.set_lr(lr);
+        Ok(())
+    }
+
+    fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    fn grad_clip(&self) -> GradClip {
+        self.clip
+    }
+
+    fn set_grad_clip(&mut self, clip: GradClip) -> Result<()> {
+        clip.validate(C::NAME)?;
+        self.clip = clip;
+        Ok(())
+    }
+
+    fn last_grad_norm(&self) -> Option<f64> {
+        self.last_norm
+    }
+
+    fn state(&self) -> OptimizerState<T> {
+        let mut hyper: Vec<(String, f64)> = self.cfg.hyper().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        hyper.push(("max_grad_norm".into(), self.clip.max_norm.unwrap_or(f64::INFINITY)));
+        hyper.push(("max_grad_value".into(), self.clip.max_value.unwrap_or(f64::INFINITY)));
+        OptimizerState {
+            kind: C::KIND.to_string(),
+            step: self.step,
+            hyper,
+            buffer_names: self.cfg.buffer_names().iter().map(|s| s.to_string()).collect(),
+            params: self
+                .slots
+                .iter()
+                .map(|(name, s)| ParamEntry {
+                    name: name.clone(),
+                    shape: s.shape.clone(),
+                    step: s.t,
+                    buffers: s.bufs.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn load_state(&mut self, state: OptimizerState<T>, params: &[(String, &Tensor<T>)]) -> Result<()> {
+        let op = C::NAME;
+        let fail = |m: String| Error::bad_value(op, format!("load_state: {m}"));
+        if state.kind != C::KIND {
+            return Err(fail(format!(
+                "cannot load a {} state into a {} optimizer",
+                state.kind,
+                C::KIND
+            )));
+        }
+        let mut h = crate::rule::Hyper::new(op, &state.hyper);
+        let cfg = C::from_hyper(&mut h)?;
+        let clip = GradClip {
+            max_norm: h.optional_positive("max_grad_norm")?,
+            max_value: h.optional_positive("max_grad_value")?,
+        };
+        h.finish()?;
+        cfg.validate()?;
+        let names = cfg.buffer_names();
+        if state.buffer_names != names {
+            return Err(fail(format!(
+                "the state has buffers {:?} but this configuration keeps {names:?}",
+                state.buffer_names
+            )));
+        }
+        state
+            .check(StateCheck {
+                nonnegative: cfg.nonnegative_buffers(),
+            })
+            .map_err(fail)?;
+        let mismatches: Vec<String> = state
+            .params
+            .iter()
+            .filter_map(|e| match params.iter().find(|(n, _)| *n == e.name) {
+                None => Some(format!(
+                    "`{}` (shape {:?}) is not among the parameters",
+                    e.name, e.shape
+                )),
+                Some((_, p)) if p.dims() != e.shape.as_slice() => Some(format!(
+                    "`{}` has shape {:?} in the state but {} in the parameters",
+                    e.name,
+                    e.shape,
+                    p.shape()
+                )),
+                Some(_) => None,
+            })
+            .collect();
+        if !mismatches.is_empty() {
+            return Err(fail(format!(
+                "{} entries do not fit the parameters: {}",
+                mismatches.len(),
+                mismatches.join("; ")
+            )));
+        }
+        self.cfg = cfg;
+        self.clip = clip;
+        self.step = state.step;
+        self.last_norm = None;
+        self.slots = state
+            .params
+            .into_iter()
+            .map(|e| {
+                let slot = Slot {
+                    shape: e.shape,
+                    t: e.step,
+                    bufs: e.buffers,
+                };
+                (e.name, slot)
+            })
+            .collect();
+        Ok(())
+    }
+}

@@ -1,9 +1,9 @@
 //! RMSProp, with ε inside or outside the square root, centered or not, with or without
 //! momentum.
 
-use crate::engine::{c, check_lr, check_nonneg, check_unit, flush_subnormal, Engine, Hyper, Ops, Rule};
 use crate::momentum::MomentumStyle;
-use crate::optimizer::impl_optimizer;
+use crate::optimizer::Optim;
+use crate::rule::{c, check_lr, check_nonneg, check_unit, flag, flush_subnormal, Hyper, Rule};
 use tapegrad_core::{Element, Result};
 
 /// Where RMSProp adds ε to the denominator.
@@ -67,137 +67,11 @@ impl RmsPropConfig {
             weight_decay: 0.0,
         }
     }
-
-    /// The same configuration with decay ρ.
-    pub fn with_rho(self, rho: f64) -> Self {
-        RmsPropConfig { rho, ..self }
-    }
-
-    /// The same configuration with ε.
-    pub fn with_eps(self, eps: f64) -> Self {
-        RmsPropConfig { eps, ..self }
-    }
-
-    /// The same configuration, centered or not.
-    pub fn with_centered(self, centered: bool) -> Self {
-        RmsPropConfig { centered, ..self }
-    }
-
-    /// The same configuration with momentum μ (in the configuration's momentum style).
-    pub fn with_momentum(self, momentum: f64) -> Self {
-        RmsPropConfig { momentum, ..self }
-    }
-
-    /// The same configuration with L2 weight decay λ.
-    pub fn with_weight_decay(self, weight_decay: f64) -> Self {
-        RmsPropConfig { weight_decay, ..self }
-    }
-
-    fn validate(&self) -> Result<()> {
-        let op = <Self as Rule>::OPS.new;
-        check_lr(op, self.lr)?;
-        check_unit(op, "rho", self.rho, false)?;
-        check_nonneg(op, "eps", self.eps)?;
-        check_unit(op, "momentum", self.momentum, true)?;
-        check_nonneg(op, "weight_decay", self.weight_decay)
-    }
-}
-
-/// RMSProp (Hinton, 2012): divides each gradient by a running root mean square.
-///
-/// With `g ← g + λW` (L2 weight decay, default 0):
-///
-/// ```text
-/// s ← ρ·s + (1−ρ)·g²                       (s₀ = 0)
-/// ḡ ← ρ·ḡ + (1−ρ)·g,  s̃ = s − ḡ²           (centered;  s̃ = s otherwise)
-/// q = g / (√s̃ + ε)     (EpsPlacement::Outside, PyTorch)
-/// q = g / √(s̃ + ε)     (EpsPlacement::Inside, Keras)
-/// W ← W − η·q                              (no momentum)
-/// b ← μ·b + q,     W ← W − η·b             (momentum, MomentumStyle::PyTorch, b₀ = 0)
-/// m ← μ·m + η·q,   W ← W − m               (momentum, MomentumStyle::Keras, m₀ = 0)
-/// ```
-///
-/// | preset | η | ρ | ε | ε placement | momentum form |
-/// |-|-|-|-|-|-|
-/// | [`RmsProp::pytorch_default`] (`torch.optim.RMSprop`) | 1e-2 | 0.99 (`alpha`) | 1e-8 | outside | PyTorch |
-/// | [`RmsProp::keras_default`] (`keras.optimizers.RMSprop`) | 1e-3 | 0.9 (`rho`) | 1e-7 | inside | Keras |
-///
-/// Both frameworks default to `momentum = 0`, `centered = False`.
-///
-/// **Where the presets differ.** On the first step `s = (1−ρ)g²`, so for `|g| ≫ ε` the
-/// step is `η/√(1−ρ)`: 10η with PyTorch's ρ = 0.99 and about 3.16η with Keras's ρ = 0.9.
-/// For `|g|` comparable to `√ε` the placement of ε matters too. The two momentum forms
-/// agree for a constant η (`m = η·b`) and differ when η changes, as for [`Momentum`](crate::Momentum).
-///
-/// State per parameter: `"square_avg"` (s), then `"grad_avg"` (ḡ) if centered, then
-/// `"momentum_buffer"` (b or m) if μ > 0.
-///
-/// ```
-/// use tapegrad_optim::{Optimizer, RmsProp};
-/// let (mut a, mut b) = (vec![0.0f64], vec![0.0f64]);
-/// RmsProp::pytorch(1.0)?.step_slices(&mut [(&mut a[..], Some(&[1.0][..]))])?;
-/// RmsProp::keras(1.0)?.step_slices(&mut [(&mut b[..], Some(&[1.0][..]))])?;
-/// assert!((a[0] + 10.0).abs() < 1e-6);           // −η·1/(√0.01 + 1e-8)
-/// assert!((b[0] + 0.1f64.powf(-0.5)).abs() < 1e-5); // −η·1/√(0.1 + 1e-7)
-/// # Ok::<(), tapegrad_core::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct RmsProp<T: Element> {
-    cfg: RmsPropConfig,
-    eng: Engine<T>,
-}
-
-impl<T: Element> RmsProp<T> {
-    /// PyTorch's defaults with learning rate `lr` ([`RmsPropConfig::pytorch`]).
-    ///
-    /// Errors if `lr` is NaN, infinite or negative.
-    pub fn pytorch(lr: f64) -> Result<Self> {
-        Self::from_config(RmsPropConfig::pytorch(lr))
-    }
-
-    /// PyTorch's defaults, learning rate included (η = 1e-2).
-    pub fn pytorch_default() -> Result<Self> {
-        Self::pytorch(1e-2)
-    }
-
-    /// Keras's defaults with learning rate `lr` ([`RmsPropConfig::keras`]).
-    ///
-    /// Errors if `lr` is NaN, infinite or negative.
-    pub fn keras(lr: f64) -> Result<Self> {
-        Self::from_config(RmsPropConfig::keras(lr))
-    }
-
-    /// Keras's defaults, learning rate included (η = 1e-3).
-    pub fn keras_default() -> Result<Self> {
-        Self::keras(1e-3)
-    }
-
-    /// RMSProp from a full configuration.
-    ///
-    /// Errors if `lr`, `eps` or `weight_decay` is NaN, infinite or negative, `rho` is
-    /// outside [0, 1) or `momentum` outside [0, 1].
-    pub fn from_config(cfg: RmsPropConfig) -> Result<Self> {
-        cfg.validate()?;
-        Ok(RmsProp {
-            cfg,
-            eng: Engine::new(),
-        })
-    }
-}
-
-fn flag(b: bool) -> f64 {
-    f64::from(u8::from(b))
 }
 
 impl Rule for RmsPropConfig {
+    const NAME: &'static str = "RmsProp";
     const KIND: &'static str = "RMSprop";
-    const OPS: Ops = Ops {
-        new: "RmsProp",
-        step: "RmsProp.step",
-        set_lr: "RmsProp.set_learning_rate",
-        set_clip: "RmsProp.set_grad_clip",
-        load: "RmsProp.load_state",
-    };
 
     fn lr(&self) -> f64 {
         self.lr
@@ -205,6 +79,19 @@ impl Rule for RmsPropConfig {
 
     fn set_lr(&mut self, lr: f64) {
         self.lr = lr;
+    }
+
+    fn nonnegative_buffers(&self) -> &'static [&'static str] {
+        &["square_avg"]
+    }
+
+    fn validate(&self) -> Result<()> {
+        let op = Self::NAME;
+        check_lr(op, self.lr)?;
+        check_unit(op, "rho", self.rho, false)?;
+        check_nonneg(op, "eps", self.eps)?;
+        check_unit(op, "momentum", self.momentum, true)?;
+        check_nonneg(op, "weight_decay", self.weight_decay)
     }
 
     fn buffer_names(&self) -> &'static [&'static str] {
@@ -252,7 +139,7 @@ impl Rule for RmsPropConfig {
         Ok(cfg)
     }
 
-    fn update<T: Element, G: Fn(T) -> T>(&self, _t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]) {
+    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, _t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]) {
         let n = p.len();
         let (lr, rho, eps, mu, wd) = (
             c::<T>(self.lr),
@@ -303,4 +190,68 @@ impl Rule for RmsPropConfig {
     }
 }
 
-impl_optimizer!(RmsProp, RmsPropConfig);
+/// RMSProp (Hinton, 2012): divides each gradient by a running root mean square.
+///
+/// With `g ← g + λW` (L2 weight decay, default 0):
+///
+/// ```text
+/// s ← ρ·s + (1−ρ)·g²                       (s₀ = 0)
+/// ḡ ← ρ·ḡ + (1−ρ)·g,  s̃ = s − ḡ²           (centered;  s̃ = s otherwise)
+/// q = g / (√s̃ + ε)     (EpsPlacement::Outside, PyTorch)
+/// q = g / √(s̃ + ε)     (EpsPlacement::Inside, Keras)
+/// W ← W − η·q                              (no momentum)
+/// b ← μ·b + q,     W ← W − η·b             (momentum, MomentumStyle::PyTorch, b₀ = 0)
+/// m ← μ·m + η·q,   W ← W − m               (momentum, MomentumStyle::Keras, m₀ = 0)
+/// ```
+///
+/// | preset | η | ρ | ε | ε placement | momentum form |
+/// |-|-|-|-|-|-|
+/// | [`RmsProp::pytorch_default`] (`torch.optim.RMSprop`) | 1e-2 | 0.99 (`alpha`) | 1e-8 | outside | PyTorch |
+/// | [`RmsProp::keras_default`] (`keras.optimizers.RMSprop`) | 1e-3 | 0.9 (`rho`) | 1e-7 | inside | Keras |
+///
+/// Both frameworks default to `momentum = 0`, `centered = False`.
+///
+/// **Where the presets differ.** On the first step `s = (1−ρ)g²`, so for `|g| ≫ ε` the
+/// step is `η/√(1−ρ)`: 10η with PyTorch's ρ = 0.99 and about 3.16η with Keras's ρ = 0.9.
+/// For `|g|` comparable to `√ε` the placement of ε matters too. The two momentum forms
+/// agree for a constant η (`m = η·b`) and differ when η changes, as for [`Momentum`](crate::Momentum).
+///
+/// State per parameter: `"square_avg"` (s), then `"grad_avg"` (ḡ) if centered, then
+/// `"momentum_buffer"` (b or m) if μ > 0.
+///
+/// ```
+/// use tapegrad_optim::{Optimizer, RmsProp};
+/// let (mut a, mut b) = (vec![0.0f64], vec![0.0f64]);
+/// RmsProp::pytorch(1.0)?.step_slices(&mut [("w", &mut a[..], Some(&[1.0][..]))])?;
+/// RmsProp::keras(1.0)?.step_slices(&mut [("w", &mut b[..], Some(&[1.0][..]))])?;
+/// assert!((a[0] + 10.0).abs() < 1e-6);           // −η·1/(√0.01 + 1e-8)
+/// assert!((b[0] + 0.1f64.powf(-0.5)).abs() < 1e-5); // −η·1/√(0.1 + 1e-7)
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
+pub type RmsProp<T> = Optim<RmsPropConfig, T>;
+
+impl<T: Element> Optim<RmsPropConfig, T> {
+    /// PyTorch's defaults with learning rate `lr` ([`RmsPropConfig::pytorch`]).
+    ///
+    /// Errors if `lr` is NaN, infinite or negative.
+    pub fn pytorch(lr: f64) -> Result<Self> {
+        Self::from_config(RmsPropConfig::pytorch(lr))
+    }
+
+    /// Keras's defaults with learning rate `lr` ([`RmsPropConfig::keras`]).
+    ///
+    /// Errors if `lr` is NaN, infinite or negative.
+    pub fn keras(lr: f64) -> Result<Self> {
+        Self::from_config(RmsPropConfig::keras(lr))
+    }
+
+    /// `torch.optim.RMSprop()` with all its defaults (η = 1e-2).
+    pub fn pytorch_default() -> Result<Self> {
+        Self::pytorch(1e-2)
+    }
+
+    /// `keras.optimizers.RMSprop()` with all its defaults (η = 1e-3).
+    pub fn keras_default() -> Result<Self> {
+        Self::keras(1e-3)
+    }
+}

@@ -14,8 +14,8 @@
 //! # Ok::<(), tapegrad_core::Error>(())
 //! ```
 
-use crate::engine::{check_lr, check_nonneg};
 use crate::optimizer::Optimizer;
+use crate::rule::{check_lr, check_nonneg};
 use std::f64::consts::PI;
 use tapegrad_core::{Element, Error, Result};
 
@@ -24,18 +24,23 @@ pub trait LrSchedule {
     /// η_t.
     fn lr(&self, t: u64) -> f64;
 
-    /// Sets `opt`'s learning rate to η_t (cast to `T`).
+    /// Sets `opt`'s learning rate to η_t.
     ///
     /// Errors if η_t is NaN, infinite or negative.
     fn apply<T: Element, O: Optimizer<T> + ?Sized>(&self, opt: &mut O, t: u64) -> Result<()>
     where
         Self: Sized,
     {
-        opt.set_learning_rate(T::from_f64_lossy(self.lr(t)))
+        opt.set_learning_rate(self.lr(t))
     }
 }
 
 /// η_t = η for every `t`.
+///
+/// ```
+/// use tapegrad_optim::{ConstantLr, LrSchedule};
+/// assert_eq!(ConstantLr(0.1).lr(1000), 0.1);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ConstantLr(pub f64);
 
@@ -46,6 +51,12 @@ impl LrSchedule for ConstantLr {
 }
 
 /// Step decay, PyTorch's `StepLR`: `η_t = η₀·γ^⌊t/s⌋` (multiply by γ every `s` steps).
+///
+/// ```
+/// use tapegrad_optim::{LrSchedule, StepDecay};
+/// assert_eq!(StepDecay::new(0.1, 0.5, 10)?.lr(25), 0.025);
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepDecay {
     /// η₀.
@@ -78,10 +89,59 @@ impl LrSchedule for StepDecay {
     }
 }
 
+/// Multi-step decay, PyTorch's `MultiStepLR`: `η_t = η₀·γ^k`, with `k` the number of
+/// milestones `≤ t` (multiply by γ at each milestone; a milestone listed twice counts
+/// twice, as in PyTorch).
+///
+/// ```
+/// use tapegrad_optim::{LrSchedule, MultiStepDecay};
+/// let s = MultiStepDecay::new(0.1, vec![30, 80], 0.1)?;
+/// assert_eq!((s.lr(29), s.lr(30), s.lr(80)), (0.1, 0.1 * 0.1, 0.1 * 0.1 * 0.1));
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct MultiStepDecay {
+    /// η₀.
+    pub initial: f64,
+    /// The steps (or epochs) at which η is multiplied by γ, in increasing order.
+    pub milestones: Vec<u64>,
+    /// γ, the factor applied at each milestone.
+    pub gamma: f64,
+}
+
+impl MultiStepDecay {
+    /// `milestones` in any order (they are sorted).
+    ///
+    /// Errors if η₀ or γ is NaN, infinite or negative.
+    pub fn new(initial: f64, mut milestones: Vec<u64>, gamma: f64) -> Result<Self> {
+        check_lr("MultiStepDecay", initial)?;
+        check_nonneg("MultiStepDecay", "gamma", gamma)?;
+        milestones.sort_unstable();
+        Ok(MultiStepDecay {
+            initial,
+            milestones,
+            gamma,
+        })
+    }
+}
+
+impl LrSchedule for MultiStepDecay {
+    fn lr(&self, t: u64) -> f64 {
+        let passed = self.milestones.partition_point(|&m| m <= t);
+        self.initial * pow_u64(self.gamma, passed as u64)
+    }
+}
+
 /// Exponential decay, PyTorch's `ExponentialLR`: `η_t = η₀·γ^t`.
 ///
 /// (Keras's `ExponentialDecay(η₀, decay_steps, decay_rate)` is `η₀·decay_rate^(t/decay_steps)`,
 /// i.e. γ = decay_rate^(1/decay_steps).)
+///
+/// ```
+/// use tapegrad_optim::{ExponentialDecay, LrSchedule};
+/// assert_eq!(ExponentialDecay::new(2.0, 0.5)?.lr(3), 0.25);
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ExponentialDecay {
     /// η₀.
@@ -114,6 +174,13 @@ impl LrSchedule for ExponentialDecay {
 /// For `t ≤ T` this is PyTorch's `CosineAnnealingLR(T_max=T, eta_min=η_min)` in closed
 /// form. After T it stays at η_min, like Keras's `CosineDecay` and optax's
 /// `cosine_decay_schedule` (PyTorch's would rise again along the cosine).
+///
+/// ```
+/// use tapegrad_optim::{CosineAnnealing, LrSchedule};
+/// let s = CosineAnnealing::new(1.0, 0.0, 100)?;
+/// assert_eq!((s.lr(0), s.lr(100), s.lr(200)), (1.0, 0.0, 0.0));
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CosineAnnealing {
     /// η₀, at `t = 0`.

@@ -75,9 +75,9 @@ impl<T: Element> Default for FitConfig<T> {
 /// Trains `model` on `train` with `optimizer`, like Keras's `model.fit`, evaluating on
 /// `validation` after each epoch when given. Returns the per-epoch [`History`].
 ///
-/// Parameters are passed to the optimizer in `parameters_mut()` order, frozen ones
-/// included (they have no gradient and are skipped), so the optimizer's state stays aligned
-/// when layers are frozen or unfrozen between calls.
+/// The trainable parameters are passed to the optimizer by name
+/// (`trainable_parameters_mut()`), so its state stays attached to each parameter when
+/// layers are frozen or unfrozen between calls.
 pub fn fit<T, M, O>(
     model: &mut M,
     optimizer: &mut O,
@@ -143,8 +143,7 @@ where
             drop(out);
             let grads = batch_loss.backward()?;
             drop(batch_loss);
-            let mut params: Vec<&mut Tensor<T>> = model.parameters_mut().into_iter().map(|(_, p)| p).collect();
-            optimizer.step(&mut params, &grads)?;
+            optimizer.step(&mut model.trainable_parameters_mut(), &grads)?;
             progress.step(step + 1, loss_sum / seen as f64, correct / seen as f64);
             Ok(())
         })?;

@@ -32,6 +32,10 @@ pub mod prelude {
         Tensor,
     };
     pub use tapegrad_nn::{loss, metrics, Activation, Dense, Dropout, Flatten, Module, Reduction, Sequential};
-    pub use tapegrad_optim::{Adam, Momentum, Optimizer, RmsProp, Sgd};
+    pub use tapegrad_optim::{
+        Adam, AdamConfig, AdamForm, AdamW, AdamWConfig, ConstantLr, CosineAnnealing, EpsPlacement, ExponentialDecay,
+        GradClip, LrSchedule, Momentum, MomentumConfig, MomentumStyle, MultiStepDecay, Optimizer, RmsProp,
+        RmsPropConfig, Sgd, SgdConfig, StepDecay,
+    };
     pub use tapegrad_train::{evaluate, fit, Dataset, FitConfig, History, Mnist, Verbosity};
 }

@@ -3,7 +3,8 @@
 
 use tapegrad_core::{Element, Tensor};
 use tapegrad_optim::{
-    Adam, AdamConfig, Momentum, MomentumConfig, MomentumStyle, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig,
+    Adam, AdamConfig, AdamW, AdamWConfig, Momentum, MomentumConfig, MomentumStyle, Optimizer, RmsProp, RmsPropConfig,
+    Sgd, SgdConfig,
 };
 
 const W0: [f64; 2] = [1.0, -2.0];
@@ -25,7 +26,7 @@ fn run(opt: &mut dyn Optimizer<f64>) -> Vec<[f64; 2]> {
     let mut w = W0.to_vec();
     G.iter()
         .map(|g| {
-            opt.step_slices(&mut [(&mut w[..], Some(&g[..]))]).unwrap();
+            opt.step_slices(&mut [("w", &mut w[..], Some(&g[..]))]).unwrap();
             [w[0], w[1]]
         })
         .collect()
@@ -52,7 +53,11 @@ fn sgd_with_weight_decay() {
             w
         })
         .collect();
-    let mut opt = Sgd::from_config(SgdConfig::new(eta).with_weight_decay(lambda)).unwrap();
+    let mut opt = Sgd::from_config(SgdConfig {
+        weight_decay: lambda,
+        ..SgdConfig::pytorch(eta)
+    })
+    .unwrap();
     check("SGD", &run(&mut opt), &want);
     assert_eq!(opt.step_count(), 3);
 }
@@ -63,7 +68,7 @@ fn sgd_bowl<T: Element>(eta: f64, steps: i32, rtol: f64) {
     let mut w = Tensor::<T>::from_vec(w0.iter().map(|&v| T::from_f64_lossy(v)).collect(), [3])
         .unwrap()
         .requires_grad();
-    let mut opt = Sgd::<T>::new(eta).unwrap();
+    let mut opt = Sgd::<T>::pytorch(eta).unwrap();
     for t in 1..=steps {
         let grads = w
             .mul(&w)
@@ -72,7 +77,7 @@ fn sgd_bowl<T: Element>(eta: f64, steps: i32, rtol: f64) {
             .mul_scalar(T::from_f64_lossy(0.5))
             .backward()
             .unwrap();
-        opt.step(&mut [&mut w], &grads).unwrap();
+        opt.step(&mut [("w".to_string(), &mut w)], &grads).unwrap();
         for (got, &x0) in w.data().iter().zip(&w0) {
             let want = (1.0 - eta).powi(t) * x0;
             let err = (got.as_f64() - want).abs();
@@ -112,10 +117,13 @@ fn momentum_pytorch_heavy_ball_and_nesterov() {
                 w
             })
             .collect();
-        let cfg = MomentumConfig::pytorch(eta, mu)
-            .with_dampening(tau)
-            .with_weight_decay(lambda)
-            .with_nesterov(nesterov);
+        let cfg = MomentumConfig {
+            momentum: mu,
+            dampening: tau,
+            weight_decay: lambda,
+            nesterov,
+            ..MomentumConfig::pytorch(eta)
+        };
         check(
             &format!("Momentum::pytorch nesterov={nesterov}"),
             &run(&mut Momentum::from_config(cfg).unwrap()),
@@ -139,7 +147,11 @@ fn momentum_keras_heavy_ball_and_nesterov() {
                 w
             })
             .collect();
-        let cfg = MomentumConfig::keras(eta, mu).with_nesterov(nesterov);
+        let cfg = MomentumConfig {
+            momentum: mu,
+            nesterov,
+            ..MomentumConfig::keras(eta)
+        };
         check(
             &format!("Momentum::keras nesterov={nesterov}"),
             &run(&mut Momentum::from_config(cfg).unwrap()),
@@ -194,10 +206,12 @@ fn rmsprop_pytorch_eps_outside() {
     check("RmsProp::pytorch", &run(&mut RmsProp::pytorch(0.01).unwrap()), &want);
     // Centered, with momentum and weight decay.
     let want = rmsprop_by_hand(0.01, 0.99, 1e-8, false, true, 0.9, false, 0.01);
-    let cfg = RmsPropConfig::pytorch(0.01)
-        .with_centered(true)
-        .with_momentum(0.9)
-        .with_weight_decay(0.01);
+    let cfg = RmsPropConfig {
+        centered: true,
+        momentum: 0.9,
+        weight_decay: 0.01,
+        ..RmsPropConfig::pytorch(0.01)
+    };
     check(
         "RmsProp::pytorch centered momentum",
         &run(&mut RmsProp::from_config(cfg).unwrap()),
@@ -210,7 +224,11 @@ fn rmsprop_keras_eps_inside() {
     let want = rmsprop_by_hand(1e-3, 0.9, 1e-7, true, false, 0.0, true, 0.0);
     check("RmsProp::keras", &run(&mut RmsProp::keras(1e-3).unwrap()), &want);
     let want = rmsprop_by_hand(1e-3, 0.9, 1e-7, true, true, 0.5, true, 0.0);
-    let cfg = RmsPropConfig::keras(1e-3).with_centered(true).with_momentum(0.5);
+    let cfg = RmsPropConfig {
+        centered: true,
+        momentum: 0.5,
+        ..RmsPropConfig::keras(1e-3)
+    };
     check(
         "RmsProp::keras centered momentum",
         &run(&mut RmsProp::from_config(cfg).unwrap()),
@@ -218,8 +236,9 @@ fn rmsprop_keras_eps_inside() {
     );
 }
 
-/// Hand Adam from the textbook equations: m̂, v̂ and either ε placement.
-fn adam_by_hand(cfg: &AdamConfig, keras: bool) -> Vec<[f64; 2]> {
+/// Hand Adam from the textbook equations: m̂, v̂, either ε placement, and L2 or
+/// decoupled (AdamW) weight decay.
+fn adam_by_hand(cfg: &AdamConfig, decoupled: bool, keras: bool) -> Vec<[f64; 2]> {
     let (eta, b1, b2, eps, lambda) = (cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
     let (mut w, mut m, mut v) = (W0, [0.0; 2], [0.0; 2]);
     G.iter()
@@ -228,7 +247,7 @@ fn adam_by_hand(cfg: &AdamConfig, keras: bool) -> Vec<[f64; 2]> {
             let t = i as i32 + 1;
             for j in 0..2 {
                 let mut g = g[j];
-                if cfg.decoupled {
+                if decoupled {
                     w[j] -= eta * lambda * w[j];
                 } else {
                     g += lambda * w[j];
@@ -249,24 +268,45 @@ fn adam_by_hand(cfg: &AdamConfig, keras: bool) -> Vec<[f64; 2]> {
         .collect()
 }
 
-#[test]
-fn adam_pytorch_form() {
-    for cfg in [
-        AdamConfig::pytorch(1e-3),
-        AdamConfig::pytorch(0.1).with_betas(0.8, 0.99).with_weight_decay(0.05),
-        AdamConfig::adamw(0.1, 0.01),
-    ] {
-        let want = adam_by_hand(&cfg, false);
-        check(&format!("{cfg:?}"), &run(&mut Adam::from_config(cfg).unwrap()), &want);
+/// AdamW's configuration as the numbers of an `AdamConfig`, for `adam_by_hand`.
+fn as_adam(c: &AdamWConfig) -> AdamConfig {
+    AdamConfig {
+        lr: c.lr,
+        beta1: c.beta1,
+        beta2: c.beta2,
+        eps: c.eps,
+        weight_decay: c.weight_decay,
+        form: c.form,
     }
 }
 
 #[test]
-fn adam_keras_form() {
-    for cfg in [AdamConfig::keras(1e-3), AdamConfig::adamw_keras(0.1, 0.004)] {
-        let want = adam_by_hand(&cfg, true);
+fn adam_pytorch_form() {
+    for cfg in [
+        AdamConfig::pytorch(1e-3),
+        AdamConfig {
+            beta1: 0.8,
+            beta2: 0.99,
+            weight_decay: 0.05,
+            ..AdamConfig::pytorch(0.1)
+        },
+    ] {
+        let want = adam_by_hand(&cfg, false, false);
         check(&format!("{cfg:?}"), &run(&mut Adam::from_config(cfg).unwrap()), &want);
     }
+    let cfg = AdamWConfig::pytorch(0.1);
+    let want = adam_by_hand(&as_adam(&cfg), true, false);
+    check(&format!("{cfg:?}"), &run(&mut AdamW::from_config(cfg).unwrap()), &want);
+}
+
+#[test]
+fn adam_keras_form() {
+    let cfg = AdamConfig::keras(1e-3);
+    let want = adam_by_hand(&cfg, false, true);
+    check(&format!("{cfg:?}"), &run(&mut Adam::from_config(cfg).unwrap()), &want);
+    let cfg = AdamWConfig::keras(0.1);
+    let want = adam_by_hand(&as_adam(&cfg), true, true);
+    check(&format!("{cfg:?}"), &run(&mut AdamW::from_config(cfg).unwrap()), &want);
 }
 
 /// The PyTorch Adam step in `T` arithmetic against the same equations in `T`.
@@ -278,7 +318,7 @@ fn adam_generic<T: Element>() {
     let (mut hw, mut m, mut v) = (w.clone(), vec![T::zero(); 2], vec![T::zero(); 2]);
     for (i, g) in G.iter().enumerate() {
         let g: Vec<T> = g.iter().map(|&x| f(x)).collect();
-        opt.step_slices(&mut [(&mut w[..], Some(&g[..]))]).unwrap();
+        opt.step_slices(&mut [("w", &mut w[..], Some(&g[..]))]).unwrap();
         let t = i as i32 + 1;
         let step_size = f(0.01 / (1.0 - 0.9f64.powi(t)));
         let bc2_sqrt = f((1.0 - 0.999f64.powi(t)).sqrt());
@@ -299,8 +339,8 @@ fn adam_in_f32_and_f64_is_the_same_arithmetic() {
 
 #[test]
 fn momentum_style_default_is_explicit() {
-    assert_eq!(MomentumConfig::pytorch(0.1, 0.9).style, MomentumStyle::PyTorch);
-    assert_eq!(MomentumConfig::keras(0.1, 0.9).style, MomentumStyle::Keras);
+    assert_eq!(MomentumConfig::pytorch(0.1).style, MomentumStyle::PyTorch);
+    assert_eq!(MomentumConfig::keras(0.1).style, MomentumStyle::Keras);
 }
 
 #[test]
@@ -313,8 +353,9 @@ fn subnormal_state_is_flushed_to_zero_and_normal_state_is_not() {
     for step in 0..1200 {
         let g = if step == 0 { 1e-3f32 } else { 0.0 };
         let grad = Tensor::from_vec(vec![g], [1]).unwrap();
-        adam.step_with_grads(&mut [&mut w], &[Some(grad)]).unwrap();
-        let m = adam.state().buffers[0].per_param[0][0];
+        adam.step_with_grads(&mut [("w".to_string(), &mut w)], &[Some(grad)])
+            .unwrap();
+        let m = adam.state().params[0].buffers[0][0];
         assert!(
             m == 0.0 || m.abs() >= f32::MIN_POSITIVE,
             "step {step}: m = {m:e} is subnormal"
@@ -325,5 +366,5 @@ fn subnormal_state_is_flushed_to_zero_and_normal_state_is_not() {
         saw_tiny_normal,
         "the moment should decay through the smallest normal values first"
     );
-    assert_eq!(adam.state().buffers[0].per_param[0][0], 0.0);
+    assert_eq!(adam.state().params[0].buffers[0][0], 0.0);
 }

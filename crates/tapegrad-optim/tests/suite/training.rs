@@ -4,7 +4,8 @@
 
 use tapegrad_core::{Element, Gradients, Tensor};
 use tapegrad_optim::{
-    Adam, GradClip, Momentum, MomentumConfig, Optimizer, OptimizerState, RmsProp, RmsPropConfig, Sgd, SgdConfig,
+    Adam, AdamW, AdamWConfig, GradClip, Momentum, MomentumConfig, Optimizer, OptimizerState, RmsProp, RmsPropConfig,
+    Sgd, SgdConfig,
 };
 
 /// A fixed, well-conditioned 6×3 least-squares problem with solution X_STAR (b = A·x*).
@@ -37,7 +38,11 @@ fn train<T: Element>(opt: &mut dyn Optimizer<T>, x: &mut Tensor<T>, frozen: &mut
     let (a, b) = problem::<T>();
     for _ in 0..steps {
         let g = grads(&a, &b, x);
-        opt.step(&mut [x, frozen], &g).unwrap();
+        opt.step(
+            &mut [("x".to_string(), &mut *x), ("frozen".to_string(), &mut *frozen)],
+            &g,
+        )
+        .unwrap();
     }
 }
 
@@ -49,17 +54,19 @@ fn start<T: Element>() -> (Tensor<T>, Tensor<T>) {
 
 fn presets() -> Vec<(&'static str, Box<dyn Optimizer<f64>>, usize)> {
     vec![
-        ("Sgd", Box::new(Sgd::new(0.3).unwrap()), 2000),
+        ("Sgd", Box::new(Sgd::pytorch(0.3).unwrap()), 2000),
         ("Sgd keras_default", Box::new(Sgd::keras_default().unwrap()), 40000),
-        (
-            "Momentum::pytorch",
-            Box::new(Momentum::pytorch(0.05, 0.9).unwrap()),
-            2000,
-        ),
-        ("Momentum::keras", Box::new(Momentum::keras(0.05, 0.9).unwrap()), 2000),
+        ("Momentum::pytorch", Box::new(Momentum::pytorch(0.05).unwrap()), 2000),
+        ("Momentum::keras", Box::new(Momentum::keras(0.05).unwrap()), 2000),
         (
             "Momentum nesterov",
-            Box::new(Momentum::from_config(MomentumConfig::pytorch(0.05, 0.9).with_nesterov(true)).unwrap()),
+            Box::new(
+                Momentum::from_config(MomentumConfig {
+                    nesterov: true,
+                    ..MomentumConfig::pytorch(0.05)
+                })
+                .unwrap(),
+            ),
             2000,
         ),
         ("RmsProp::pytorch", Box::new(RmsProp::pytorch(1e-3).unwrap()), 6000),
@@ -67,13 +74,39 @@ fn presets() -> Vec<(&'static str, Box<dyn Optimizer<f64>>, usize)> {
         (
             "RmsProp centered momentum",
             Box::new(
-                RmsProp::from_config(RmsPropConfig::pytorch(1e-3).with_centered(true).with_momentum(0.5)).unwrap(),
+                RmsProp::from_config(RmsPropConfig {
+                    centered: true,
+                    momentum: 0.5,
+                    ..RmsPropConfig::pytorch(1e-3)
+                })
+                .unwrap(),
             ),
             6000,
         ),
         ("Adam::pytorch", Box::new(Adam::pytorch(0.01).unwrap()), 6000),
         ("Adam::keras", Box::new(Adam::keras(0.01).unwrap()), 6000),
-        ("Adam::adamw", Box::new(Adam::adamw(0.01, 1e-4).unwrap()), 6000),
+        (
+            "AdamW::pytorch",
+            Box::new(
+                AdamW::from_config(AdamWConfig {
+                    weight_decay: 1e-4,
+                    ..AdamWConfig::pytorch(0.01)
+                })
+                .unwrap(),
+            ),
+            6000,
+        ),
+        (
+            "AdamW::keras",
+            Box::new(
+                AdamW::from_config(AdamWConfig {
+                    weight_decay: 1e-4,
+                    ..AdamWConfig::keras(0.01)
+                })
+                .unwrap(),
+            ),
+            6000,
+        ),
     ]
 }
 
@@ -99,7 +132,10 @@ fn every_preset_reaches_the_least_squares_minimum() {
             "{name}: a parameter without gradient moved"
         );
         assert_eq!(opt.step_count(), steps as u64);
-        assert_eq!(opt.state().param_steps, vec![steps as u64, 0], "{name}");
+        // Only the parameter that had gradients has state.
+        let state = opt.state();
+        let counts: Vec<(&str, u64)> = state.params.iter().map(|e| (e.name.as_str(), e.step)).collect();
+        assert_eq!(counts, [("x", steps as u64)], "{name}");
     }
 }
 
@@ -116,7 +152,7 @@ fn f32_training_converges() {
 /// One step on one element with gradient `g` from W = 0; returns the step ΔW.
 fn first_step(opt: &mut dyn Optimizer<f64>, g: f64) -> f64 {
     let mut w = [0.0];
-    opt.step_slices(&mut [(&mut w[..], Some(&[g][..]))]).unwrap();
+    opt.step_slices(&mut [("w", &mut w[..], Some(&[g][..]))]).unwrap();
     w[0]
 }
 
@@ -156,7 +192,10 @@ fn rmsprop_presets_differ_on_the_first_step() {
         "Keras first step {keras}: expected ≈ −3.16η"
     );
     // Same ρ and ε, different placement: g comparable to √ε shows it.
-    let cfg = RmsPropConfig::pytorch(eta).with_eps(1e-4);
+    let cfg = RmsPropConfig {
+        eps: 1e-4,
+        ..RmsPropConfig::pytorch(eta)
+    };
     let outside = first_step(&mut RmsProp::from_config(cfg).unwrap(), 1e-4);
     let inside = first_step(
         &mut RmsProp::from_config(RmsPropConfig {
@@ -182,8 +221,8 @@ fn trajectories(a: &mut dyn Optimizer<f64>, b: &mut dyn Optimizer<f64>, new_lr: 
             }
         }
         let (ga, gb) = (wa.clone(), wb.clone());
-        a.step_slices(&mut [(&mut wa[..], Some(&ga[..]))]).unwrap();
-        b.step_slices(&mut [(&mut wb[..], Some(&gb[..]))]).unwrap();
+        a.step_slices(&mut [("w", &mut wa[..], Some(&ga[..]))]).unwrap();
+        b.step_slices(&mut [("w", &mut wb[..], Some(&gb[..]))]).unwrap();
         ta.extend_from_slice(&wa);
         tb.extend_from_slice(&wb);
     }
@@ -200,10 +239,10 @@ fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
 #[test]
 fn momentum_styles_agree_for_constant_lr_and_differ_when_it_changes() {
     for nesterov in [false, true] {
-        let mk = |cfg: MomentumConfig| Momentum::from_config(cfg.with_nesterov(nesterov)).unwrap();
+        let mk = |cfg: MomentumConfig| Momentum::from_config(MomentumConfig { nesterov, ..cfg }).unwrap();
         let (a, b) = trajectories(
-            &mut mk(MomentumConfig::pytorch(0.1, 0.9)),
-            &mut mk(MomentumConfig::keras(0.1, 0.9)),
+            &mut mk(MomentumConfig::pytorch(0.1)),
+            &mut mk(MomentumConfig::keras(0.1)),
             None,
         );
         assert!(
@@ -212,8 +251,8 @@ fn momentum_styles_agree_for_constant_lr_and_differ_when_it_changes() {
             max_rel_diff(&a, &b)
         );
         let (a, b) = trajectories(
-            &mut mk(MomentumConfig::pytorch(0.1, 0.9)),
-            &mut mk(MomentumConfig::keras(0.1, 0.9)),
+            &mut mk(MomentumConfig::pytorch(0.1)),
+            &mut mk(MomentumConfig::keras(0.1)),
             Some(0.01),
         );
         assert!(
@@ -225,7 +264,8 @@ fn momentum_styles_agree_for_constant_lr_and_differ_when_it_changes() {
     let mk = |style| {
         RmsProp::from_config(RmsPropConfig {
             momentum_style: style,
-            ..RmsPropConfig::pytorch(0.01).with_momentum(0.9)
+            momentum: 0.9,
+            ..RmsPropConfig::pytorch(0.01)
         })
         .unwrap()
     };
@@ -253,7 +293,9 @@ where
     drop(first);
     let state = OptimizerState::<T>::from_bytes(&bytes).unwrap();
     let mut second = fresh();
-    second.load_state(state).unwrap();
+    second
+        .load_state(state, &[("x".to_string(), &x2), ("frozen".to_string(), &f2)])
+        .unwrap();
     assert_eq!(second.step_count(), 10, "{name}");
     train(second.as_mut(), &mut x2, &mut f2, 10);
 
@@ -269,26 +311,53 @@ where
     let cases: Vec<(&str, Make<T>, Make<T>)> = vec![
         (
             "Sgd",
-            Box::new(|| Box::new(Sgd::from_config(SgdConfig::new(0.05).with_weight_decay(0.01)).unwrap())),
+            Box::new(|| {
+                Box::new(
+                    Sgd::from_config(SgdConfig {
+                        weight_decay: 0.01,
+                        ..SgdConfig::pytorch(0.05)
+                    })
+                    .unwrap(),
+                )
+            }),
             Box::new(|| Box::new(Sgd::keras_default().unwrap())),
         ),
         (
             "Momentum::pytorch",
             Box::new(|| {
-                Box::new(Momentum::from_config(MomentumConfig::pytorch(0.02, 0.9).with_nesterov(true)).unwrap())
+                Box::new(
+                    Momentum::from_config(MomentumConfig {
+                        nesterov: true,
+                        ..MomentumConfig::pytorch(0.02)
+                    })
+                    .unwrap(),
+                )
             }),
-            Box::new(|| Box::new(Momentum::pytorch(1.0, 0.0).unwrap())),
+            Box::new(|| Box::new(Momentum::keras(1.0).unwrap())),
         ),
         (
             "Momentum::keras",
-            Box::new(|| Box::new(Momentum::keras(0.02, 0.8).unwrap())),
-            Box::new(|| Box::new(Momentum::pytorch(1.0, 0.5).unwrap())),
+            Box::new(|| {
+                Box::new(
+                    Momentum::from_config(MomentumConfig {
+                        momentum: 0.8,
+                        ..MomentumConfig::keras(0.02)
+                    })
+                    .unwrap(),
+                )
+            }),
+            Box::new(|| Box::new(Momentum::pytorch(1.0).unwrap())),
         ),
         (
             "RmsProp centered momentum",
             Box::new(|| {
                 Box::new(
-                    RmsProp::from_config(RmsPropConfig::keras(0.01).with_centered(true).with_momentum(0.5)).unwrap(),
+                    RmsProp::from_config(RmsPropConfig {
+                        centered: true,
+                        momentum: 0.5,
+                        ..RmsPropConfig::keras(0.01)
+                    })
+                    .unwrap(),
                 )
             }),
             Box::new(|| Box::new(RmsProp::pytorch_default().unwrap())),
@@ -311,9 +380,14 @@ where
             Box::new(|| Box::new(Adam::pytorch_default().unwrap())),
         ),
         (
-            "AdamW",
-            Box::new(|| Box::new(Adam::adamw(0.05, 0.01).unwrap())),
-            Box::new(|| Box::new(Adam::adamw_default().unwrap())),
+            "AdamW::pytorch",
+            Box::new(|| Box::new(AdamW::pytorch(0.05).unwrap())),
+            Box::new(|| Box::new(AdamW::keras_default().unwrap())),
+        ),
+        (
+            "AdamW::keras",
+            Box::new(|| Box::new(AdamW::keras(0.05).unwrap())),
+            Box::new(|| Box::new(AdamW::pytorch_default().unwrap())),
         ),
     ];
     for (name, make, fresh) in &cases {
@@ -337,11 +411,13 @@ fn state_names_buffers_and_hyper_parameters() {
     let mut opt = Adam::pytorch(0.01).unwrap();
     train(&mut opt, &mut x, &mut frozen, 3);
     let s = opt.state();
-    assert_eq!((s.kind.as_str(), s.dtype.as_str(), s.step), ("Adam", "f64", 3));
-    let names: Vec<&str> = s.buffers.iter().map(|b| b.name.as_str()).collect();
-    assert_eq!(names, ["exp_avg", "exp_avg_sq"]);
-    // The frozen parameter keeps an (empty) slot.
-    assert_eq!(s.buffers[0].per_param.iter().map(Vec::len).collect::<Vec<_>>(), [3, 0]);
+    assert_eq!((s.kind.as_str(), s.step), ("Adam", 3));
+    assert_eq!(s.buffer_names, ["exp_avg", "exp_avg_sq"]);
+    // The parameter without gradient has no entry; `x` has its name, shape and count.
+    assert_eq!(s.params.len(), 1);
+    let e = &s.params[0];
+    assert_eq!((e.name.as_str(), e.shape.as_slice(), e.step), ("x", &[3, 1][..], 3));
+    assert_eq!(e.buffers.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3]);
     assert!(s.hyper.contains(&("lr".to_string(), 0.01)));
     assert!(s.hyper.contains(&("beta2".to_string(), 0.999)));
 }
@@ -354,11 +430,13 @@ fn step_with_grads_equals_step() {
     let (mut o1, mut o2) = (Adam::pytorch(0.1).unwrap(), Adam::pytorch(0.1).unwrap());
     for _ in 0..5 {
         let g = grads(&a, &b, &x1);
-        o1.step(&mut [&mut x1, &mut f1], &g).unwrap();
+        o1.step(&mut [("x".to_string(), &mut x1), ("f".to_string(), &mut f1)], &g)
+            .unwrap();
         let g = grads(&a, &b, &x2);
-        let list = tapegrad_optim::grads_for(&[&x2, &f2], &g);
+        let mut params = [("x".to_string(), &mut x2), ("f".to_string(), &mut f2)];
+        let list = tapegrad_optim::grads_for(&params, &g);
         assert!(list[1].is_none());
-        o2.step_with_grads(&mut [&mut x2, &mut f2], &list).unwrap();
+        o2.step_with_grads(&mut params, &list).unwrap();
     }
     assert_eq!(x1.to_vec(), x2.to_vec());
 }
