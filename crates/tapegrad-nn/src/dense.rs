@@ -2,7 +2,7 @@
 
 use crate::init::Init;
 use crate::layers::Activation;
-use crate::module::{Module, Param};
+use crate::module::{Module, Param, TorchParam};
 use rand::Rng;
 use tapegrad_core::{Element, Error, Result, Tensor};
 
@@ -17,7 +17,7 @@ use tapegrad_core::{Element, Error, Result, Tensor};
 /// matmul rule skips ∂L/∂x, which nobody needs.
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::{SeedableRng, StdRng};
 /// use tapegrad_core::Tensor;
 /// use tapegrad_nn::{Activation, Dense, Module};
 /// let mut rng = StdRng::seed_from_u64(42);
@@ -170,6 +170,26 @@ impl<T: Element> Module<T> for Dense<T> {
             out.push(("bias".to_string(), b));
         }
         out
+    }
+
+    /// `nn.Linear`, plus one module for the activation unless it is linear.
+    fn torch_modules(&self) -> usize {
+        if self.activation == Activation::Linear {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// `weight` transposed (`nn.Linear.weight` is `[out, in]`), `bias` as is.
+    fn torch_params(&self) -> Vec<TorchParam> {
+        self.params()
+            .into_iter()
+            .map(|(name, _)| TorchParam {
+                transposed: name == "weight",
+                name,
+            })
+            .collect()
     }
 
     fn describe(&self) -> String {

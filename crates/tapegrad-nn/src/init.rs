@@ -32,7 +32,7 @@ const TRUNCATED_STD_CORRECTION: f64 = 0.879_625_661_034_239_8;
 /// `kaiming_normal_`/`xavier_normal_` do not truncate.)
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::{SeedableRng, StdRng};
 /// use tapegrad_nn::Init;
 /// let mut rng = StdRng::seed_from_u64(7);
 /// let w = Init::HeUniform.sample::<f32, _>([100, 10], 100, 10, &mut rng)?;

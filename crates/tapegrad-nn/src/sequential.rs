@@ -1,6 +1,6 @@
 //! [`Sequential`]: a stack of layers applied in order.
 
-use crate::module::{Module, Param};
+use crate::module::{Module, Param, TorchParam};
 use std::fmt;
 use tapegrad_core::{Element, Result, Tensor};
 
@@ -13,7 +13,7 @@ use tapegrad_core::{Element, Result, Tensor};
 /// evaluation mode inside [`no_grad`](tapegrad_core::no_grad) records nothing:
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::{SeedableRng, StdRng};
 /// use tapegrad_core::{no_grad, Tensor};
 /// use tapegrad_nn::{Activation, Dense, Dropout, Module, Sequential};
 /// let mut rng = StdRng::seed_from_u64(0);
@@ -120,6 +120,22 @@ impl<T: Element> Module<T> for Sequential<T> {
             .enumerate()
             .flat_map(|(i, l)| l.params_mut().into_iter().map(move |(n, p)| (format!("{i}.{n}"), p)))
             .collect()
+    }
+
+    /// Each layer's PyTorch names under `{k}.`, where `k` counts the PyTorch modules
+    /// before it ([`Module::torch_modules`]): a [`Dense`](crate::Dense) with an activation
+    /// takes two indices, as `nn.Linear` followed by the activation module.
+    fn torch_params(&self) -> Vec<TorchParam> {
+        let mut k = 0;
+        let mut out = Vec::new();
+        for l in &self.layers {
+            out.extend(l.torch_params().into_iter().map(|p| TorchParam {
+                name: format!("{k}.{}", p.name),
+                transposed: p.transposed,
+            }));
+            k += l.torch_modules();
+        }
+        out
     }
 
     fn train(&mut self, on: bool) {

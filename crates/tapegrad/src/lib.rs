@@ -31,7 +31,10 @@ pub mod prelude {
         grad, gradcheck, gradgradcheck, no_grad, Element, Error, GradCheck, Gradients, IndexTensor, Result, Shape,
         Tensor,
     };
-    pub use tapegrad_nn::{loss, metrics, Activation, Dense, Dropout, Flatten, Module, Reduction, Sequential};
+    pub use tapegrad_nn::{
+        loss, metrics, rand, Activation, Dense, Dropout, Flatten, Module, Reduction, Rng, SeedableRng, Sequential,
+        StdRng,
+    };
     pub use tapegrad_optim::{Adam, Momentum, Optimizer, RmsProp, Sgd};
     pub use tapegrad_train::{evaluate, fit, Dataset, FitConfig, History, Mnist, Verbosity};
 }
