@@ -183,6 +183,15 @@ pub trait Module<T: Element> {
     /// Flatten → Linear → ReLU → Dropout → Linear, and the last weight is `4.weight` there
     /// (`3.weight` in tapegrad's own names). A layer with no PyTorch counterpart that
     /// should be skipped in the numbering returns 0.
+    ///
+    /// ```
+    /// use tapegrad_nn::{Activation, Dense, Module, SeedableRng, StdRng};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let plain = Dense::<f32>::new(3, 2, &mut rng)?;
+    /// assert_eq!(plain.torch_modules(), 1); // nn.Linear
+    /// assert_eq!(plain.with_activation(Activation::Relu).torch_modules(), 2); // nn.Linear, nn.ReLU
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     fn torch_modules(&self) -> usize {
         1
     }

@@ -322,6 +322,16 @@ fn targets<T: Element, M: Module<T> + ?Sized>(module: &M, layout: Layout) -> Vec
 
 /// A module's parameters as safetensors bytes in `layout`, with the metadata described in
 /// the [module docs](self).
+///
+/// ```
+/// use tapegrad_nn::safetensors::{self, Layout};
+/// use tapegrad_nn::{Dense, SeedableRng, StdRng};
+/// let layer = Dense::<f32>::new(3, 2, &mut StdRng::seed_from_u64(0))?;
+/// let file = safetensors::decode::<f32>(&safetensors::to_bytes(&layer, Layout::PyTorch)?)?;
+/// assert_eq!(file.layout()?, Some(Layout::PyTorch));
+/// assert_eq!((file.tensors[1].name.as_str(), &file.tensors[1].shape[..]), ("weight", &[2, 3][..]));
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
 pub fn to_bytes<T: Element, M: Module<T> + ?Sized>(module: &M, layout: Layout) -> Result<Vec<u8>> {
     let names = targets(module, layout);
     let params = module.params();
@@ -358,6 +368,22 @@ pub fn to_bytes<T: Element, M: Module<T> + ?Sized>(module: &M, layout: Layout) -
 
 /// Loads safetensors bytes into `module` in `layout`; see the [module docs](self) for
 /// dtypes, `strict` and errors.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use tapegrad_core::Tensor;
+/// use tapegrad_nn::safetensors::{self, Layout};
+/// use tapegrad_nn::{Dense, SeedableRng, StdRng};
+/// // As PyTorch would write nn.Linear(2, 1, bias=False): weight [out, in] = [1, 2].
+/// let state = vec![("weight".to_string(), Tensor::<f64>::from_vec(vec![3.0, 4.0], [1, 2])?)];
+/// let bytes = safetensors::encode(&state, &BTreeMap::new())?;
+/// let mut layer = Dense::<f64>::new(2, 1, &mut StdRng::seed_from_u64(0))?.without_bias();
+/// let report = safetensors::load_from_bytes(&mut layer, &bytes, Layout::PyTorch, true)?;
+/// assert!(report.is_complete());
+/// assert_eq!(layer.weight().dims(), &[2, 1]);
+/// assert_eq!(layer.weight().to_vec(), [3.0, 4.0]);
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
 pub fn load_from_bytes<T: Element, M: Module<T> + ?Sized>(
     module: &mut M,
     bytes: &[u8],

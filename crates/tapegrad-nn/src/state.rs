@@ -128,6 +128,14 @@ pub(crate) fn load_matched<T: Element>(
             params.len()
         )));
     }
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for e in source {
+        if !seen.insert(e.name) {
+            problems.push(format!("duplicate: '{}' appears more than once in the source", e.name));
+        }
+    }
+    problems.dedup();
     let mut report = LoadReport::default();
     let mut used = vec![false; source.len()];
     let mut plan = Vec::with_capacity(params.len());
@@ -173,7 +181,6 @@ pub(crate) fn load_matched<T: Element>(
             Value::Other { .. } => report.skipped.push(e.name.to_string()),
         }
     }
-    let mut problems = Vec::new();
     if strict {
         let shape_of = |name: &str| {
             targets

@@ -2,5 +2,6 @@
 
 mod bce_logits;
 mod checkpoint_crc;
+mod fallible;
 mod safetensors_basic;
 mod safetensors_torch;
