@@ -4,7 +4,8 @@
 //! names a Keras or PyTorch user looks for.
 //!
 //! - [`Module`]: the layer trait (`forward`, named parameters, train/eval, freezing,
-//!   `state_dict`/`load_state_dict`), with [`Param`] for a trainable tensor;
+//!   `state_dict`/`load_state_dict`, strict or not with a [`LoadReport`], PyTorch names
+//!   through [`TorchParam`]), with [`Param`] for a trainable tensor;
 //! - layers: [`Dense`] (`x·W + b` with an optional [`Activation`]), [`Dropout`],
 //!   [`Flatten`], [`ReLU`], [`Sigmoid`], [`Tanh`], [`Softmax`], [`LeakyReLU`], and the
 //!   container [`Sequential`];

@@ -126,14 +126,14 @@ impl<T: Element> Module<T> for Sequential<T> {
     /// before it ([`Module::torch_modules`]): a [`Dense`](crate::Dense) with an activation
     /// takes two indices, as `nn.Linear` followed by the activation module.
     fn torch_params(&self) -> Vec<TorchParam> {
-        let mut k = 0;
+        let mut k = 0usize;
         let mut out = Vec::new();
         for l in &self.layers {
             out.extend(l.torch_params().into_iter().map(|p| TorchParam {
                 name: format!("{k}.{}", p.name),
                 transposed: p.transposed,
             }));
-            k += l.torch_modules();
+            k = k.saturating_add(l.torch_modules());
         }
         out
     }

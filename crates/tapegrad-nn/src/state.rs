@@ -84,10 +84,12 @@ fn source_dims(dims: &[usize], transposed: bool) -> Vec<usize> {
 /// untracked tensor.
 pub(crate) fn reverse_axes<T: Element>(t: &Tensor<T>) -> Result<Tensor<T>> {
     let dims = t.dims();
-    if dims.len() < 2 {
-        return Ok(t.detach());
-    }
     let out_dims: Vec<usize> = dims.iter().rev().copied().collect();
+    if dims.len() < 2 || t.numel() == 0 {
+        // Nothing to move (and no strides to compute: with a 0 dim, the products of the
+        // other dims may not even fit a usize).
+        return Tensor::from_vec(t.data().to_vec(), out_dims);
+    }
     // Row-major strides of the input, visited in reversed-axis order.
     let mut strides = vec![1usize; dims.len()];
     for i in (0..dims.len() - 1).rev() {

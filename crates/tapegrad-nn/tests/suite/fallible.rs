@@ -123,3 +123,57 @@ fn bad_axes_and_shapes_in_layers_are_errors() {
     assert!(err.contains("[2, 3]") && err.contains("[4, 2]"), "{err}");
     assert!(d.forward(&Tensor::scalar(1.0)).is_err());
 }
+
+#[test]
+fn zero_size_tensors_transpose_and_load_without_overflow() {
+    // [0, usize::MAX] holds no element, but its strides would overflow if computed.
+    let w = Tensor::<f32>::zeros([0, usize::MAX]);
+    assert_eq!(w.numel(), 0);
+    let layer = Dense::from_weights(w, None).unwrap();
+    let bytes = safetensors::to_bytes(&layer, Layout::PyTorch).unwrap();
+    let file = safetensors::decode::<f32>(&bytes).unwrap();
+    assert_eq!(file.tensors[0].shape, [usize::MAX, 0]);
+    let mut again = Dense::from_weights(Tensor::<f32>::zeros([0, usize::MAX]), None).unwrap();
+    safetensors::load_from_bytes(&mut again, &bytes, Layout::PyTorch, true).unwrap();
+}
+
+/// A module with one 3-D parameter that PyTorch stores with its axes reversed.
+struct Reversed(Param<f32>);
+
+impl Module<f32> for Reversed {
+    fn forward(&mut self, x: &Tensor<f32>) -> tapegrad_core::Result<Tensor<f32>> {
+        Ok(x.clone())
+    }
+    fn params(&self) -> Vec<(String, &Param<f32>)> {
+        vec![("k".into(), &self.0)]
+    }
+    fn params_mut(&mut self) -> Vec<(String, &mut Param<f32>)> {
+        vec![("k".into(), &mut self.0)]
+    }
+    fn torch_params(&self) -> Vec<TorchParam> {
+        vec![TorchParam {
+            name: "k".into(),
+            transposed: true,
+        }]
+    }
+}
+
+#[test]
+fn reversed_axes_of_3d_parameters_round_trip_including_empty_ones() {
+    let k = Tensor::<f32>::from_vec((0..24).map(|v| v as f32).collect(), [2, 3, 4]).unwrap();
+    let m = Reversed(Param::new(k.clone()));
+    let file = safetensors::decode::<f32>(&safetensors::to_bytes(&m, Layout::PyTorch).unwrap()).unwrap();
+    let t = file.tensors[0].values.as_ref().unwrap();
+    assert_eq!(t.dims(), &[4, 3, 2]);
+    // numpy's k.T: t[c][b][a] == k[a][b][c].
+    for (a, b, c) in [(0, 0, 0), (1, 2, 3), (0, 1, 2), (1, 0, 3)] {
+        assert_eq!(t.data()[c * 6 + b * 2 + a], k.data()[a * 12 + b * 4 + c]);
+    }
+    let mut back = Reversed(Param::new(Tensor::zeros([2, 3, 4])));
+    let bytes = safetensors::to_bytes(&m, Layout::PyTorch).unwrap();
+    safetensors::load_from_bytes(&mut back, &bytes, Layout::PyTorch, true).unwrap();
+    assert_eq!(back.0.tensor().to_vec(), k.to_vec());
+    let empty = Reversed(Param::new(Tensor::zeros([0, 3, 4])));
+    let file = safetensors::decode::<f32>(&safetensors::to_bytes(&empty, Layout::PyTorch).unwrap()).unwrap();
+    assert_eq!(file.tensors[0].shape, [4, 3, 0]);
+}
