@@ -7,7 +7,10 @@ use tapegrad_core::{Element, Result, Tensor};
 /// A list of layers applied one after the other, like `keras.Sequential` and
 /// `torch.nn.Sequential`. Parameters are named `{index}.{name}` by the layer's position
 /// (counting parameter-free layers too, as PyTorch does): `0.weight`, `0.bias`, `2.weight`…
-/// Nested Sequentials nest the names (`1.0.weight`).
+/// Nested Sequentials nest the names (`1.0.weight`). PyTorch's own names differ where a
+/// [`Dense`](crate::Dense) has an activation folded in (two modules in PyTorch):
+/// [`torch_params`](Module::torch_params) gives them, and
+/// [`safetensors`](crate::safetensors) uses them for [`Layout::PyTorch`](crate::safetensors::Layout).
 ///
 /// [`train`](Module::train)/[`eval`](Module::eval) reach every layer. For inference,
 /// evaluation mode inside [`no_grad`](tapegrad_core::no_grad) records nothing:
