@@ -22,16 +22,17 @@
 //! ```
 //! use tapegrad_nn::{SeedableRng, StdRng};
 //! use tapegrad_core::Tensor;
-//! use tapegrad_nn::{loss, Activation, Dense, Module, Reduction, Sequential};
+//! use tapegrad_nn::loss::sparse_categorical_cross_entropy_with_logits;
+//! use tapegrad_nn::{Activation, Dense, Module, Reduction, Sequential};
 //! let mut rng = StdRng::seed_from_u64(0);
 //! let mut model = Sequential::<f64>::new()
 //!     .add(Dense::new(2, 8, &mut rng)?.with_activation(Activation::Tanh))
 //!     .add(Dense::new(8, 2, &mut rng)?);
 //! let x = Tensor::from_vec(vec![0.0, 1.0, 1.0, 0.0], [2, 2])?;
 //! let labels = [1, 0];
-//! let before = loss::sparse_categorical_cross_entropy_with_logits(&model.forward(&x)?, &labels, Reduction::Mean)?.item()?;
+//! let before = sparse_categorical_cross_entropy_with_logits(&model.forward(&x)?, &labels, Reduction::Mean)?.item()?;
 //! for _ in 0..20 {
-//!     let l = loss::sparse_categorical_cross_entropy_with_logits(&model.forward(&x)?, &labels, Reduction::Mean)?;
+//!     let l = sparse_categorical_cross_entropy_with_logits(&model.forward(&x)?, &labels, Reduction::Mean)?;
 //!     let grads = l.backward()?;
 //!     for p in model.trainable_parameters_mut() {
 //!         if let Some(g) = grads.get(p).cloned() {
@@ -41,7 +42,7 @@
 //!         }
 //!     }
 //! }
-//! let after = loss::sparse_categorical_cross_entropy_with_logits(&model.forward(&x)?, &labels, Reduction::Mean)?.item()?;
+//! let after = sparse_categorical_cross_entropy_with_logits(&model.forward(&x)?, &labels, Reduction::Mean)?.item()?;
 //! assert!(after < before);
 //! # Ok::<(), tapegrad_core::Error>(())
 //! ```

@@ -12,7 +12,7 @@ pub type StateDict<T> = Vec<(String, Tensor<T>)>;
 /// [`safetensors`](crate::safetensors) with [`Layout::PyTorch`](crate::safetensors::Layout).
 ///
 /// ```
-/// use tapegrad_nn::{Activation, Dense, Module, SeedableRng, StdRng, TorchParam};
+/// use tapegrad_nn::{Dense, Module, SeedableRng, StdRng, TorchParam};
 /// let mut rng = StdRng::seed_from_u64(0);
 /// let layer = Dense::<f32>::new(3, 2, &mut rng)?;
 /// let names = layer.torch_params();
@@ -133,7 +133,8 @@ impl<T: Element> Param<T> {
 /// assert_eq!(names, ["0.weight", "0.bias", "1.weight", "1.bias"]);
 ///
 /// let x = Tensor::<f64>::ones([5, 3]);
-/// let loss = loss::sparse_categorical_cross_entropy_with_logits(&model.forward(&x)?, &[0, 1, 0, 1, 1], Reduction::Mean)?;
+/// let logits = model.forward(&x)?;
+/// let loss = loss::sparse_categorical_cross_entropy_with_logits(&logits, &[0, 1, 0, 1, 1], Reduction::Mean)?;
 /// let grads = loss.backward()?;
 /// model.freeze("0")?; // freeze the first layer: its params are no longer trainable
 /// assert_eq!(model.trainable_parameters_mut().len(), 2);
