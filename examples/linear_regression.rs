@@ -19,9 +19,7 @@
 //!
 //! Exits with status 1 if the learned parameters are not within 0.01 of the true ones.
 
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use tapegrad::nn::rand::seq::SliceRandom;
 use tapegrad::prelude::*;
 
 /// The line the data comes from, and which training must recover.

@@ -18,8 +18,6 @@
 //! last a `RESULT …` line in the format of `../shared/peers` (epoch times exclude loading;
 //! peak RSS is the process's VmHWM).
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use std::path::PathBuf;
 use tapegrad::nn::checkpoint;
 use tapegrad::prelude::*;

@@ -20,8 +20,6 @@
 //!
 //! Exits with status 1 unless all four points are classified correctly.
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use tapegrad::nn::loss::binary_cross_entropy_with_logits;
 use tapegrad::prelude::*;
 

@@ -32,10 +32,14 @@ fn checkpoint_roundtrip<T: Element>(bytes: &[u8]) {
 }
 
 fn safetensors_roundtrip<T: Element>(bytes: &[u8]) {
-    if let Ok(state) = safetensors::decode::<T>(bytes) {
-        let again = safetensors::encode(&state).expect("decoded safetensors re-encode");
+    if let Ok(file) = safetensors::decode::<T>(bytes) {
+        let _ = file.layout();
+        let metadata = file.metadata.clone();
+        let state = file.into_state_dict();
+        let again = safetensors::encode(&state, &metadata).expect("decoded safetensors re-encode");
         let back = safetensors::decode::<T>(&again).expect("re-encoded safetensors decode");
-        assert_same(&state, &back);
+        assert_eq!(back.metadata, metadata, "round trip changed the metadata");
+        assert_same(&state, &back.into_state_dict());
     }
 }
 

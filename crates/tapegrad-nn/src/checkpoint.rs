@@ -77,26 +77,9 @@ fn decode_limited<D: DeserializeOwned>(bytes: &[u8]) -> Result<(D, usize)> {
     )))
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as zlib/PNG), table-driven.
+/// CRC-32 (IEEE 802.3, reflected, as zlib/PNG), by `crc32fast`.
 fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-                k += 1;
-            }
-            table[i] = c;
-            i += 1;
-        }
-        table
-    };
-    !bytes
-        .iter()
-        .fold(!0u32, |c, &b| TABLE[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8))
+    crc32fast::hash(bytes)
 }
 
 fn encode_err(e: bincode::error::EncodeError) -> Error {
@@ -251,7 +234,7 @@ pub fn load_from_bytes<T: Element, M: Module<T> + ?Sized>(module: &mut M, bytes:
 /// Saves a module's parameters to `path`, atomically (see [`write_atomic`]).
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::{SeedableRng, StdRng};
 /// use tapegrad_nn::{checkpoint, Dense, Module, Sequential};
 /// let dir = std::env::temp_dir().join(format!("tapegrad-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir)?;

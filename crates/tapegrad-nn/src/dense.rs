@@ -2,7 +2,7 @@
 
 use crate::init::Init;
 use crate::layers::Activation;
-use crate::module::{Module, Param};
+use crate::module::{Module, Param, TorchParam};
 use rand::Rng;
 use tapegrad_core::{Element, Error, Result, Tensor};
 
@@ -17,7 +17,7 @@ use tapegrad_core::{Element, Error, Result, Tensor};
 /// matmul rule skips ∂L/∂x, which nobody needs.
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::{SeedableRng, StdRng};
 /// use tapegrad_core::Tensor;
 /// use tapegrad_nn::{Activation, Dense, Module};
 /// let mut rng = StdRng::seed_from_u64(42);
@@ -127,19 +127,31 @@ impl<T: Element> Dense<T> {
         self.activation
     }
 
-    /// Number of input features.
+    /// Number of input features (dim 0 of the weight; 0 if the weight was replaced by a
+    /// tensor of fewer than 2 dims through [`Module::parameters_mut`], which
+    /// [`forward`](Module::forward) then reports as an error).
     pub fn in_features(&self) -> usize {
-        self.weight.tensor().dims()[0]
+        self.weight.tensor().dims().first().copied().unwrap_or(0)
     }
 
-    /// Number of output features.
+    /// Number of output features (dim 1 of the weight; 0 if it has none, see
+    /// [`in_features`](Dense::in_features)).
     pub fn out_features(&self) -> usize {
-        self.weight.tensor().dims()[1]
+        self.weight.tensor().dims().get(1).copied().unwrap_or(0)
     }
 }
 
 impl<T: Element> Module<T> for Dense<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        if self.weight.tensor().ndim() != 2 {
+            return Err(Error::bad_shape(
+                "Dense",
+                format!(
+                    "the weight must be [in, out], but it was replaced by a tensor of shape {}",
+                    self.weight.tensor().shape()
+                ),
+            ));
+        }
         if x.ndim() == 0 || x.dims()[x.ndim() - 1] != self.in_features() {
             return Err(Error::mismatch(
                 "Dense",
@@ -170,6 +182,26 @@ impl<T: Element> Module<T> for Dense<T> {
             out.push(("bias".to_string(), b));
         }
         out
+    }
+
+    /// `nn.Linear`, plus one module for the activation unless it is linear.
+    fn torch_modules(&self) -> usize {
+        if self.activation == Activation::Linear {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// `weight` transposed (`nn.Linear.weight` is `[out, in]`), `bias` as is.
+    fn torch_params(&self) -> Vec<TorchParam> {
+        self.params()
+            .into_iter()
+            .map(|(name, _)| TorchParam {
+                transposed: name == "weight",
+                name,
+            })
+            .collect()
     }
 
     fn describe(&self) -> String {

@@ -32,7 +32,7 @@ const TRUNCATED_STD_CORRECTION: f64 = 0.879_625_661_034_239_8;
 /// `kaiming_normal_`/`xavier_normal_` do not truncate.)
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::{SeedableRng, StdRng};
 /// use tapegrad_nn::Init;
 /// let mut rng = StdRng::seed_from_u64(7);
 /// let w = Init::HeUniform.sample::<f32, _>([100, 10], 100, 10, &mut rng)?;
@@ -83,7 +83,9 @@ pub enum Init {
 impl Init {
     /// A tensor of `shape` drawn from this initialiser, for a layer with the given fans.
     ///
-    /// Errors if a fan that the formula divides by is zero, or the bounds are invalid.
+    /// Errors if a fan that the formula divides by is zero, if `fan_in + fan_out`
+    /// overflows, if the bounds are invalid, or if the shape's element count (or its size
+    /// in bytes) overflows, instead of panicking in the allocation.
     pub fn sample<T: Element, R: Rng + ?Sized>(
         self,
         shape: impl Into<Shape>,
@@ -92,6 +94,13 @@ impl Init {
         rng: &mut R,
     ) -> Result<Tensor<T>> {
         let shape = shape.into();
+        checked_len::<T>("Init::sample", shape.dims())?;
+        let fans = fan_in.checked_add(fan_out).ok_or_else(|| {
+            Error::bad_value(
+                "Init::sample",
+                format!("fan_in + fan_out overflows: fan_in = {fan_in}, fan_out = {fan_out}"),
+            )
+        })?;
         let scaled = |num: f64, fan: usize, what: &str| -> Result<f64> {
             if fan == 0 {
                 return Err(Error::bad_value(
@@ -106,11 +115,11 @@ impl Init {
             Tensor::rand_uniform(shape.clone(), -t, t, rng)
         };
         match self {
-            Init::GlorotUniform => uniform(scaled(6.0, fan_in + fan_out, "fan_in + fan_out")?.sqrt(), rng),
+            Init::GlorotUniform => uniform(scaled(6.0, fans, "fan_in + fan_out")?.sqrt(), rng),
             Init::HeUniform => uniform(scaled(6.0, fan_in, "fan_in")?.sqrt(), rng),
             Init::LecunUniform => uniform(scaled(3.0, fan_in, "fan_in")?.sqrt(), rng),
             Init::TorchLinear => uniform(scaled(1.0, fan_in, "fan_in")?.sqrt(), rng),
-            Init::GlorotNormal => truncated_normal(&shape, scaled(2.0, fan_in + fan_out, "fan_in + fan_out")?, rng),
+            Init::GlorotNormal => truncated_normal(&shape, scaled(2.0, fans, "fan_in + fan_out")?, rng),
             Init::HeNormal => truncated_normal(&shape, scaled(2.0, fan_in, "fan_in")?, rng),
             Init::LecunNormal => truncated_normal(&shape, scaled(1.0, fan_in, "fan_in")?, rng),
             Init::Uniform { low, high } => {
@@ -124,6 +133,24 @@ impl Init {
             Init::Constant(v) => Ok(Tensor::full(shape, T::from_f64_lossy(v))?),
         }
     }
+}
+
+/// The element count of `dims`, checked: errors if the product or the size in bytes of a
+/// `T` buffer overflows (`isize::MAX` bytes is the most a `Vec` can hold), which would
+/// otherwise panic with "capacity overflow" when the tensor is allocated.
+pub(crate) fn checked_len<T>(op: &'static str, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|n| {
+            n.checked_mul(std::mem::size_of::<T>())
+                .is_some_and(|b| b <= isize::MAX as usize)
+        })
+        .ok_or_else(|| {
+            Error::bad_shape(
+                op,
+                format!("a tensor of shape {dims:?} has more elements than memory can address"),
+            )
+        })
 }
 
 /// Keras's truncated normal with the given target variance (see [`Init`]).

@@ -9,15 +9,20 @@
 //! | [`mse`] | `(p − y)²` | `torch.nn.MSELoss` |
 //! | [`mae`] | `\|p − y\|` | `torch.nn.L1Loss` |
 //! | [`binary_cross_entropy`] | `−[y ln p̂ + (1 − y) ln(1 − p̂)]`, `p̂ = clamp(p, ε, 1 − ε)` | Keras `binary_crossentropy` |
-//! | [`binary_cross_entropy_with_logits`] | `max(z, 0) − z·y + ln(1 + e^−\|z\|)` | `torch.nn.BCEWithLogitsLoss` |
+//! | [`binary_cross_entropy_with_logits`] | `y·softplus(−z) + (1 − y)·softplus(z)` | `torch.nn.BCEWithLogitsLoss` |
 //! | [`categorical_cross_entropy`] | `−Σ_c y_c ln p̂_c`, `p̂ = clamp(p/Σp, ε, 1 − ε)` | Keras `categorical_crossentropy` |
 //! | [`categorical_cross_entropy_with_logits`] | `−Σ_c y_c log_softmax(z)_c` | `torch.nn.CrossEntropyLoss` (probability targets) |
 //! | [`sparse_categorical_cross_entropy`] | `−ln clamp(p_y, ε, 1 − ε)` | Keras `sparse_categorical_crossentropy` |
-//! | [`sparse_categorical_cross_entropy_with_logits`] (= [`cross_entropy`]) | `−log_softmax(z)_y` | `torch.nn.CrossEntropyLoss` |
+//! | [`sparse_categorical_cross_entropy_with_logits`] | `−log_softmax(z)_y` | `torch.nn.CrossEntropyLoss`, `F.cross_entropy` |
 //!
 //! ε is Keras's `backend.epsilon()` = [`EPSILON`] = 1e-7. The class axis is the last one
 //! (Keras's `axis=-1`; the same as PyTorch's dim 1 for `[N, C]` scores). Shapes must match
 //! exactly: no broadcasting of `[N]` against `[N, 1]`, a classic silent bug.
+//!
+//! One name per loss: a loss on probabilities is named after Keras's loss, and the same
+//! loss on logits (pre-sigmoid or pre-softmax scores) adds `_with_logits`. PyTorch's
+//! `F.cross_entropy` with class-index targets is
+//! [`sparse_categorical_cross_entropy_with_logits`].
 
 use crate::labels::{label_index, Labels};
 use tapegrad_core::{Element, Error, Result, Tensor};
@@ -108,8 +113,15 @@ pub fn binary_cross_entropy<T: Element>(
 
 /// Binary cross-entropy from logits `z` (`torch.nn.BCEWithLogitsLoss`, Keras with
 /// `from_logits=True`): `ℓ = −[y ln σ(z) + (1 − y) ln(1 − σ(z))]`, computed as
-/// `max(z, 0) − z·y + ln(1 + e^−|z|)`, which never overflows and never takes the log of
-/// a rounded-to-zero sigmoid. ∂ℓ/∂z = σ(z) − y.
+/// `ℓ = y·softplus(−z) + (1 − y)·softplus(z)` (since `−ln σ(z) = softplus(−z)` and
+/// `−ln(1 − σ(z)) = softplus(z)`), with `softplus(x) = max(x, 0) + ln(1 + e^−|x|)`: it
+/// never overflows and never takes the log of a rounded-to-zero sigmoid.
+///
+/// ∂ℓ/∂z = σ(z) − y, which the tape computes as `(1 − y)·σ(z) − y·σ(−z)`: no
+/// cancellation where σ(z) rounds towards `y` (at z = 30, y = 1 the gradient is
+/// `−σ(−30) ≈ −9.36e-14` to a few ulps, where `σ(30) − 1` would keep only three
+/// digits). The rule is built from recorded ops, so second derivatives work too.
+/// ∂ℓ/∂y = −z.
 ///
 /// ```
 /// use tapegrad_core::Tensor;
@@ -118,6 +130,12 @@ pub fn binary_cross_entropy<T: Element>(
 /// let y = Tensor::from_vec(vec![1.0, 0.0, 0.0], [3])?;
 /// let l = binary_cross_entropy_with_logits(&z, &y, Reduction::None)?.to_vec();
 /// assert!((l[0] - 2f32.ln()).abs() < 1e-7 && l[1] == 1e4 && l[2] == 0.0);
+///
+/// let z = Tensor::<f64>::from_vec(vec![30.0], [1])?.requires_grad();
+/// let y = Tensor::from_vec(vec![1.0], [1])?;
+/// let g = binary_cross_entropy_with_logits(&z, &y, Reduction::Sum)?.backward()?.wrt(&z)?.to_vec();
+/// let exact = -1.0 / (1.0 + 30f64.exp()); // σ(30) − 1 = −σ(−30)
+/// assert!((g[0] - exact).abs() <= 4.0 * f64::EPSILON * exact.abs());
 /// # Ok::<(), tapegrad_core::Error>(())
 /// ```
 pub fn binary_cross_entropy_with_logits<T: Element>(
@@ -126,9 +144,11 @@ pub fn binary_cross_entropy_with_logits<T: Element>(
     reduction: Reduction,
 ) -> Result<Tensor<T>> {
     same_shape("binary_cross_entropy_with_logits", logits, target)?;
-    // softplus(z) = max(z, 0) + ln(1 + e^−|z|), and −ln σ(z)·y − ln(1 − σ(z))·(1 − y)
-    // = softplus(z) − z·y.
-    reduce(logits.softplus().sub(&logits.mul(target)?)?, reduction)
+    // Each softplus's rule is a sigmoid of its own argument, so the gradient is
+    // (1 − y)·σ(z) − y·σ(−z): both terms are computed accurately, never as 1 − (1 − ε).
+    let pos = target.mul(&logits.neg().softplus())?;
+    let neg = target.neg().add_scalar(T::one()).mul(&logits.softplus())?;
+    reduce(pos.add(&neg)?, reduction)
 }
 
 fn check_class_scores<T: Element>(op: &'static str, scores: &Tensor<T>, target: &Tensor<T>) -> Result<()> {
@@ -223,14 +243,4 @@ pub fn sparse_categorical_cross_entropy_with_logits<T: Element, L: Labels + ?Siz
     let idx = label_index("sparse_categorical_cross_entropy_with_logits", logits, labels)?;
     let picked = logits.log_softmax(-1)?.gather(-1, &idx)?;
     reduce(picked.squeeze(-1)?.neg(), reduction)
-}
-
-/// PyTorch's name for [`sparse_categorical_cross_entropy_with_logits`]
-/// (`torch.nn.functional.cross_entropy` with class-index targets).
-pub fn cross_entropy<T: Element, L: Labels + ?Sized>(
-    logits: &Tensor<T>,
-    labels: &L,
-    reduction: Reduction,
-) -> Result<Tensor<T>> {
-    sparse_categorical_cross_entropy_with_logits(logits, labels, reduction)
 }

@@ -19,11 +19,11 @@ use tapegrad_core::{Element, Error, Result, Tensor};
 /// ```
 pub fn accuracy<T: Element, L: Labels + ?Sized>(scores: &Tensor<T>, labels: &L) -> Result<f64> {
     label_index("accuracy", scores, labels)?;
-    let pred = scores.argmax(-1, false)?;
     let ys = labels.as_labels();
     if ys.is_empty() {
         return Err(Error::bad_shape("accuracy", "an empty batch has no accuracy"));
     }
+    let pred = scores.argmax(-1, false)?;
     let hits = pred.data().iter().zip(ys).filter(|(p, y)| p == y).count();
     Ok(hits as f64 / ys.len() as f64)
 }

@@ -1,9 +1,33 @@
 //! The [`Module`] trait and [`Param`], a trainable tensor that can be frozen.
 
+use crate::state::{load_matched, Entry, LoadReport};
 use tapegrad_core::{Element, Error, Result, Tensor};
 
 /// Named parameter values, in a module's parameter order: what checkpoints hold.
 pub type StateDict<T> = Vec<(String, Tensor<T>)>;
+
+/// Where a parameter lives in the PyTorch model that a tapegrad model mirrors: its name in
+/// PyTorch's `state_dict()` and whether PyTorch stores the transpose of tapegrad's 2-D
+/// tensor. Returned by [`Module::torch_params`]; used by
+/// [`safetensors`](crate::safetensors) with [`Layout::PyTorch`](crate::safetensors::Layout).
+///
+/// ```
+/// use tapegrad_nn::{Dense, Module, SeedableRng, StdRng, TorchParam};
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let layer = Dense::<f32>::new(3, 2, &mut rng)?;
+/// let names = layer.torch_params();
+/// assert_eq!(names[0], TorchParam { name: "weight".into(), transposed: true }); // nn.Linear: [out, in]
+/// assert_eq!(names[1], TorchParam { name: "bias".into(), transposed: false });
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TorchParam {
+    /// The name in PyTorch's `state_dict`, e.g. `4.weight`.
+    pub name: String,
+    /// Whether PyTorch stores the transpose (`nn.Linear`'s weight is `[out, in]`,
+    /// tapegrad's [`Dense`](crate::Dense) weight `[in, out]`).
+    pub transposed: bool,
+}
 
 /// A named, trainable tensor owned by a layer.
 ///
@@ -98,7 +122,7 @@ impl<T: Element> Param<T> {
 /// [`is_training`](Module::is_training). Everything else is provided.
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::{SeedableRng, StdRng};
 /// use tapegrad_core::Tensor;
 /// use tapegrad_nn::{loss, Activation, Dense, Module, Reduction, Sequential};
 /// let mut rng = StdRng::seed_from_u64(0);
@@ -109,7 +133,8 @@ impl<T: Element> Param<T> {
 /// assert_eq!(names, ["0.weight", "0.bias", "1.weight", "1.bias"]);
 ///
 /// let x = Tensor::<f64>::ones([5, 3])?;
-/// let loss = loss::cross_entropy(&model.forward(&x)?, &[0, 1, 0, 1, 1], Reduction::Mean)?;
+/// let logits = model.forward(&x)?;
+/// let loss = loss::sparse_categorical_cross_entropy_with_logits(&logits, &[0, 1, 0, 1, 1], Reduction::Mean)?;
 /// let grads = loss.backward()?;
 /// model.freeze("0")?; // freeze the first layer: its params are no longer trainable
 /// assert_eq!(model.trainable_parameters_mut().len(), 2);
@@ -150,6 +175,40 @@ pub trait Module<T: Element> {
             .next()
             .unwrap_or("Module")
             .to_string()
+    }
+
+    /// How many consecutive modules of a `torch.nn.Sequential` this layer stands for, which
+    /// shifts the indices in PyTorch's parameter names. The default is 1; a
+    /// [`Dense`](crate::Dense) with a folded-in activation is 2 (`nn.Linear`, then e.g.
+    /// `nn.ReLU`), so tapegrad's Flatten → Dense(relu) → Dropout → Dense is PyTorch's
+    /// Flatten → Linear → ReLU → Dropout → Linear, and the last weight is `4.weight` there
+    /// (`3.weight` in tapegrad's own names). A layer with no PyTorch counterpart that
+    /// should be skipped in the numbering returns 0.
+    ///
+    /// ```
+    /// use tapegrad_nn::{Activation, Dense, Module, SeedableRng, StdRng};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let plain = Dense::<f32>::new(3, 2, &mut rng)?;
+    /// assert_eq!(plain.torch_modules(), 1); // nn.Linear
+    /// assert_eq!(plain.with_activation(Activation::Relu).torch_modules(), 2); // nn.Linear, nn.ReLU
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    fn torch_modules(&self) -> usize {
+        1
+    }
+
+    /// The parameters under PyTorch's names and layouts, in [`params`](Module::params)
+    /// order (same length). The default keeps tapegrad's names untransposed; layers whose
+    /// PyTorch counterpart stores a tensor differently override it, and containers renumber
+    /// their layers with [`torch_modules`](Module::torch_modules).
+    fn torch_params(&self) -> Vec<TorchParam> {
+        self.params()
+            .into_iter()
+            .map(|(name, _)| TorchParam {
+                name,
+                transposed: false,
+            })
+            .collect()
     }
 
     /// Evaluation mode: shorthand for `train(false)`.
@@ -213,38 +272,47 @@ pub trait Module<T: Element> {
     /// `load_state_dict`: every parameter must be present with its exact shape and no
     /// extra entry may appear. Nothing is modified unless everything matches.
     ///
-    /// Errors name the first mismatched parameter and both shapes, or the missing or
-    /// unexpected name.
+    /// On a mismatch, one [`Error::Format`] lists every missing, unexpected and
+    /// wrongly shaped parameter, with the shapes. For PyTorch's `strict=False` (a report of
+    /// missing and unexpected names instead of an error), see
+    /// [`load_state_dict_with`](Module::load_state_dict_with).
     fn load_state_dict(&mut self, state: &[(String, Tensor<T>)]) -> Result<()> {
-        let mut params = self.params_mut();
-        let mut matched = Vec::with_capacity(params.len());
-        for (name, p) in params.iter() {
-            let found = state.iter().position(|(n, _)| n == name).ok_or_else(|| {
-                Error::Format(format!(
-                    "parameter '{name}' (shape {}) of the model is missing from the checkpoint",
-                    p.tensor().shape()
-                ))
-            })?;
-            let values = &state[found].1;
-            if values.shape() != p.tensor().shape() {
-                return Err(Error::Format(format!(
-                    "parameter '{name}': the checkpoint has shape {}, the model has shape {}",
-                    values.shape(),
-                    p.tensor().shape()
-                )));
-            }
-            matched.push(found);
-        }
-        if let Some((extra, t)) = state.iter().find(|(n, _)| !params.iter().any(|(pn, _)| pn == n)) {
-            return Err(Error::Format(format!(
-                "the checkpoint has parameter '{extra}' (shape {}) that the model does not have",
-                t.shape()
-            )));
-        }
-        for ((_, p), i) in params.iter_mut().zip(matched) {
-            p.assign(&state[i].1)?;
-        }
-        Ok(())
+        self.load_state_dict_with(state, true).map(|_| ())
+    }
+
+    /// [`load_state_dict`](Module::load_state_dict) with PyTorch's `strict` switch. With
+    /// `strict = false`, parameters absent from `state` keep their values and entries the
+    /// model lacks are ignored; both are listed in the returned [`LoadReport`]. A shape
+    /// mismatch is an error either way (as in PyTorch), and nothing is modified on error.
+    ///
+    /// ```
+    /// use tapegrad_core::Tensor;
+    /// use tapegrad_nn::{Dense, Module, SeedableRng, StdRng};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let mut layer = Dense::<f64>::new(2, 1, &mut rng)?;
+    /// let state = vec![
+    ///     ("weight".to_string(), Tensor::from_vec(vec![1.0, 2.0], [2, 1])?),
+    ///     ("scale".to_string(), Tensor::ones([1])?),
+    /// ];
+    /// let report = layer.load_state_dict_with(&state, false)?;
+    /// assert_eq!(report.missing, ["bias"]);
+    /// assert_eq!(report.unexpected, ["scale"]);
+    /// assert_eq!(layer.weight().to_vec(), [1.0, 2.0]);
+    /// let err = layer.load_state_dict(&state).unwrap_err().to_string();
+    /// assert!(err.contains("missing: 'bias'") && err.contains("unexpected: 'scale'"), "{err}");
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    fn load_state_dict_with(&mut self, state: &[(String, Tensor<T>)], strict: bool) -> Result<LoadReport> {
+        let targets = self
+            .params()
+            .into_iter()
+            .map(|(name, _)| TorchParam {
+                name,
+                transposed: false,
+            })
+            .collect();
+        let source: Vec<Entry<'_, T>> = state.iter().map(|(n, t)| Entry::float(n, t)).collect();
+        load_matched(self.params_mut(), targets, &source, strict, "load_state_dict")
     }
 }
 

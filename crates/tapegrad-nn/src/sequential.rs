@@ -1,19 +1,22 @@
 //! [`Sequential`]: a stack of layers applied in order.
 
-use crate::module::{Module, Param};
+use crate::module::{Module, Param, TorchParam};
 use std::fmt;
 use tapegrad_core::{Element, Result, Tensor};
 
 /// A list of layers applied one after the other, like `keras.Sequential` and
 /// `torch.nn.Sequential`. Parameters are named `{index}.{name}` by the layer's position
 /// (counting parameter-free layers too, as PyTorch does): `0.weight`, `0.bias`, `2.weight`…
-/// Nested Sequentials nest the names (`1.0.weight`).
+/// Nested Sequentials nest the names (`1.0.weight`). PyTorch's own names differ where a
+/// [`Dense`](crate::Dense) has an activation folded in (two modules in PyTorch):
+/// [`torch_params`](Module::torch_params) gives them, and
+/// [`safetensors`](crate::safetensors) uses them for [`Layout::PyTorch`](crate::safetensors::Layout).
 ///
 /// [`train`](Module::train)/[`eval`](Module::eval) reach every layer. For inference,
 /// evaluation mode inside [`no_grad`](tapegrad_core::no_grad) records nothing:
 ///
 /// ```
-/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::{SeedableRng, StdRng};
 /// use tapegrad_core::{no_grad, Tensor};
 /// use tapegrad_nn::{Activation, Dense, Dropout, Module, Sequential};
 /// let mut rng = StdRng::seed_from_u64(0);
@@ -120,6 +123,22 @@ impl<T: Element> Module<T> for Sequential<T> {
             .enumerate()
             .flat_map(|(i, l)| l.params_mut().into_iter().map(move |(n, p)| (format!("{i}.{n}"), p)))
             .collect()
+    }
+
+    /// Each layer's PyTorch names under `{k}.`, where `k` counts the PyTorch modules
+    /// before it ([`Module::torch_modules`]): a [`Dense`](crate::Dense) with an activation
+    /// takes two indices, as `nn.Linear` followed by the activation module.
+    fn torch_params(&self) -> Vec<TorchParam> {
+        let mut k = 0usize;
+        let mut out = Vec::new();
+        for l in &self.layers {
+            out.extend(l.torch_params().into_iter().map(|p| TorchParam {
+                name: format!("{k}.{}", p.name),
+                transposed: p.transposed,
+            }));
+            k = k.saturating_add(l.torch_modules());
+        }
+        out
     }
 
     fn train(&mut self, on: bool) {

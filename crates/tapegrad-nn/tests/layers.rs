@@ -248,7 +248,7 @@ fn sequential_gradcheck_through_a_whole_network() {
                 .add(Dense::from_weights(xs[1].clone(), Some(xs[2].clone()))?.with_activation(Activation::Tanh))
                 .add(drop)
                 .add(Dense::from_weights(xs[3].clone(), None)?);
-            loss::cross_entropy(&m.forward(&xs[0])?, &[1, 0], Reduction::Mean)
+            loss::sparse_categorical_cross_entropy_with_logits(&m.forward(&xs[0])?, &[1, 0], Reduction::Mean)
         },
         &[x, w1, b1, w2],
     )
@@ -261,7 +261,8 @@ fn gradients_reach_every_parameter_and_an_update_keeps_identity() {
     let mut model = mlp(&mut r);
     let x = Tensor::<f64>::rand_normal([5, 3], 0.0, 1.0, &mut r).unwrap();
     let step = |model: &mut Sequential<f64>| -> Result<f64> {
-        let l = loss::cross_entropy(&model.forward(&x)?, &[0, 1, 1, 0, 1], Reduction::Mean)?;
+        let l =
+            loss::sparse_categorical_cross_entropy_with_logits(&model.forward(&x)?, &[0, 1, 1, 0, 1], Reduction::Mean)?;
         let grads = l.backward()?;
         for (_, p) in model.trainable_parameters_mut() {
             let g = grads.get(p).expect("every trainable parameter has a gradient").clone();

@@ -187,14 +187,16 @@ fn sparse_cross_entropy_from_logits_values_and_fused_gradient() {
         let got = loss::sparse_categorical_cross_entropy_with_logits(&z, &labels, r).unwrap();
         assert_close(&got.to_vec(), &reduce(&per, r), 1e-13);
         assert_close(
-            &loss::cross_entropy(&z, &labels, r).unwrap().to_vec(),
+            &loss::sparse_categorical_cross_entropy_with_logits(&z, &labels, r)
+                .unwrap()
+                .to_vec(),
             &reduce(&per, r),
             1e-13,
         );
     }
     // ∂L/∂z = (softmax(z) − onehot(y)) / N.
     let z = z.requires_grad();
-    let g = loss::cross_entropy(&z, &labels, Reduction::Mean)
+    let g = loss::sparse_categorical_cross_entropy_with_logits(&z, &labels, Reduction::Mean)
         .unwrap()
         .backward()
         .unwrap()
@@ -211,7 +213,7 @@ fn sparse_cross_entropy_from_logits_values_and_fused_gradient() {
     // Labels as an IndexTensor, and higher-rank scores [B, T, C].
     let idx = IndexTensor::from_vec(labels.to_vec(), [2, 2]).unwrap();
     let z3 = t(&logits, &[2, 2, 3]);
-    let got = loss::cross_entropy(&z3, &idx, Reduction::None).unwrap();
+    let got = loss::sparse_categorical_cross_entropy_with_logits(&z3, &idx, Reduction::None).unwrap();
     assert_eq!(got.dims(), &[2, 2]);
     assert_close(&got.to_vec(), &per, 1e-13);
 }
@@ -288,7 +290,7 @@ fn huge_logits_stay_finite() {
         let onehot = Tensor::from_vec(vec![c(0.0), c(1.0), c(0.0), c(1.0), c(0.0), c(0.0)], [2, 3]).unwrap();
         let bin = Tensor::from_vec(vec![c(0.0), c(1.0), c(1.0), c(0.0), c(1.0), c(0.0)], [2, 3]).unwrap();
         let losses = [
-            loss::cross_entropy(&z, &[1, 0], Reduction::None).unwrap(),
+            loss::sparse_categorical_cross_entropy_with_logits(&z, &[1, 0], Reduction::None).unwrap(),
             loss::categorical_cross_entropy_with_logits(&z, &onehot, Reduction::None).unwrap(),
             loss::binary_cross_entropy_with_logits(&z, &bin, Reduction::None).unwrap(),
             loss::sparse_categorical_cross_entropy(&z.softmax(-1).unwrap(), &[1, 0], Reduction::None).unwrap(),
@@ -325,7 +327,7 @@ fn huge_logits_stay_finite() {
 #[test]
 fn labels_are_validated() {
     let z = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
-    let err = loss::cross_entropy(&z, &[0, 5], Reduction::Mean)
+    let err = loss::sparse_categorical_cross_entropy_with_logits(&z, &[0, 5], Reduction::Mean)
         .unwrap_err()
         .to_string();
     assert!(
@@ -336,15 +338,15 @@ fn labels_are_validated() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("label 3") && err.contains("3 classes"), "{err}");
-    let err = loss::cross_entropy(&z, &[0, 1, 2], Reduction::Mean)
+    let err = loss::sparse_categorical_cross_entropy_with_logits(&z, &[0, 1, 2], Reduction::Mean)
         .unwrap_err()
         .to_string();
     assert!(err.contains("3 labels") && err.contains("[2, 3]"), "{err}");
     let idx = IndexTensor::from_vec(vec![0, 1], [1, 2]).unwrap();
-    assert!(loss::cross_entropy(&z, &idx, Reduction::Mean).is_err());
+    assert!(loss::sparse_categorical_cross_entropy_with_logits(&z, &idx, Reduction::Mean).is_err());
     let v: Vec<usize> = vec![0, 2];
-    assert!(loss::cross_entropy(&z, &v, Reduction::Mean).is_ok());
-    assert!(loss::cross_entropy(&z, &v[..], Reduction::Mean).is_ok());
+    assert!(loss::sparse_categorical_cross_entropy_with_logits(&z, &v, Reduction::Mean).is_ok());
+    assert!(loss::sparse_categorical_cross_entropy_with_logits(&z, &v[..], Reduction::Mean).is_ok());
 }
 
 #[test]

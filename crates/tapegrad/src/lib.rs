@@ -31,7 +31,10 @@ pub mod prelude {
         grad, gradcheck, gradgradcheck, no_grad, Element, Error, GradCheck, Gradients, IndexTensor, Result, Shape,
         Tensor,
     };
-    pub use tapegrad_nn::{loss, metrics, Activation, Dense, Dropout, Flatten, Module, Reduction, Sequential};
+    pub use tapegrad_nn::{
+        loss, metrics, rand, Activation, Dense, Dropout, Flatten, Module, Reduction, Rng, SeedableRng, Sequential,
+        StdRng,
+    };
     pub use tapegrad_optim::{
         Adam, AdamConfig, AdamForm, AdamW, AdamWConfig, ConstantLr, CosineAnnealing, EpsPlacement, ExponentialDecay,
         GradClip, LrSchedule, Momentum, MomentumConfig, MomentumStyle, MultiStepDecay, Optimizer, RmsProp,

@@ -25,7 +25,7 @@ fn grads(model: &mut Sequential<f64>, batch: u64) -> Gradients<f64> {
     )
     .unwrap();
     let labels = [(batch % 4) as usize, ((batch + 1) % 4) as usize];
-    loss::cross_entropy(&model.forward(&x).unwrap(), &labels[..], Reduction::Mean)
+    loss::sparse_categorical_cross_entropy_with_logits(&model.forward(&x).unwrap(), &labels[..], Reduction::Mean)
         .unwrap()
         .backward()
         .unwrap()
