@@ -33,5 +33,7 @@ pub mod prelude {
     };
     pub use tapegrad_nn::{loss, metrics, Activation, Dense, Dropout, Flatten, Module, Reduction, Sequential};
     pub use tapegrad_optim::{Adam, Momentum, Optimizer, RmsProp, Sgd};
-    pub use tapegrad_train::{evaluate, fit, Dataset, FitConfig, History, Mnist, Verbosity};
+    pub use tapegrad_train::{
+        evaluate, fit, Dataset, Features, FitConfig, History, Metric, Mnist, TargetData, Targets, Validation, Verbosity,
+    };
 }
