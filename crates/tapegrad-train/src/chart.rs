@@ -131,7 +131,14 @@ impl History {
                 .configure_mesh()
                 .x_desc("epoch")
                 .x_labels(ticks + 1)
-                .x_label_formatter(&|e| format!("{e:.0}"))
+                // Epochs are whole numbers: no label between them.
+                .x_label_formatter(&|e| {
+                    if (e - e.round()).abs() < 1e-9 {
+                        format!("{e:.0}")
+                    } else {
+                        String::new()
+                    }
+                })
                 .y_label_formatter(&|v| format!("{v:.4}"))
                 .label_style((FAMILY, 12))
                 .draw()
