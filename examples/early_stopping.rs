@@ -71,7 +71,10 @@ fn run(dir: &std::path::Path) -> Result<()> {
     };
     let history = fit(&mut model, &mut adam, ce, &data, config)?;
     let (Some(stopped), Some(best)) = (stop.stopped_epoch(), stop.best_epoch()) else {
-        return Err(Error::bad_value("early_stopping", format!("ran all {MAX_EPOCHS} epochs without stopping")));
+        return Err(Error::bad_value(
+            "early_stopping",
+            format!("ran all {MAX_EPOCHS} epochs without stopping"),
+        ));
     };
     let best_val = stop.best().unwrap_or(f64::NAN);
     println!("stopped after epoch {stopped}; best val_loss {best_val:.4} at epoch {best} (weights restored)");

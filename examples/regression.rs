@@ -42,7 +42,9 @@ fn table(seed: u64) -> String {
         let y: Vec<f64> = TRUE_W
             .iter()
             .zip(TRUE_B)
-            .map(|(w, b)| w.iter().zip(&x).map(|(w, x)| w * x).sum::<f64>() + b + rng.random_range(-half_width..half_width))
+            .map(|(w, b)| {
+                w.iter().zip(&x).map(|(w, x)| w * x).sum::<f64>() + b + rng.random_range(-half_width..half_width)
+            })
             .collect();
         let _ = writeln!(csv, "{},{},{},{},{}", x[0], x[1], x[2], y[0], y[1]);
     }
@@ -66,7 +68,12 @@ fn run() -> Result<()> {
     let data = Dataset::from_csv(&path, &options);
     std::fs::remove_file(&path).ok();
     let data = data?;
-    println!("{} samples of {:?} from {}", data.len(), data.sample_dims(), path.display());
+    println!(
+        "{} samples of {:?} from {}",
+        data.len(),
+        data.sample_dims(),
+        path.display()
+    );
 
     let mut model = Sequential::<f32>::new().add(Dense::new(3, 2, &mut StdRng::seed_from_u64(1))?);
     let mut adam = Adam::keras(0.05)?;

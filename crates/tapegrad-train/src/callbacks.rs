@@ -205,7 +205,13 @@ impl<T: Element> EarlyStopping<T> {
 
 impl<T: Element> Callback<T> for EarlyStopping<T> {
     fn on_train_begin(&mut self, _ctx: &mut CallbackContext<'_, T>) -> Result<()> {
-        (self.best, self.best_epoch, self.wait, self.stopped_epoch, self.best_weights) = (None, None, 0, None, None);
+        (
+            self.best,
+            self.best_epoch,
+            self.wait,
+            self.stopped_epoch,
+            self.best_weights,
+        ) = (None, None, 0, None, None);
         Ok(())
     }
 

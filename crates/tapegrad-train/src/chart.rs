@@ -109,9 +109,9 @@ impl History {
             let train = finite(self.points(name));
             let val = finite(self.points(&format!("val_{name}")));
             let all = train.iter().chain(&val);
-            let (mut lo, mut hi) = all
-                .clone()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &(_, v)| (a.min(v), b.max(v)));
+            let (mut lo, mut hi) = all.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &(_, v)| {
+                (a.min(v), b.max(v))
+            });
             if !lo.is_finite() {
                 (lo, hi) = (0.0, 1.0);
             }

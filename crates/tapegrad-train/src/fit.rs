@@ -203,12 +203,16 @@ where
             ),
         ));
     }
-    let names: Vec<&str> = std::iter::once("loss").chain(metrics.iter().map(Metric::name)).collect();
+    let names: Vec<&str> = std::iter::once("loss")
+        .chain(metrics.iter().map(Metric::name))
+        .collect();
     let mut history = History::default();
     let mut global_step = 0u64;
     each_callback(&mut callbacks, model, optimizer, |cb, ctx| cb.on_train_begin(ctx))?;
     for epoch in 1..=epochs {
-        each_callback(&mut callbacks, model, optimizer, |cb, ctx| cb.on_epoch_begin(epoch, ctx))?;
+        each_callback(&mut callbacks, model, optimizer, |cb, ctx| {
+            cb.on_epoch_begin(epoch, ctx)
+        })?;
         let batches = train.batch_indices(batch_size, shuffle, seed, epoch as u64, drop_last)?;
         let mut progress = Progress::new(verbosity, epoch, epochs, batches.len(), &names);
         model.train(true);
@@ -294,7 +298,13 @@ where
 /// assert_eq!((logs.get("loss"), logs.get("mae")), (Some(5.0), Some(2.0)));
 /// # Ok::<(), tapegrad_core::Error>(())
 /// ```
-pub fn evaluate<T, M, L>(model: &mut M, data: &Dataset, loss: L, metrics: &[Metric<T>], batch_size: usize) -> Result<Logs>
+pub fn evaluate<T, M, L>(
+    model: &mut M,
+    data: &Dataset,
+    loss: L,
+    metrics: &[Metric<T>],
+    batch_size: usize,
+) -> Result<Logs>
 where
     T: Element,
     M: Module<T> + ?Sized,

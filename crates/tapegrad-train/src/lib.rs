@@ -17,7 +17,7 @@ pub mod history;
 pub mod metrics;
 mod progress;
 
-pub use callbacks::{Callback, CallbackContext, EarlyStopping, LrScheduler, ModelCheckpoint, Mode};
+pub use callbacks::{Callback, CallbackContext, EarlyStopping, LrScheduler, Mode, ModelCheckpoint};
 pub use data::csv::{Column, CsvOptions, TargetKind};
 pub use data::features::Features;
 pub use data::idx::{read_idx, IdxArray};

@@ -174,7 +174,12 @@ impl<T: Element> Metric<T> {
 
 fn check_same<T: Element>(op: &'static str, out: &Tensor<T>, y: &Tensor<T>) -> Result<()> {
     if out.shape() != y.shape() {
-        return Err(Error::mismatch(op, out.shape(), y.shape(), "outputs and targets of one shape"));
+        return Err(Error::mismatch(
+            op,
+            out.shape(),
+            y.shape(),
+            "outputs and targets of one shape",
+        ));
     }
     if out.numel() == 0 {
         return Err(Error::bad_shape(op, "an empty batch has no mean"));

@@ -61,7 +61,11 @@ impl Progress {
             // plenty and keeps the step loop free of string work.
             if step == 1 || step.is_multiple_of(16) || step == self.steps {
                 let rate = step as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
-                let means = self.names.iter().zip(sums).map(|(n, s)| (n.as_str(), s / seen.max(1) as f64));
+                let means = self
+                    .names
+                    .iter()
+                    .zip(sums)
+                    .map(|(n, s)| (n.as_str(), s / seen.max(1) as f64));
                 bar.set_message(format!("{rate:.0} steps/s - {}", join(means)));
             }
             bar.set_position(step as u64);

@@ -136,9 +136,15 @@ impl Dataset {
         for t in &options.targets {
             let c = match t {
                 Column::Index(i) if *i < width => *i,
-                Column::Index(i) => return Err(at(format!("target column index {i} is out of range: rows have {width} columns"))),
+                Column::Index(i) => {
+                    return Err(at(format!(
+                        "target column index {i} is out of range: rows have {width} columns"
+                    )))
+                }
                 Column::Name(n) if !options.has_header => {
-                    return Err(at(format!("target column '{n}' is named, but the file is read without a header row")))
+                    return Err(at(format!(
+                        "target column '{n}' is named, but the file is read without a header row"
+                    )))
                 }
                 Column::Name(n) => header
                     .iter()
@@ -157,7 +163,10 @@ impl Dataset {
             return Err(at("every column is a target: no feature column is left".into()));
         }
         if matches!(options.kind, TargetKind::Classes { .. }) && target_cols.len() != 1 {
-            return Err(at(format!("class targets need exactly one column, {} were chosen", target_cols.len())));
+            return Err(at(format!(
+                "class targets need exactly one column, {} were chosen",
+                target_cols.len()
+            )));
         }
         let feature_cols: Vec<usize> = (0..width).filter(|c| !target_cols.contains(c)).collect();
         let mut x = Vec::with_capacity(rows.len() * feature_cols.len());
@@ -165,9 +174,9 @@ impl Dataset {
         for (line, record) in &rows {
             let number = |c: usize| -> Result<f64> {
                 let field = &record[c];
-                field.parse::<f64>().map_err(|_| {
-                    at(format!("line {line}, {}: cannot read '{field}' as a number", name(c)))
-                })
+                field
+                    .parse::<f64>()
+                    .map_err(|_| at(format!("line {line}, {}: cannot read '{field}' as a number", name(c))))
             };
             for &c in &feature_cols {
                 x.push(number(c)?);
@@ -210,11 +219,7 @@ impl Dataset {
 /// A csv crate error with its line, in our words.
 fn csv_error(e: &::csv::Error) -> String {
     match e.kind() {
-        ::csv::ErrorKind::UnequalLengths {
-            pos,
-            expected_len,
-            len,
-        } => format!(
+        ::csv::ErrorKind::UnequalLengths { pos, expected_len, len } => format!(
             "line {}: {len} fields, but the rows before have {expected_len}",
             pos.as_ref().map_or(0, |p| p.line())
         ),

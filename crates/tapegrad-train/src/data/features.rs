@@ -84,10 +84,12 @@ impl Features {
 
     fn build(store: Store, values: usize, sample_dims: Vec<usize>) -> Result<Self> {
         let per = sample_numel("Features", &sample_dims)?;
-        if values % per != 0 {
+        if !values.is_multiple_of(per) {
             return Err(Error::bad_shape(
                 "Features",
-                format!("{values} values are not a whole number of samples of shape {sample_dims:?} ({per} values each)"),
+                format!(
+                    "{values} values are not a whole number of samples of shape {sample_dims:?} ({per} values each)"
+                ),
             ));
         }
         Ok(Features {
@@ -133,7 +135,10 @@ impl Features {
 
     /// The samples in `range` (clamped to the available ones), copied.
     pub(crate) fn slice(&self, range: Range<usize>) -> Features {
-        let (a, b) = (range.start.min(self.len), range.end.min(self.len).max(range.start.min(self.len)));
+        let (a, b) = (
+            range.start.min(self.len),
+            range.end.min(self.len).max(range.start.min(self.len)),
+        );
         let (lo, hi) = (a * self.per, b * self.per);
         let store = match &self.store {
             Store::Bytes(v) => Store::Bytes(v[lo..hi].to_vec()),
@@ -194,7 +199,12 @@ pub(crate) fn sample_numel(op: &'static str, dims: &[usize]) -> Result<usize> {
     let per = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::bad_shape(op, format!("sample shape {dims:?} has more elements than usize can count")))?;
+        .ok_or_else(|| {
+            Error::bad_shape(
+                op,
+                format!("sample shape {dims:?} has more elements than usize can count"),
+            )
+        })?;
     if per == 0 {
         return Err(Error::bad_shape(
             op,

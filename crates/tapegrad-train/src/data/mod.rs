@@ -13,8 +13,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::sync::Arc;
-use targets::{TargetData, Targets};
 use tapegrad_core::{Element, Error, Result, Tensor};
+use targets::{TargetData, Targets};
 
 /// One mini-batch: the inputs `x: [B, ...sample_dims]` and their targets.
 #[derive(Clone, Debug)]
@@ -63,11 +63,7 @@ impl Dataset {
         if features.len() != targets.len() {
             return Err(Error::bad_shape(
                 "Dataset",
-                format!(
-                    "{} samples of features but {} targets",
-                    features.len(),
-                    targets.len()
-                ),
+                format!("{} samples of features but {} targets", features.len(), targets.len()),
             ));
         }
         if let TargetData::Classes { labels, classes } = &targets {

@@ -8,8 +8,8 @@ use tapegrad_core::{Element, Result, Tensor};
 use tapegrad_nn::{checkpoint, loss, Dense, Module, Reduction, Sequential};
 use tapegrad_optim::{ExponentialDecay, Sgd, StepDecay};
 use tapegrad_train::{
-    fit, Callback, CallbackContext, Dataset, EarlyStopping, Features, FitConfig, Logs, LrScheduler, ModelCheckpoint,
-    Mode, TargetData, Targets, Verbosity,
+    fit, Callback, CallbackContext, Dataset, EarlyStopping, Features, FitConfig, Logs, LrScheduler, Mode,
+    ModelCheckpoint, TargetData, Targets, Verbosity,
 };
 
 fn data() -> Dataset {
@@ -71,12 +71,18 @@ fn config<'a>(epochs: usize, callbacks: Vec<&'a mut dyn Callback<f64>>) -> FitCo
 fn early_stopping_waits_patience_epochs_and_restores_the_best_weights() {
     // Best at epoch 3; epochs 4 and 5 do not beat it by more than min_delta = 0.1.
     let mut script = Script::new(&[5.0, 4.0, 3.0, 2.95, 3.5, 1.0, 1.0]);
-    let mut stop = EarlyStopping::new("score").patience(2).min_delta(0.1).restore_best_weights(true);
+    let mut stop = EarlyStopping::new("score")
+        .patience(2)
+        .min_delta(0.1)
+        .restore_best_weights(true);
     let mut m = model();
     let mut sgd = Sgd::new(0.01).unwrap();
     let h = fit(&mut m, &mut sgd, mse, &data(), config(7, vec![&mut script, &mut stop])).unwrap();
     assert_eq!(h.epochs.len(), 5);
-    assert_eq!((stop.best_epoch(), stop.stopped_epoch(), stop.best()), (Some(3), Some(5), Some(3.0)));
+    assert_eq!(
+        (stop.best_epoch(), stop.stopped_epoch(), stop.best()),
+        (Some(3), Some(5), Some(3.0))
+    );
     assert_eq!(weights(&m), script.weights[2], "the weights of epoch 3 are back");
     assert_ne!(script.weights[2], script.weights[4]);
 
@@ -91,12 +97,21 @@ fn early_stopping_waits_patience_epochs_and_restores_the_best_weights() {
     // Patience 0 stops at the first epoch without improvement.
     let mut script = Script::new(&[1.0, 1.0, 0.5]);
     let mut stop = EarlyStopping::new("score");
-    let h = fit(&mut model(), &mut sgd, mse, &data(), config(3, vec![&mut script, &mut stop])).unwrap();
+    let h = fit(
+        &mut model(),
+        &mut sgd,
+        mse,
+        &data(),
+        config(3, vec![&mut script, &mut stop]),
+    )
+    .unwrap();
     assert_eq!(h.epochs.len(), 2);
 
     // A metric that is never recorded is an error naming what is.
     let mut stop = EarlyStopping::new("val_loss");
-    let e = fit(&mut model(), &mut sgd, mse, &data(), config(3, vec![&mut stop])).unwrap_err().to_string();
+    let e = fit(&mut model(), &mut sgd, mse, &data(), config(3, vec![&mut stop]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("'val_loss'") && e.contains("the logs have: loss"), "{e}");
 }
 
@@ -115,7 +130,14 @@ fn checkpoint_keeps_the_best_model_on_disk() {
         }
     }
     let mut sgd = Sgd::new(0.01).unwrap();
-    fit(&mut model(), &mut sgd, mse, &data(), config(4, vec![&mut script, &mut Rename, &mut ckpt])).unwrap();
+    fit(
+        &mut model(),
+        &mut sgd,
+        mse,
+        &data(),
+        config(4, vec![&mut script, &mut Rename, &mut ckpt]),
+    )
+    .unwrap();
     assert_eq!(ckpt.saved_epoch(), Some(3), "auto mode maximises a name with 'acc'");
     let mut loaded = model();
     checkpoint::load(&mut loaded, &path).unwrap();
@@ -140,16 +162,34 @@ fn learning_rate_schedules_per_epoch_and_per_step() {
     let mut sched = LrScheduler::per_epoch(StepDecay::new(0.1, 0.5, 1).unwrap());
     let mut rates = Rates::default();
     let mut sgd = Sgd::new(1.0).unwrap();
-    let h = fit(&mut model(), &mut sgd, mse, &data(), config(3, vec![&mut sched, &mut rates])).unwrap();
+    let h = fit(
+        &mut model(),
+        &mut sgd,
+        mse,
+        &data(),
+        config(3, vec![&mut sched, &mut rates]),
+    )
+    .unwrap();
     assert_eq!(h.series("learning_rate"), [0.1, 0.05, 0.025]);
     // 4 steps an epoch, each at its epoch's rate.
     assert_eq!(rates.0, [[0.1; 4], [0.05; 4], [0.025; 4]].concat());
 
     let mut sched = LrScheduler::per_step(ExponentialDecay::new(0.1, 0.5).unwrap());
     let mut rates = Rates::default();
-    let h = fit(&mut model(), &mut sgd, mse, &data(), config(2, vec![&mut sched, &mut rates])).unwrap();
+    let h = fit(
+        &mut model(),
+        &mut sgd,
+        mse,
+        &data(),
+        config(2, vec![&mut sched, &mut rates]),
+    )
+    .unwrap();
     let expected: Vec<f64> = (0..8).map(|t| 0.1 * 0.5f64.powi(t)).collect();
-    assert!(rates.0.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-15), "{:?}", rates.0);
+    assert!(
+        rates.0.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-15),
+        "{:?}",
+        rates.0
+    );
     assert_eq!(h.series("learning_rate").len(), 2);
     assert!((h.series("learning_rate")[1] - expected[7]).abs() < 1e-15);
 }

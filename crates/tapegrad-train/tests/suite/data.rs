@@ -143,7 +143,10 @@ fn a_gzip_bomb_is_refused_by_the_declared_size_cap() {
     // The MNIST loader passes its expected sizes: the bomb fails, naming the file.
     std::fs::write(dir.join("train-images-idx3-ubyte"), encode_idx(&[1, 28, 28], &[0; 784])).unwrap();
     let e = Mnist::load(&dir).unwrap_err().to_string();
-    assert!(e.contains("train-labels-idx1-ubyte.gz") && e.contains("at most 60000"), "{e}");
+    assert!(
+        e.contains("train-labels-idx1-ubyte.gz") && e.contains("at most 60000"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -173,7 +176,9 @@ fn decoding_stops_right_after_the_declared_size() {
 #[test]
 fn overflowing_sample_dims_fail_at_construction() {
     for dims in [vec![usize::MAX, 2], vec![1 << 40, 1 << 40], vec![3, 0]] {
-        let e = Features::from_bytes(vec![1, 2, 3], dims.clone()).unwrap_err().to_string();
+        let e = Features::from_bytes(vec![1, 2, 3], dims.clone())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(&format!("{dims:?}")), "{e}");
     }
     // Dims that wrap to 2 in release arithmetic must not pass as samples of 2.
@@ -187,7 +192,10 @@ fn tensor_datasets_batch_any_shape_and_type() {
     let x = Features::from_f64((0..12).map(f64::from).collect(), [2, 2]).unwrap();
     let y = Features::from_f32((0..9).map(|i| i as f32 * 0.5).collect(), [3]).unwrap();
     let d = Dataset::new(x, TargetData::Values(y)).unwrap();
-    assert_eq!((d.len(), d.sample_dims(), d.classes(), d.labels()), (3, &[2, 2][..], None, None));
+    assert_eq!(
+        (d.len(), d.sample_dims(), d.classes(), d.labels()),
+        (3, &[2, 2][..], None, None)
+    );
     let b = d.batch::<f32>(&[2, 0]).unwrap();
     assert_eq!(b.x.dims(), &[2, 2, 2]);
     assert_eq!(b.x.to_vec(), [8., 9., 10., 11., 0., 1., 2., 3.]);
@@ -197,12 +205,22 @@ fn tensor_datasets_batch_any_shape_and_type() {
     assert!(d.batch::<f32>(&[3]).is_err());
     // Sample counts must agree.
     let x = Features::from_f32(vec![0.0; 4], [2]).unwrap();
-    let e = Dataset::new(x, TargetData::Classes { labels: vec![0; 3], classes: 1 }).unwrap_err();
+    let e = Dataset::new(
+        x,
+        TargetData::Classes {
+            labels: vec![0; 3],
+            classes: 1,
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("2 samples of features but 3 targets"), "{e}");
     // validation_split: the LAST fraction, before shuffling; Keras's floor.
     let d = Dataset::new(
         Features::from_f32((0..7).map(|i| i as f32).collect(), [1]).unwrap(),
-        TargetData::Classes { labels: vec![0, 1, 0, 1, 0, 1, 0], classes: 2 },
+        TargetData::Classes {
+            labels: vec![0, 1, 0, 1, 0, 1, 0],
+            classes: 2,
+        },
     )
     .unwrap();
     let (t, v) = d.validation_split(0.3).unwrap();

@@ -19,7 +19,11 @@ fn linear_data(noise: f64) -> Dataset {
     let mut rng = StdRng::seed_from_u64(3);
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for _ in 0..200 {
-        let x: [f64; 3] = [rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)];
+        let x: [f64; 3] = [
+            rng.random_range(-1.0..1.0),
+            rng.random_range(-1.0..1.0),
+            rng.random_range(-1.0..1.0),
+        ];
         xs.extend(x);
         for (w, b) in W.iter().zip(B) {
             ys.push(w.iter().zip(x).map(|(w, x)| w * x).sum::<f64>() + b + noise * rng.random_range(-1.0..1.0));
@@ -59,7 +63,12 @@ fn regression_recovers_w_and_b_with_mse() {
     assert_eq!(history.epochs.len(), 60);
     assert_eq!(history.names(), ["loss", "mse", "mae"]);
     let loss = history.series("loss");
-    assert!(loss[59] < 1e-6 && loss[59] < loss[0] * 1e-4, "{} → {}", loss[0], loss[59]);
+    assert!(
+        loss[59] < 1e-6 && loss[59] < loss[0] * 1e-4,
+        "{} → {}",
+        loss[0],
+        loss[59]
+    );
     // The MSE metric is the same per-sample mean as the MSE loss.
     let (l, m) = (history.series("loss"), history.series("mse"));
     assert!(l.iter().zip(&m).all(|(a, b)| (a - b).abs() <= 1e-12 * a.max(1e-300)));
@@ -100,13 +109,23 @@ fn validation_split_holds_out_the_last_fraction() {
         validation: Validation::Data(&val),
         ..quiet(2)
     };
-    assert_eq!(fit(&mut model2, &mut sgd2, mse, &train, config).unwrap().epochs.iter().map(|e| &e.logs).collect::<Vec<_>>(),
-               h.epochs.iter().map(|e| &e.logs).collect::<Vec<_>>());
+    assert_eq!(
+        fit(&mut model2, &mut sgd2, mse, &train, config)
+            .unwrap()
+            .epochs
+            .iter()
+            .map(|e| &e.logs)
+            .collect::<Vec<_>>(),
+        h.epochs.iter().map(|e| &e.logs).collect::<Vec<_>>()
+    );
     let bad = FitConfig {
         validation: Validation::Split(1.5),
         ..quiet(1)
     };
-    assert!(fit(&mut model, &mut sgd, mse, &data, bad).unwrap_err().to_string().contains("(0, 1)"));
+    assert!(fit(&mut model, &mut sgd, mse, &data, bad)
+        .unwrap_err()
+        .to_string()
+        .contains("(0, 1)"));
 }
 
 /// Counts the steps of each epoch.
@@ -133,7 +152,12 @@ fn drop_last_seeded_runs_and_user_metrics() {
         let mut steps = Steps::default();
         let max_err = Metric::new("max_abs_error", |out: &Tensor<f64>, y: &Targets<f64>| {
             let y = y.values()?;
-            Ok(out.data().iter().zip(y.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max))
+            Ok(out
+                .data()
+                .iter()
+                .zip(y.data())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max))
         });
         let config = FitConfig {
             drop_last,
@@ -148,7 +172,11 @@ fn drop_last_seeded_runs_and_user_metrics() {
     assert_eq!(steps, [5, 5]); // 70 = 4·16 + 6
     assert!(h.series("max_abs_error").iter().all(|&m| m > 0.0));
     let (h2, _, w2) = run(false);
-    assert_eq!((h.series("loss"), w), (h2.series("loss"), w2), "seeded runs repeat bit for bit");
+    assert_eq!(
+        (h.series("loss"), w),
+        (h2.series("loss"), w2),
+        "seeded runs repeat bit for bit"
+    );
     assert_eq!(run(true).1, [4, 4]);
 }
 
@@ -174,7 +202,9 @@ fn wrong_target_kinds_and_bad_settings_are_clear_errors() {
     };
     assert!(fit(&mut model, &mut sgd, mse, &data, zero).is_err());
     let blowup = |out: &Tensor<f64>, y: &Targets<f64>| Ok(mse(out, y)?.mul_scalar(f64::INFINITY));
-    let e = fit(&mut model, &mut sgd, blowup, &data, quiet(1)).unwrap_err().to_string();
+    let e = fit(&mut model, &mut sgd, blowup, &data, quiet(1))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("epoch 1, step 1"), "{e}");
     assert!(evaluate(&mut model, &data.take(0), mse, &[], 8).is_err());
 }

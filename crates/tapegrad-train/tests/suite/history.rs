@@ -79,7 +79,9 @@ fn save_picks_the_format_by_extension() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 4, "no temporary file is left");
     let e = h.save(dir.join("h.txt")).unwrap_err().to_string();
     assert!(e.contains(".csv, .json, .svg or .png"), "{e}");
-    let e = History::check_save_path(dir.join("missing/h.svg")).unwrap_err().to_string();
+    let e = History::check_save_path(dir.join("missing/h.svg"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("does not exist"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
