@@ -183,9 +183,12 @@ fn run(args: &Args) -> Result<()> {
         test_acc,
         peak_rss_mb()
     );
+    for msg in &failed {
+        eprintln!("error: {msg}");
+    }
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Error::Io(failed.join("; ")))
+        Err(Error::Io(format!("{} of the outputs could not be written", failed.len())))
     }
 }
