@@ -189,6 +189,9 @@ fn run(args: &Args) -> Result<()> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Error::Io(format!("{} of the outputs could not be written", failed.len())))
+        Err(Error::Io(format!(
+            "{} of the outputs could not be written",
+            failed.len()
+        )))
     }
 }

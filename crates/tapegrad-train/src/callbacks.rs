@@ -148,6 +148,11 @@ pub struct EarlyStopping<T: Element> {
 impl<T: Element> EarlyStopping<T> {
     /// Monitors `monitor` (e.g. `"val_loss"`) with Keras's defaults: mode auto,
     /// patience 0, min_delta 0, no restoring.
+    ///
+    /// ```
+    /// let stop = tapegrad_train::EarlyStopping::<f64>::new("val_loss");
+    /// assert_eq!(stop.best(), None);
+    /// ```
     pub fn new(monitor: impl Into<String>) -> Self {
         EarlyStopping {
             monitor: monitor.into(),
@@ -164,40 +169,73 @@ impl<T: Element> EarlyStopping<T> {
     }
 
     /// Whether lower or higher is better.
+    ///
+    /// ```
+    /// use tapegrad_train::{EarlyStopping, Mode};
+    /// let stop = EarlyStopping::<f32>::new("val_accuracy").mode(Mode::Max);
+    /// # let _ = stop;
+    /// ```
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
         self
     }
 
     /// Epochs without improvement before stopping.
+    ///
+    /// ```
+    /// let stop = tapegrad_train::EarlyStopping::<f32>::new("val_loss").patience(5);
+    /// # let _ = stop;
+    /// ```
     pub fn patience(mut self, patience: usize) -> Self {
         self.patience = patience;
         self
     }
 
     /// The smallest change that counts as an improvement (its absolute value is used).
+    ///
+    /// ```
+    /// let stop = tapegrad_train::EarlyStopping::<f32>::new("val_loss").min_delta(1e-3);
+    /// # let _ = stop;
+    /// ```
     pub fn min_delta(mut self, min_delta: f64) -> Self {
         self.min_delta = min_delta.abs();
         self
     }
 
     /// Put back the weights of the best epoch when training ends.
+    ///
+    /// ```
+    /// let stop = tapegrad_train::EarlyStopping::<f32>::new("val_loss").restore_best_weights(true);
+    /// # let _ = stop;
+    /// ```
     pub fn restore_best_weights(mut self, restore: bool) -> Self {
         self.restore_best_weights = restore;
         self
     }
 
     /// The epoch after which training was stopped, if it was.
+    ///
+    /// ```
+    /// assert_eq!(tapegrad_train::EarlyStopping::<f32>::new("loss").stopped_epoch(), None);
+    /// ```
     pub fn stopped_epoch(&self) -> Option<usize> {
         self.stopped_epoch
     }
 
     /// The epoch with the best monitored value so far.
+    ///
+    /// ```
+    /// assert_eq!(tapegrad_train::EarlyStopping::<f32>::new("loss").best_epoch(), None);
+    /// ```
     pub fn best_epoch(&self) -> Option<usize> {
         self.best_epoch
     }
 
     /// The best monitored value so far.
+    ///
+    /// ```
+    /// assert_eq!(tapegrad_train::EarlyStopping::<f32>::new("loss").best(), None);
+    /// ```
     pub fn best(&self) -> Option<f64> {
         self.best
     }
@@ -265,6 +303,11 @@ pub struct ModelCheckpoint {
 
 impl ModelCheckpoint {
     /// Saves to `path` when `monitor` improves (mode auto, best only).
+    ///
+    /// ```
+    /// let ckpt = tapegrad_train::ModelCheckpoint::new("best.tgc", "val_accuracy");
+    /// # let _ = ckpt;
+    /// ```
     pub fn new(path: impl Into<PathBuf>, monitor: impl Into<String>) -> Self {
         ModelCheckpoint {
             path: path.into(),
@@ -277,18 +320,33 @@ impl ModelCheckpoint {
     }
 
     /// Whether lower or higher is better.
+    ///
+    /// ```
+    /// use tapegrad_train::{ModelCheckpoint, Mode};
+    /// let ckpt = ModelCheckpoint::new("best.tgc", "val_score").mode(Mode::Max);
+    /// # let _ = ckpt;
+    /// ```
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
         self
     }
 
     /// `false` saves after every epoch.
+    ///
+    /// ```
+    /// let every_epoch = tapegrad_train::ModelCheckpoint::new("last.tgc", "loss").save_best_only(false);
+    /// # let _ = every_epoch;
+    /// ```
     pub fn save_best_only(mut self, best_only: bool) -> Self {
         self.save_best_only = best_only;
         self
     }
 
     /// The epoch whose weights the file holds, if one was saved.
+    ///
+    /// ```
+    /// assert_eq!(tapegrad_train::ModelCheckpoint::new("m.tgc", "loss").saved_epoch(), None);
+    /// ```
     pub fn saved_epoch(&self) -> Option<usize> {
         self.saved_epoch
     }
@@ -336,6 +394,12 @@ pub struct LrScheduler<S: LrSchedule> {
 
 impl<S: LrSchedule> LrScheduler<S> {
     /// Applies `schedule` once per epoch, with `t` = the 0-based epoch.
+    ///
+    /// ```
+    /// let s = tapegrad_train::LrScheduler::per_epoch(tapegrad_optim::ExponentialDecay::new(0.01, 0.9)?);
+    /// # let _ = s;
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     pub fn per_epoch(schedule: S) -> Self {
         LrScheduler {
             schedule,
@@ -345,6 +409,12 @@ impl<S: LrSchedule> LrScheduler<S> {
     }
 
     /// Applies `schedule` before every step, with `t` = the 0-based step count.
+    ///
+    /// ```
+    /// let s = tapegrad_train::LrScheduler::per_step(tapegrad_optim::CosineAnnealing::new(0.01, 0.0, 1000)?);
+    /// # let _ = s;
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     pub fn per_step(schedule: S) -> Self {
         LrScheduler {
             schedule,

@@ -7,7 +7,7 @@ use std::fmt;
 use tapegrad_core::{Element, Error, Result, Tensor};
 use tapegrad_nn::metrics;
 
-type MetricFn<T> = dyn Fn(&Tensor<T>, &Targets<T>) -> Result<f64> + Send + Sync;
+type MetricFn<T> = dyn Fn(&Tensor<T>, &Targets<T>) -> Result<f64>;
 
 /// A named metric of `(model output, targets)` giving the batch's mean over its samples.
 /// `fit` and `evaluate` weight each batch's value by its sample count, so the epoch value
@@ -51,10 +51,7 @@ impl<T: Element> Metric<T> {
     /// let zero = Metric::new("zero", |_: &Tensor<f64>, _: &Targets<f64>| Ok(0.0));
     /// assert_eq!(zero.name(), "zero");
     /// ```
-    pub fn new(
-        name: impl Into<String>,
-        f: impl Fn(&Tensor<T>, &Targets<T>) -> Result<f64> + Send + Sync + 'static,
-    ) -> Self {
+    pub fn new(name: impl Into<String>, f: impl Fn(&Tensor<T>, &Targets<T>) -> Result<f64> + 'static) -> Self {
         Metric {
             name: name.into(),
             f: Box::new(f),

@@ -14,7 +14,7 @@ enum Store {
 }
 
 /// `n` samples of shape `sample_dims`, stored row-major (sample after sample) as bytes,
-/// `f32` or `f64`.
+/// `f32` or `f64`, taken from a `Vec` (moved; a slice with `.to_vec()`).
 ///
 /// Bytes are pixels: a byte `b` reads as `b / 255`, so images land in `[0, 1]` like
 /// Keras's usual `x / 255.0` preprocessing, converted through a 256-entry lookup table per
@@ -61,6 +61,7 @@ impl Features {
     /// ```
     /// use tapegrad_train::Features;
     /// assert_eq!(Features::from_f32(vec![0.5; 12], [2, 3])?.len(), 2);
+    /// assert_eq!(Features::from_f32([1.0, 2.0][..].to_vec(), [1])?.len(), 2); // from a slice
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
     pub fn from_f32(data: Vec<f32>, sample_dims: impl Into<Vec<usize>>) -> Result<Self> {

@@ -117,16 +117,37 @@ impl Dataset {
     }
 
     /// The input samples.
+    ///
+    /// ```
+    /// use tapegrad_train::{Dataset, Features, TargetData};
+    /// let d = Dataset::new(Features::from_f32(vec![0.0; 6], [3])?, TargetData::Classes { labels: vec![0, 0], classes: 1 })?;
+    /// assert_eq!(d.features().sample_dims(), &[3]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     pub fn features(&self) -> &Features {
         &self.features
     }
 
     /// The targets.
+    ///
+    /// ```
+    /// use tapegrad_train::{Dataset, Features, TargetData};
+    /// let d = Dataset::new(Features::from_f32(vec![0.0; 2], [1])?, TargetData::Values(Features::from_f32(vec![1.0, 2.0], [1])?))?;
+    /// assert!(matches!(d.targets(), TargetData::Values(_)));
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     pub fn targets(&self) -> &TargetData {
         &self.targets
     }
 
     /// Number of classes, when the targets are class indices.
+    ///
+    /// ```
+    /// use tapegrad_train::{Dataset, Features, TargetData};
+    /// let d = Dataset::new(Features::from_f32(vec![0.0; 2], [1])?, TargetData::Classes { labels: vec![0, 4], classes: 5 })?;
+    /// assert_eq!(d.classes(), Some(5));
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     pub fn classes(&self) -> Option<usize> {
         match &self.targets {
             TargetData::Classes { classes, .. } => Some(*classes),
