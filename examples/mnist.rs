@@ -10,18 +10,22 @@
 //!
 //! ```text
 //! cargo run --release --example mnist -- [--epochs N] [--batch-size N] [--hidden N]
-//!     [--data DIR] [--seed N] [--threads N] [--plot FILE.svg] [--save FILE] [--limit N]
-//!     [--validate]
+//!     [--data DIR] [--seed N] [--threads N] [--plot FILE.svg|.png|.csv|.json] [--save FILE]
+//!     [--limit N] [--validate]
 //! ```
 //!
 //! Prints one line per epoch (a progress bar on a terminal), `test accuracy: 0.XXXX`, and
 //! last a `RESULT …` line in the format of `../shared/peers` (epoch times exclude loading;
 //! peak RSS is the process's VmHWM).
+//!
+//! Output paths (`--plot`, `--save`) are checked before training, so a typo cannot waste a
+//! run; if writing one still fails after training, the others are written anyway and the
+//! program exits with status 1.
 
 use std::path::PathBuf;
 use tapegrad::nn::checkpoint;
 use tapegrad::prelude::*;
-use tapegrad::train::sparse_categorical_cross_entropy_from_logits;
+use tapegrad::train::check_writable;
 
 struct Args {
     epochs: usize,
@@ -37,7 +41,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: mnist [--epochs N] [--batch-size N] [--hidden N] [--data DIR] [--seed N] \
-                     [--threads N] [--plot FILE.svg|.csv|.json] [--save FILE] [--limit N] \
+                     [--threads N] [--plot FILE.svg|.png|.csv|.json] [--save FILE] [--limit N] \
                      [--validate (evaluate on the test set after every epoch)]";
 
 fn parse_args() -> std::result::Result<Args, String> {
@@ -100,7 +104,19 @@ fn main() {
     }
 }
 
+/// Sparse categorical cross-entropy from logits, the batch mean: the seed's loss.
+fn loss(out: &Tensor<f32>, y: &Targets<f32>) -> Result<Tensor<f32>> {
+    loss::sparse_categorical_cross_entropy_with_logits(out, y.classes()?, Reduction::Mean)
+}
+
 fn run(args: &Args) -> Result<()> {
+    // Every output path is checked before the (long) training run.
+    if let Some(path) = &args.plot {
+        History::check_save_path(path).map_err(|e| Error::bad_value("--plot", e.to_string()))?;
+    }
+    if let Some(path) = &args.save {
+        check_writable(path).map_err(|e| Error::bad_value("--save", e.to_string()))?;
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.max(1))
         .build_global()
@@ -129,25 +145,32 @@ fn run(args: &Args) -> Result<()> {
         epochs: args.epochs,
         batch_size: args.batch_size,
         seed: args.seed,
+        metrics: vec![Metric::accuracy()],
+        validation: if args.validate {
+            Validation::Data(&mnist.test)
+        } else {
+            Validation::None
+        },
         ..FitConfig::default()
     };
-    let validation = args.validate.then_some(&mnist.test);
-    let history = fit(&mut model, &mut optimizer, &train, validation, &config)?;
-    let (test_loss, test_acc) = evaluate(
-        &mut model,
-        &mnist.test,
-        256,
-        sparse_categorical_cross_entropy_from_logits::<f32>,
-    )?;
-    println!("test loss: {test_loss:.4}");
+    let history = fit(&mut model, &mut optimizer, loss, &train, config)?;
+    let test = evaluate(&mut model, &mnist.test, loss, &[Metric::accuracy()], 256)?;
+    let test_acc = test.get("accuracy").unwrap_or(f64::NAN);
+    println!("test loss: {:.4}", test.get("loss").unwrap_or(f64::NAN));
     println!("test accuracy: {test_acc:.4}");
+    // Write every output even if one fails, then report all failures.
+    let mut failed = Vec::new();
     if let Some(path) = &args.plot {
-        history.save(path)?;
-        println!("training curves written to {}", path.display());
+        match history.save(path) {
+            Ok(()) => println!("training curves written to {}", path.display()),
+            Err(e) => failed.push(format!("--plot: {e}")),
+        }
     }
     if let Some(path) = &args.save {
-        checkpoint::save(&model, path)?;
-        println!("model saved to {}", path.display());
+        match checkpoint::save(&model, path) {
+            Ok(()) => println!("model saved to {}", path.display()),
+            Err(e) => failed.push(format!("--save: {e}")),
+        }
     }
     let times: Vec<f64> = history.epochs.iter().map(|e| e.seconds).collect();
     println!(
@@ -158,5 +181,15 @@ fn run(args: &Args) -> Result<()> {
         test_acc,
         peak_rss_mb()
     );
-    Ok(())
+    for msg in &failed {
+        eprintln!("error: {msg}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Io(format!(
+            "{} of the outputs could not be written",
+            failed.len()
+        )))
+    }
 }

@@ -1,4 +1,4 @@
-//! Keras-style progress: a bar with loss, accuracy, steps/s and ETA while an epoch runs,
+//! Keras-style progress: a bar with the loss, metrics, steps/s and ETA while an epoch runs,
 //! then one summary line; plain lines only when stdout is not a terminal, so logs stay
 //! readable.
 
@@ -14,11 +14,20 @@ pub(crate) struct Progress {
     epoch: usize,
     epochs: usize,
     steps: usize,
+    names: Vec<String>,
     start: Instant,
 }
 
+/// `name: value` pairs joined Keras-style.
+fn join<'a>(pairs: impl Iterator<Item = (&'a str, f64)>) -> String {
+    pairs
+        .map(|(n, v)| format!("{n}: {v:.4}"))
+        .collect::<Vec<_>>()
+        .join(" - ")
+}
+
 impl Progress {
-    pub(crate) fn new(verbosity: Verbosity, epoch: usize, epochs: usize, steps: usize) -> Self {
+    pub(crate) fn new(verbosity: Verbosity, epoch: usize, epochs: usize, steps: usize, names: &[&str]) -> Self {
         let bar_wanted = match verbosity {
             Verbosity::Auto => std::io::stdout().is_terminal(),
             Verbosity::Bar => true,
@@ -40,35 +49,38 @@ impl Progress {
             epoch,
             epochs,
             steps,
+            names: names.iter().map(|n| n.to_string()).collect(),
             start: Instant::now(),
         }
     }
 
-    pub(crate) fn step(&mut self, step: usize, loss: f64, accuracy: f64) {
+    /// `sums` are the running sums of the loss and metrics over `seen` samples.
+    pub(crate) fn step(&mut self, step: usize, sums: &[f64], seen: usize) {
         if let Some(bar) = &self.bar {
             // The bar redraws at most ~20 times a second; formatting every 16 steps is
             // plenty and keeps the step loop free of string work.
             if step == 1 || step.is_multiple_of(16) || step == self.steps {
                 let rate = step as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!("{rate:.0} steps/s - loss: {loss:.4} - accuracy: {accuracy:.4}"));
+                let means = self
+                    .names
+                    .iter()
+                    .zip(sums)
+                    .map(|(n, s)| (n.as_str(), s / seen.max(1) as f64));
+                bar.set_message(format!("{rate:.0} steps/s - {}", join(means)));
             }
             bar.set_position(step as u64);
         }
     }
 
     pub(crate) fn finish(self, log: &EpochLog) {
-        let mut line = format!(
-            "{}/{} - {:.2}s {:.0}us/step - loss: {:.4} - accuracy: {:.4}",
+        let line = format!(
+            "{}/{} - {:.2}s {:.0}us/step - {}",
             self.steps,
             self.steps,
             log.seconds,
             log.seconds / self.steps.max(1) as f64 * 1e6,
-            log.loss,
-            log.accuracy
+            join(log.logs.iter())
         );
-        if let (Some(l), Some(a)) = (log.val_loss, log.val_accuracy) {
-            line.push_str(&format!(" - val_loss: {l:.4} - val_accuracy: {a:.4}"));
-        }
         match self.bar {
             Some(bar) => bar.finish_and_clear(),
             None if self.show_line => print!("Epoch {}/{} - ", self.epoch, self.epochs),

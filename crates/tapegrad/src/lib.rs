@@ -40,5 +40,7 @@ pub mod prelude {
         GradClip, LrSchedule, Momentum, MomentumConfig, MomentumStyle, MultiStepDecay, Optimizer, RmsProp,
         RmsPropConfig, Sgd, SgdConfig, StepDecay,
     };
-    pub use tapegrad_train::{evaluate, fit, Dataset, FitConfig, History, Mnist, Verbosity};
+    pub use tapegrad_train::{
+        evaluate, fit, Dataset, Features, FitConfig, History, Metric, Mnist, TargetData, Targets, Validation, Verbosity,
+    };
 }

@@ -1,7 +1,9 @@
 //! MNIST (Yann LeCun, Corinna Cortes, Christopher J.C. Burges; CC BY-SA 3.0): 60,000
 //! training and 10,000 test images of 28×28 grey pixels with labels 0–9.
 
+use super::features::Features;
 use super::idx::{read_idx, IdxArray};
+use super::targets::TargetData;
 use super::Dataset;
 use std::path::{Path, PathBuf};
 use tapegrad_core::{Error, Result};
@@ -32,10 +34,13 @@ fn locate(dir: &Path, name: &str) -> Result<PathBuf> {
     }
 }
 
-fn split(dir: &Path, images: &str, labels: &str, classes: usize) -> Result<Dataset> {
+/// Reads one split, refusing a header that declares more than `samples` images of
+/// 28×28 (or labels): a corrupt or malicious file (a gzip bomb) fails before any large
+/// allocation.
+fn split(dir: &Path, images: &str, labels: &str, samples: usize) -> Result<Dataset> {
     let (ip, lp) = (locate(dir, images)?, locate(dir, labels)?);
-    let img: IdxArray = read_idx(&ip)?;
-    let lab: IdxArray = read_idx(&lp)?;
+    let img: IdxArray = read_idx(&ip, samples * 28 * 28)?;
+    let lab: IdxArray = read_idx(&lp, samples)?;
     if img.dims.len() != 3 {
         return Err(Error::Format(format!(
             "{}: expected images of shape [N, rows, cols], found dims {:?} (is this a label file?)",
@@ -59,17 +64,32 @@ fn split(dir: &Path, images: &str, labels: &str, classes: usize) -> Result<Datas
             lab.dims[0]
         )));
     }
-    Dataset::new(img.data, lab.data, img.dims[1..].to_vec(), classes)
-        .map_err(|e| Error::Format(format!("{}: {e}", lp.display())))
+    let features = Features::from_bytes(img.data, img.dims[1..].to_vec())
+        .map_err(|e| Error::Format(format!("{}: {e}", ip.display())))?;
+    let targets = TargetData::Classes {
+        labels: lab.data.into_iter().map(usize::from).collect(),
+        classes: 10,
+    };
+    Dataset::new(features, targets).map_err(|e| Error::Format(format!("{}: {e}", lp.display())))
 }
 
 impl Mnist {
     /// Loads `train-{images,labels}-idx{3,1}-ubyte[.gz]` and `t10k-…` from `dir`.
+    ///
+    /// Headers may declare at most MNIST's sizes (60,000 and 10,000 samples of 28×28), so
+    /// a corrupt or hostile file is refused before anything large is allocated.
+    ///
+    /// ```no_run
+    /// use tapegrad_train::Mnist;
+    /// let m = Mnist::load("data/mnist")?;
+    /// assert_eq!((m.train.len(), m.test.len()), (60_000, 10_000));
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         Ok(Mnist {
-            train: split(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 10)?,
-            test: split(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10)?,
+            train: split(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60_000)?,
+            test: split(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10_000)?,
         })
     }
 }

@@ -5,9 +5,14 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::path::Path;
 use tapegrad_core::Result;
-use tapegrad_nn::{Activation, Dense, Dropout, Flatten, Sequential};
+use tapegrad_core::Tensor;
+use tapegrad_nn::{loss, Activation, Dense, Dropout, Flatten, Reduction, Sequential};
 use tapegrad_optim::Adam;
-use tapegrad_train::{evaluate, fit, sparse_categorical_cross_entropy_from_logits, FitConfig, Mnist, Verbosity};
+use tapegrad_train::{evaluate, fit, FitConfig, Metric, Mnist, Targets, Verbosity};
+
+fn ce(out: &Tensor<f32>, y: &Targets<f32>) -> Result<Tensor<f32>> {
+    loss::sparse_categorical_cross_entropy_with_logits(out, y.classes()?, Reduction::Mean)
+}
 
 fn seed_model(seed: u64) -> Result<Sequential<f32>> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -22,22 +27,21 @@ fn seed_model(seed: u64) -> Result<Sequential<f32>> {
 fn one_epoch_on_10k_images_reaches_90_percent() -> Result<()> {
     let mnist = Mnist::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist"))?;
     let train = mnist.train.take(10_000);
-    let config = FitConfig {
-        epochs: 1,
-        verbosity: Verbosity::Silent,
-        ..FitConfig::default()
-    };
     let run = |seed| -> Result<(f64, Vec<f32>)> {
         let mut model = seed_model(seed)?;
         let mut adam = Adam::keras_default()?;
-        let history = fit(&mut model, &mut adam, &train, None, &config)?;
+        let config = FitConfig {
+            epochs: 1,
+            verbosity: Verbosity::Silent,
+            metrics: vec![Metric::accuracy()],
+            ..FitConfig::default()
+        };
+        let history = fit(&mut model, &mut adam, ce, &train, config)?;
         assert_eq!(history.epochs.len(), 1);
-        let (_, acc) = evaluate(
-            &mut model,
-            &mnist.test,
-            500,
-            sparse_categorical_cross_entropy_from_logits::<f32>,
-        )?;
+        assert!(history.series("accuracy")[0] > 0.8, "{:?}", history.epochs[0].logs);
+        let acc = evaluate(&mut model, &mnist.test, ce, &[Metric::accuracy()], 500)?
+            .get("accuracy")
+            .unwrap();
         let w = tapegrad_nn::Module::parameters(&model)[0].1.to_vec();
         Ok((acc, w))
     };

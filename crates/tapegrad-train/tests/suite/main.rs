@@ -1,0 +1,8 @@
+//! tapegrad-train's integration tests, one binary.
+
+mod callbacks;
+mod csv;
+mod data;
+mod fit;
+mod history;
+mod mnist_train;
