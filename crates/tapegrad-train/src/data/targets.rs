@@ -142,6 +142,7 @@ impl<T: Element> Targets<T> {
     /// use tapegrad_core::Tensor;
     /// use tapegrad_train::Targets;
     /// assert_eq!(Targets::Values(Tensor::<f32>::ones([5, 2])?).len(), 5);
+    /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
     pub fn len(&self) -> usize {
         match self {
