@@ -5,7 +5,8 @@
 //! - [`core`]: tensors, tape-based autograd, gradcheck (re-exported at the top level too);
 //! - [`nn`]: layers, losses, metrics, checkpoints;
 //! - [`optim`]: SGD, Momentum, RMSProp, Adam/AdamW with PyTorch and Keras presets;
-//! - [`train`]: datasets (IDX/MNIST), batches, `fit`/`evaluate`, training history;
+//! - [`train`]: datasets of tensors (vectors, CSV, IDX/MNIST), batches, `fit`/`evaluate` for any
+//!   loss with metrics and callbacks, training history;
 //! - [`prelude`]: the names most programs need.
 //!
 //! ```
