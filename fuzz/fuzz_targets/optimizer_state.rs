@@ -50,11 +50,11 @@ fn check(bytes: &[u8]) {
     let mut tensors: Vec<(String, Tensor<f32>)> = state
         .params
         .iter()
-        .filter(|e| e.shape.iter().product::<usize>() <= MAX_ELEMENTS)
+        .filter(|e| tapegrad_core::Shape::from(e.shape.clone()).numel() <= MAX_ELEMENTS)
         .take(MAX_PARAMS)
-        .map(|e| (e.name.clone(), Tensor::<f32>::full(e.shape.clone(), 0.5)))
+        .map(|e| (e.name.clone(), Tensor::<f32>::full(e.shape.clone(), 0.5).expect("a small tensor")))
         .collect();
-    tensors.push(("fresh".into(), Tensor::<f32>::full([4], 0.5)));
+    tensors.push(("fresh".into(), Tensor::<f32>::full([4], 0.5).expect("a small tensor")));
 
     let optimizers: Vec<Box<dyn Optimizer<f32>>> = vec![
         Box::new(Sgd::pytorch_default().expect("valid preset")),
@@ -70,7 +70,7 @@ fn check(bytes: &[u8]) {
         }
         let mut params: Vec<(String, Tensor<f32>)> = tensors.clone();
         let grads: Vec<Option<Tensor<f32>>> =
-            params.iter().map(|(_, t)| Some(Tensor::full(t.shape().clone(), 0.25))).collect();
+            params.iter().map(|(_, t)| Some(Tensor::full(t.shape().clone(), 0.25).expect("a small tensor"))).collect();
         let mut named: Vec<(String, &mut Tensor<f32>)> = params.iter_mut().map(|(n, t)| (n.clone(), t)).collect();
         let _ = opt.step_with_grads(&mut named, &grads);
         let _ = opt.state().to_bytes();
