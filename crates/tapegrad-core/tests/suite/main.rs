@@ -5,6 +5,8 @@
 mod common;
 mod edge_cases;
 mod hardening;
+mod nn_values;
 mod properties;
 mod registry;
+mod registry_nn;
 mod tape;
