@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+mod conv;
 mod dense;
 mod dropout;
 pub mod init;
@@ -58,6 +59,7 @@ mod module;
 pub mod safetensors;
 mod sequential;
 
+pub use conv::{AvgPool2d, Conv1d, Conv2d, GlobalAvgPool2d, MaxPool2d, Reshape};
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use init::Init;

@@ -7,6 +7,13 @@
 //! cell, so it is the transpose of im2col as a linear map.
 
 use rayon::prelude::*;
+use std::sync::Arc;
+
+/// A zeroed shared buffer of `n` elements, filled in place by the caller (collecting an
+/// exact-size iterator allocates once; `Arc::from(Vec)` would copy the whole buffer).
+fn zeroed<T: Copy + Default>(n: usize) -> Arc<[T]> {
+    std::iter::repeat_n(T::default(), n).collect()
+}
 
 /// Spatial geometry of one convolution or pooling window sweep over `[N, C, H, W]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,11 +56,16 @@ impl Geometry {
             .filter(|&y| y < self.h)
     }
 
+    /// The output columns `lo..hi` whose kernel column `j` falls inside the image, and
+    /// the input column of `lo` (input columns then advance by the stride).
     #[inline]
-    fn src_x(&self, ox: usize, j: usize) -> Option<usize> {
-        (ox * self.sw + j * self.dw)
-            .checked_sub(self.pl)
-            .filter(|&x| x < self.w)
+    fn valid_x(&self, j: usize) -> (usize, usize, usize) {
+        let off = j * self.dw;
+        // Smallest ox with ox·sw + off ≥ pl, and the first ox with ox·sw + off ≥ pl + w.
+        let lo = self.pl.saturating_sub(off).div_ceil(self.sw).min(self.ow);
+        let hi = (self.pl + self.w).saturating_sub(off).div_ceil(self.sw).min(self.ow);
+        let hi = hi.max(lo);
+        (lo, hi, (lo * self.sw + off).saturating_sub(self.pl))
     }
 }
 
@@ -61,11 +73,12 @@ impl Geometry {
 const PAR_MIN: usize = 1 << 15;
 
 /// The column matrix `[C·kh·kw, N·OH·OW]` of `x [N, C, H, W]` (row-major, contiguous).
-pub(crate) fn im2col<T: Copy + Default + Send + Sync>(x: &[T], g: &Geometry) -> Vec<T> {
+pub(crate) fn im2col<T: Copy + Default + Send + Sync>(x: &[T], g: &Geometry) -> Arc<[T]> {
     let (cols, l) = (g.cols(), g.oh * g.ow);
-    let mut out = vec![T::default(); g.rows() * cols];
+    let mut buf = zeroed(g.rows() * cols);
+    let out = Arc::get_mut(&mut buf).expect("a fresh buffer is unshared");
     if cols == 0 {
-        return out;
+        return buf;
     }
     let fill = |r: usize, row: &mut [T]| {
         let (c, ij) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
@@ -76,9 +89,12 @@ pub(crate) fn im2col<T: Copy + Default + Send + Sync>(x: &[T], g: &Geometry) -> 
                 let dst = &mut row[n * l + oy * g.ow..][..g.ow];
                 let Some(y) = g.src_y(oy, i) else { continue };
                 let src = &plane[y * g.w..][..g.w];
-                for (ox, d) in dst.iter_mut().enumerate() {
-                    if let Some(xx) = g.src_x(ox, j) {
-                        *d = src[xx];
+                let (lo, hi, x0) = g.valid_x(j);
+                if g.sw == 1 {
+                    dst[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
+                } else {
+                    for (d, &v) in dst[lo..hi].iter_mut().zip(src[x0..].iter().step_by(g.sw)) {
+                        *d = v;
                     }
                 }
             }
@@ -89,15 +105,16 @@ pub(crate) fn im2col<T: Copy + Default + Send + Sync>(x: &[T], g: &Geometry) -> 
     } else {
         out.chunks_mut(cols).enumerate().for_each(|(r, row)| fill(r, row));
     }
-    out
+    buf
 }
 
 /// The adjoint of [`im2col`]: `[N, C, H, W]` with every column entry added back at its cell.
-pub(crate) fn col2im<T: Copy + Default + Send + Sync + std::ops::AddAssign>(cols: &[T], g: &Geometry) -> Vec<T> {
+pub(crate) fn col2im<T: Copy + Default + Send + Sync + std::ops::AddAssign>(cols: &[T], g: &Geometry) -> Arc<[T]> {
     let (ncols, l, hw) = (g.cols(), g.oh * g.ow, g.h * g.w);
-    let mut out = vec![T::default(); g.n * g.c * hw];
+    let mut buf = zeroed(g.n * g.c * hw);
+    let out = Arc::get_mut(&mut buf).expect("a fresh buffer is unshared");
     if hw == 0 {
-        return out;
+        return buf;
     }
     let fill = |nc: usize, plane: &mut [T]| {
         let (n, c) = (nc / g.c, nc % g.c);
@@ -107,10 +124,10 @@ pub(crate) fn col2im<T: Copy + Default + Send + Sync + std::ops::AddAssign>(cols
                 for oy in 0..g.oh {
                     let Some(y) = g.src_y(oy, i) else { continue };
                     let dst = &mut plane[y * g.w..][..g.w];
-                    for (ox, &v) in row[oy * g.ow..][..g.ow].iter().enumerate() {
-                        if let Some(xx) = g.src_x(ox, j) {
-                            dst[xx] += v;
-                        }
+                    let (lo, hi, x0) = g.valid_x(j);
+                    let src = &row[oy * g.ow..][lo..hi];
+                    for (d, &v) in dst[x0..].iter_mut().step_by(g.sw).zip(src) {
+                        *d += v;
                     }
                 }
             }
@@ -121,7 +138,7 @@ pub(crate) fn col2im<T: Copy + Default + Send + Sync + std::ops::AddAssign>(cols
     } else {
         out.chunks_mut(hw).enumerate().for_each(|(nc, p)| fill(nc, p));
     }
-    out
+    buf
 }
 
 /// For each `(n, c)` plane and output cell, the flat index `y·W + x` of the window's
@@ -138,6 +155,8 @@ pub(crate) fn max_pool_argmax<T: Copy + PartialOrd + Send + Sync>(
     if l == 0 {
         return out;
     }
+    // Per kernel column, the output columns it reaches inside the image.
+    let cols: Vec<(usize, usize, usize)> = (0..g.kw).map(|j| g.valid_x(j)).collect();
     let fill = |nc: usize, dst: &mut [usize]| {
         let plane = &x[nc * hw..][..hw];
         for oy in 0..g.oh {
@@ -145,9 +164,13 @@ pub(crate) fn max_pool_argmax<T: Copy + PartialOrd + Send + Sync>(
                 let mut best: Option<(usize, T)> = None;
                 for i in 0..g.kh {
                     let Some(y) = g.src_y(oy, i) else { continue };
-                    for j in 0..g.kw {
-                        let Some(xx) = g.src_x(ox, j) else { continue };
-                        let v = plane[y * g.w + xx];
+                    let row = &plane[y * g.w..][..g.w];
+                    for &(lo, hi, x0) in &cols {
+                        if ox < lo || ox >= hi {
+                            continue;
+                        }
+                        let xx = x0 + (ox - lo) * g.sw;
+                        let v = row[xx];
                         let take = match best {
                             None => true,
                             Some((_, m)) => v > m || is_nan(v),
