@@ -64,8 +64,10 @@ impl Geometry {
         // Smallest ox with ox·sw + off ≥ pl, and the first ox with ox·sw + off ≥ pl + w.
         let lo = self.pl.saturating_sub(off).div_ceil(self.sw).min(self.ow);
         let hi = (self.pl + self.w).saturating_sub(off).div_ceil(self.sw).min(self.ow);
-        let hi = hi.max(lo);
-        (lo, hi, (lo * self.sw + off).saturating_sub(self.pl))
+        if hi <= lo {
+            return (lo, lo, 0); // no column of the output reaches the image
+        }
+        (lo, hi, lo * self.sw + off - self.pl)
     }
 }
 
