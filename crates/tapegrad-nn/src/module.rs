@@ -133,6 +133,19 @@ pub trait Module<T: Element> {
         Vec::new()
     }
 
+    /// The module's *buffers* (recursively), with their names: state that belongs in a
+    /// checkpoint but is not trained, like PyTorch's `named_buffers()` (a batch norm's
+    /// running statistics). Buffers are untracked tensors that the forward pass updates
+    /// itself; optimizers never see them. The default is none.
+    fn buffers(&self) -> Vec<(String, &Tensor<T>)> {
+        Vec::new()
+    }
+
+    /// Mutable form of [`buffers`](Module::buffers): same names, same order.
+    fn buffers_mut(&mut self) -> Vec<(String, &mut Tensor<T>)> {
+        Vec::new()
+    }
+
     /// Switches training mode (`true`) or evaluation mode (`false`), like PyTorch's
     /// `module.train(mode)`. Containers pass it on to their layers. The default does
     /// nothing, for layers whose forward is the same in both modes.
@@ -199,48 +212,55 @@ pub trait Module<T: Element> {
         set_frozen(self.params_mut(), name, false)
     }
 
-    /// The parameters' values, detached, under their names: what a checkpoint stores.
+    /// The parameters' values, detached, under their names, then the
+    /// [buffers](Module::buffers): what a checkpoint stores (PyTorch's `state_dict()`).
     fn state_dict(&self) -> StateDict<T> {
-        self.params()
-            .into_iter()
-            .map(|(n, p)| (n, p.tensor().detach()))
-            .collect()
+        let params = self.params().into_iter().map(|(n, p)| (n, p.tensor().detach()));
+        let buffers = self.buffers().into_iter().map(|(n, b)| (n, b.detach()));
+        params.chain(buffers).collect()
     }
 
-    /// Copies `state` into the parameters in place, like PyTorch's strict
-    /// `load_state_dict`: every parameter must be present with its exact shape and no
-    /// extra entry may appear. Nothing is modified unless everything matches.
+    /// Copies `state` into the parameters and buffers in place, like PyTorch's strict
+    /// `load_state_dict`: every parameter and buffer must be present with its exact shape
+    /// and no extra entry may appear. Nothing is modified unless everything matches.
     ///
-    /// Errors name the first mismatched parameter and both shapes, or the missing or
+    /// Errors name the first mismatched entry and both shapes, or the missing or
     /// unexpected name.
     fn load_state_dict(&mut self, state: &[(String, Tensor<T>)]) -> Result<()> {
-        let mut params = self.params_mut();
-        let mut matched = Vec::with_capacity(params.len());
-        for (name, p) in params.iter() {
-            let found = state.iter().position(|(n, _)| n == name).ok_or_else(|| {
-                Error::Format(format!(
-                    "parameter '{name}' (shape {}) of the model is missing from the checkpoint",
-                    p.tensor().shape()
-                ))
-            })?;
-            let values = &state[found].1;
-            if values.shape() != p.tensor().shape() {
-                return Err(Error::Format(format!(
-                    "parameter '{name}': the checkpoint has shape {}, the model has shape {}",
-                    values.shape(),
-                    p.tensor().shape()
-                )));
+        let mut names = Vec::new();
+        {
+            let params = self.params().into_iter().map(|(n, p)| (n, p.tensor(), "parameter"));
+            let buffers = self.buffers().into_iter().map(|(n, b)| (n, b, "buffer"));
+            for (name, t, kind) in params.chain(buffers) {
+                let found = state.iter().position(|(n, _)| *n == name).ok_or_else(|| {
+                    Error::Format(format!(
+                        "{kind} '{name}' (shape {}) of the model is missing from the checkpoint",
+                        t.shape()
+                    ))
+                })?;
+                let values = &state[found].1;
+                if values.shape() != t.shape() {
+                    return Err(Error::Format(format!(
+                        "{kind} '{name}': the checkpoint has shape {}, the model has shape {}",
+                        values.shape(),
+                        t.shape()
+                    )));
+                }
+                names.push((name, found));
             }
-            matched.push(found);
         }
-        if let Some((extra, t)) = state.iter().find(|(n, _)| !params.iter().any(|(pn, _)| pn == n)) {
+        if let Some((extra, t)) = state.iter().find(|(n, _)| !names.iter().any(|(m, _)| m == n)) {
             return Err(Error::Format(format!(
                 "the checkpoint has parameter '{extra}' (shape {}) that the model does not have",
                 t.shape()
             )));
         }
-        for ((_, p), i) in params.iter_mut().zip(matched) {
-            p.assign(&state[i].1)?;
+        let n_params = self.params().len();
+        for ((_, p), (_, i)) in self.params_mut().into_iter().zip(&names) {
+            p.assign(&state[*i].1)?;
+        }
+        for ((_, b), (_, i)) in self.buffers_mut().into_iter().zip(&names[n_params..]) {
+            b.data_mut().copy_from_slice(state[*i].1.data());
         }
         Ok(())
     }
