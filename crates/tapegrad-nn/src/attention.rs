@@ -147,7 +147,7 @@ impl<T: Element> MultiHeadAttention<T> {
     /// Attention over `embed_dim` features split into `heads` heads. Errors if `embed_dim`
     /// is 0 or not divisible by `heads` (as PyTorch).
     pub fn new<R: Rng + ?Sized>(embed_dim: usize, heads: usize, rng: &mut R) -> Result<Self> {
-        if embed_dim == 0 || heads == 0 || embed_dim % heads != 0 {
+        if embed_dim == 0 || heads == 0 || !embed_dim.is_multiple_of(heads) {
             return Err(Error::bad_value(
                 "MultiHeadAttention",
                 format!("embed_dim ({embed_dim}) must be positive and divisible by heads ({heads})"),

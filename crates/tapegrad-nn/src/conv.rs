@@ -65,8 +65,8 @@ impl<T: Element> Conv2d<T> {
             || out_channels == 0
             || kernel.contains(&0)
             || groups == 0
-            || in_channels % groups != 0
-            || out_channels % groups != 0
+            || !in_channels.is_multiple_of(groups)
+            || !out_channels.is_multiple_of(groups)
         {
             return Err(Error::bad_value(
                 "Conv2d",
@@ -97,7 +97,7 @@ impl<T: Element> Conv2d<T> {
     /// A layer with the given weight `[O, C/groups, kh, kw]` and optional bias `[O]`
     /// (e.g. from PyTorch); stride 1, no padding, `groups` as given.
     pub fn from_weights(weight: Tensor<T>, bias: Option<Tensor<T>>, groups: usize) -> Result<Self> {
-        if weight.ndim() != 4 || groups == 0 || weight.dims()[0] % groups != 0 {
+        if weight.ndim() != 4 || groups == 0 || !weight.dims()[0].is_multiple_of(groups) {
             return Err(Error::bad_shape(
                 "Conv2d::from_weights",
                 format!(

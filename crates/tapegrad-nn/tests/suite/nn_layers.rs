@@ -217,10 +217,10 @@ fn multi_head_attention_matches_the_per_head_formula() -> Result<()> {
                     .collect();
                 let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let z: f64 = scores.iter().map(|s| (s - m).exp()).sum();
-                for j in 0..t + 1 {
+                for (j, s) in scores.iter().enumerate() {
                     let vj = proj(&kv, 2, b, j);
                     for c in 0..d {
-                        concat[h * d + c] += (scores[j] - m).exp() / z * vj[h * d + c];
+                        concat[h * d + c] += (s - m).exp() / z * vj[h * d + c];
                     }
                 }
             }
