@@ -6,7 +6,10 @@
 //! - tape cost: a chain of 10,000 ops (`y+1e-4`, `y·0.9999`, `tanh y`) on a 1-element tensor,
 //!   forward and backward, in µs per op (median of 15 runs).
 //!
-//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape]` (set
+//! - conv2d forward + backward GFLOP/s at the MNIST CNN's two layers (`examples/mnist_cnn.rs`,
+//!   batch 128), beside the rate of the one GEMM the forward lowers to.
+//!
+//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape | conv]` (set
 //! `RAYON_NUM_THREADS=2` to match the peers; no argument runs both parts).
 
 use std::time::Instant;
@@ -52,6 +55,47 @@ fn main() {
     }
     if part == "all" || part == "tape" {
         tape_chain();
+    }
+    if part == "all" || part == "conv" {
+        conv(threads);
+    }
+}
+
+/// conv2d forward + backward at the CNN's shapes: (input dims, weight dims, whether the
+/// input needs its gradient, as in the network).
+fn conv(threads: usize) {
+    use tapegrad_core::ops::conv::Padding;
+    let layers: [(&str, [usize; 4], [usize; 4], bool); 2] = [
+        ("conv1", [128, 1, 28, 28], [32, 1, 3, 3], false),
+        ("conv2", [128, 32, 13, 13], [64, 32, 3, 3], true),
+    ];
+    for (name, xd, wd, x_grad) in layers {
+        let x = Tensor::<f32>::full(xd, 0.5).unwrap();
+        let x = if x_grad { x.requires_grad() } else { x };
+        let w = Tensor::<f32>::full(wd, 0.1).unwrap().requires_grad();
+        let (oh, ow) = (xd[2] - wd[2] + 1, xd[3] - wd[3] + 1);
+        let (k, cols) = (wd[1] * wd[2] * wd[3], xd[0] * oh * ow);
+        let fwd = 2.0 * (wd[0] * k * cols) as f64;
+        let flops = fwd * if x_grad { 3.0 } else { 2.0 };
+        let (t, reps) = time_median(
+            || {
+                let y = x.conv2d(&w, None, [1, 1], Padding::Valid, [1, 1], 1).unwrap();
+                let g = y.sum_all().backward().unwrap();
+                std::hint::black_box(g);
+            },
+            5,
+            1.0,
+        );
+        let a = Tensor::<f32>::full([wd[0], k], 0.1).unwrap();
+        let b = Tensor::<f32>::full([k, cols], 0.5).unwrap();
+        let (tg, _) = time_median(|| drop(std::hint::black_box(a.matmul(&b).unwrap())), 5, 1.0);
+        println!(
+            "RESULT framework=tapegrad bench=conv2d layer={name} threads={threads} fwd_bwd_ms={:.2} gflops={:.1} \
+             gemm_gflops={:.1} reps={reps}",
+            t * 1e3,
+            flops / t / 1e9,
+            fwd / tg / 1e9
+        );
     }
 }
 

@@ -9,6 +9,10 @@
 //! - layers: [`Dense`] (`x·W + b` with an optional [`Activation`]), [`Dropout`],
 //!   [`Flatten`], [`ReLU`], [`Sigmoid`], [`Tanh`], [`Softmax`], [`LeakyReLU`], and the
 //!   container [`Sequential`];
+//! - convolution and pooling: [`Conv2d`], [`Conv1d`], [`MaxPool2d`], [`AvgPool2d`],
+//!   [`GlobalAvgPool2d`], [`Reshape`]; normalization: [`BatchNorm1d`], [`BatchNorm2d`]
+//!   (running statistics as [buffers](Module::buffers)), [`LayerNorm`]; sequences:
+//!   [`Embedding`], [`MultiHeadAttention`], [`TransformerBlock`], [`Gelu`];
 //! - [`init`]: Glorot, He, LeCun and PyTorch-default initialisers ([`Init`]);
 //! - [`loss`]: MSE, MAE, binary and categorical cross-entropies (from probabilities or
 //!   logits, dense or integer labels), each with a [`Reduction`];
@@ -46,10 +50,52 @@
 //! assert!(after < before);
 //! # Ok::<(), tapegrad_core::Error>(())
 //! ```
+//!
+//! A model that is not a stack of layers is a [`Module`] of the user's own: a residual
+//! block `y = relu(x + conv₂(relu(conv₁(x))))` is its two convolutions, a forward, and
+//! their parameters under prefixes.
+//!
+//! ```
+//! use rand::{rngs::StdRng, SeedableRng};
+//! use tapegrad_core::{ops::conv::Padding, Result, Tensor};
+//! use tapegrad_nn::{Conv2d, Module, Param};
+//!
+//! struct Residual {
+//!     conv1: Conv2d<f32>,
+//!     conv2: Conv2d<f32>,
+//! }
+//!
+//! impl Module<f32> for Residual {
+//!     fn forward(&mut self, x: &Tensor<f32>) -> Result<Tensor<f32>> {
+//!         let h = self.conv1.forward(x)?.relu();
+//!         Ok(x.add(&self.conv2.forward(&h)?)?.relu())
+//!     }
+//!     fn params(&self) -> Vec<(String, &Param<f32>)> {
+//!         let p1 = self.conv1.params().into_iter().map(|(n, p)| (format!("conv1.{n}"), p));
+//!         p1.chain(self.conv2.params().into_iter().map(|(n, p)| (format!("conv2.{n}"), p))).collect()
+//!     }
+//!     fn params_mut(&mut self) -> Vec<(String, &mut Param<f32>)> {
+//!         let p1 = self.conv1.params_mut().into_iter().map(|(n, p)| (format!("conv1.{n}"), p));
+//!         p1.chain(self.conv2.params_mut().into_iter().map(|(n, p)| (format!("conv2.{n}"), p))).collect()
+//!     }
+//! }
+//!
+//! let mut rng = StdRng::seed_from_u64(0);
+//! let mut block = Residual {
+//!     conv1: Conv2d::new(8, 8, [3, 3], &mut rng)?.with_padding(Padding::Same),
+//!     conv2: Conv2d::new(8, 8, [3, 3], &mut rng)?.with_padding(Padding::Same),
+//! };
+//! let y = block.forward(&Tensor::ones([2, 8, 5, 5])?)?;
+//! assert_eq!(y.dims(), &[2, 8, 5, 5]);
+//! assert_eq!(block.trainable_parameters_mut().len(), 4);
+//! # Ok::<(), tapegrad_core::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod attention;
 pub mod checkpoint;
+mod conv;
 mod dense;
 mod dropout;
 pub mod init;
@@ -58,10 +104,13 @@ mod layers;
 pub mod loss;
 pub mod metrics;
 mod module;
+mod norm;
 pub mod safetensors;
 mod sequential;
 mod state;
 
+pub use attention::{Embedding, Gelu, MultiHeadAttention, TransformerBlock};
+pub use conv::{AvgPool2d, Conv1d, Conv2d, GlobalAvgPool2d, MaxPool2d, Reshape};
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use init::Init;
@@ -69,6 +118,7 @@ pub use labels::Labels;
 pub use layers::{Activation, Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh};
 pub use loss::Reduction;
 pub use module::{Module, Param, StateDict, TorchParam};
+pub use norm::{BatchNorm1d, BatchNorm2d, LayerNorm};
 pub use sequential::Sequential;
 pub use state::LoadReport;
 

@@ -1,6 +1,6 @@
 //! The [`Module`] trait and [`Param`], a trainable tensor that can be frozen.
 
-use crate::state::{load_matched, Entry, LoadReport};
+use crate::state::{load_matched, state_names, Entry, LoadReport};
 use tapegrad_core::{Element, Error, Result, Tensor};
 
 /// Named parameter values, in a module's parameter order: what checkpoints hold.
@@ -158,6 +158,19 @@ pub trait Module<T: Element> {
         Vec::new()
     }
 
+    /// The module's *buffers* (recursively), with their names: state that belongs in a
+    /// checkpoint but is not trained, like PyTorch's `named_buffers()` (a batch norm's
+    /// running statistics). Buffers are untracked tensors that the forward pass updates
+    /// itself; optimizers never see them. The default is none.
+    fn buffers(&self) -> Vec<(String, &Tensor<T>)> {
+        Vec::new()
+    }
+
+    /// Mutable form of [`buffers`](Module::buffers): same names, same order.
+    fn buffers_mut(&mut self) -> Vec<(String, &mut Tensor<T>)> {
+        Vec::new()
+    }
+
     /// Switches training mode (`true`) or evaluation mode (`false`), like PyTorch's
     /// `module.train(mode)`. Containers pass it on to their layers. The default does
     /// nothing, for layers whose forward is the same in both modes.
@@ -197,18 +210,13 @@ pub trait Module<T: Element> {
         1
     }
 
-    /// The parameters under PyTorch's names and layouts, in [`params`](Module::params)
-    /// order (same length). The default keeps tapegrad's names untransposed; layers whose
+    /// The state entries — the parameters in [`params`](Module::params) order, then the
+    /// [buffers](Module::buffers) — under PyTorch's names and layouts (PyTorch's
+    /// `state_dict()` order). The default keeps tapegrad's names untransposed; layers whose
     /// PyTorch counterpart stores a tensor differently override it, and containers renumber
     /// their layers with [`torch_modules`](Module::torch_modules).
     fn torch_params(&self) -> Vec<TorchParam> {
-        self.params()
-            .into_iter()
-            .map(|(name, _)| TorchParam {
-                name,
-                transposed: false,
-            })
-            .collect()
+        state_names(self)
     }
 
     /// Evaluation mode: shorthand for `train(false)`.
@@ -260,20 +268,20 @@ pub trait Module<T: Element> {
         set_frozen(self.params_mut(), name, false)
     }
 
-    /// The parameters' values, detached, under their names: what a checkpoint stores.
+    /// The parameters' values, detached, under their names, then the
+    /// [buffers](Module::buffers): what a checkpoint stores (PyTorch's `state_dict()`).
     fn state_dict(&self) -> StateDict<T> {
-        self.params()
-            .into_iter()
-            .map(|(n, p)| (n, p.tensor().detach()))
-            .collect()
+        let params = self.params().into_iter().map(|(n, p)| (n, p.tensor().detach()));
+        let buffers = self.buffers().into_iter().map(|(n, b)| (n, b.detach()));
+        params.chain(buffers).collect()
     }
 
-    /// Copies `state` into the parameters in place, like PyTorch's strict
-    /// `load_state_dict`: every parameter must be present with its exact shape and no
-    /// extra entry may appear. Nothing is modified unless everything matches.
+    /// Copies `state` into the parameters and buffers in place, like PyTorch's strict
+    /// `load_state_dict`: every parameter and buffer must be present with its exact shape
+    /// and no extra entry may appear. Nothing is modified unless everything matches.
     ///
     /// On a mismatch, one [`Error::Format`] lists every missing, unexpected and
-    /// wrongly shaped parameter, with the shapes. For PyTorch's `strict=False` (a report of
+    /// wrongly shaped parameter or buffer, with the shapes. For PyTorch's `strict=False` (a report of
     /// missing and unexpected names instead of an error), see
     /// [`load_state_dict_with`](Module::load_state_dict_with).
     fn load_state_dict(&mut self, state: &[(String, Tensor<T>)]) -> Result<()> {
@@ -303,16 +311,9 @@ pub trait Module<T: Element> {
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
     fn load_state_dict_with(&mut self, state: &[(String, Tensor<T>)], strict: bool) -> Result<LoadReport> {
-        let targets = self
-            .params()
-            .into_iter()
-            .map(|(name, _)| TorchParam {
-                name,
-                transposed: false,
-            })
-            .collect();
+        let targets = state_names(self);
         let source: Vec<Entry<'_, T>> = state.iter().map(|(n, t)| Entry::float(n, t)).collect();
-        load_matched(self.params_mut(), targets, &source, strict, "load_state_dict")
+        load_matched(self, targets, &source, strict, "load_state_dict")
     }
 }
 

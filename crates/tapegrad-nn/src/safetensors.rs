@@ -90,7 +90,7 @@
 
 use crate::checkpoint::{read, write_atomic};
 use crate::module::{Module, StateDict, TorchParam};
-use crate::state::{load_matched, reverse_axes, Entry, LoadReport, Value};
+use crate::state::{load_matched, reverse_axes, state_names, Entry, LoadReport, Value};
 use ::safetensors::tensor::{Dtype, SafeTensors, View};
 use half::{bf16, f16};
 use std::borrow::Cow;
@@ -309,18 +309,11 @@ pub fn decode<T: Element>(bytes: &[u8]) -> Result<Decoded<T>> {
 fn targets<T: Element, M: Module<T> + ?Sized>(module: &M, layout: Layout) -> Vec<TorchParam> {
     match layout {
         Layout::PyTorch => module.torch_params(),
-        Layout::Keras => module
-            .params()
-            .into_iter()
-            .map(|(name, _)| TorchParam {
-                name,
-                transposed: false,
-            })
-            .collect(),
+        Layout::Keras => state_names(module),
     }
 }
 
-/// A module's parameters as safetensors bytes in `layout`, with the metadata described in
+/// A module's parameters and buffers as safetensors bytes in `layout`, with the metadata described in
 /// the [module docs](self).
 ///
 /// ```
@@ -334,24 +327,21 @@ fn targets<T: Element, M: Module<T> + ?Sized>(module: &M, layout: Layout) -> Vec
 /// ```
 pub fn to_bytes<T: Element, M: Module<T> + ?Sized>(module: &M, layout: Layout) -> Result<Vec<u8>> {
     let names = targets(module, layout);
-    let params = module.params();
-    if names.len() != params.len() {
+    // The state entries: parameters, then buffers (BatchNorm's running statistics).
+    let entries = module.state_dict();
+    if names.len() != entries.len() {
         return Err(Error::Format(format!(
-            "safetensors: the module names {} parameters for the {} layout but has {}",
+            "safetensors: the module names {} parameters and buffers for the {} layout but has {}",
             names.len(),
             layout.name(),
-            params.len()
+            entries.len()
         )));
     }
     let state = names
         .into_iter()
-        .zip(params)
-        .map(|(t, (_, p))| {
-            let v = if t.transposed {
-                reverse_axes(p.tensor())?
-            } else {
-                p.tensor().detach()
-            };
+        .zip(entries)
+        .map(|(t, (_, v))| {
+            let v = if t.transposed { reverse_axes(&v)? } else { v };
             Ok((t.name, v))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -422,7 +412,7 @@ pub fn load_from_bytes<T: Element, M: Module<T> + ?Sized>(
         Layout::PyTorch => "safetensors::load (PyTorch layout)",
         Layout::Keras => "safetensors::load (Keras layout)",
     };
-    load_matched(module.params_mut(), targets, &source, strict, op)
+    load_matched(module, targets, &source, strict, op)
 }
 
 /// Exports a module's parameters to a `.safetensors` file in `layout`, atomically.

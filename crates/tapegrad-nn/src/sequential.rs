@@ -141,6 +141,22 @@ impl<T: Element> Module<T> for Sequential<T> {
         out
     }
 
+    fn buffers(&self) -> Vec<(String, &Tensor<T>)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| l.buffers().into_iter().map(move |(n, b)| (format!("{i}.{n}"), b)))
+            .collect()
+    }
+
+    fn buffers_mut(&mut self) -> Vec<(String, &mut Tensor<T>)> {
+        self.layers
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(i, l)| l.buffers_mut().into_iter().map(move |(n, b)| (format!("{i}.{n}"), b)))
+            .collect()
+    }
+
     fn train(&mut self, on: bool) {
         self.training = on;
         for l in &mut self.layers {

@@ -1,8 +1,8 @@
-//! Matching named tensors to a module's parameters: the one loader behind
+//! Matching named tensors to a module's parameters and buffers: the one loader behind
 //! [`Module::load_state_dict`](crate::Module::load_state_dict) and
 //! [`safetensors::load`](crate::safetensors::load), with [`LoadReport`].
 
-use crate::module::{Param, TorchParam};
+use crate::module::{Module, TorchParam};
 use tapegrad_core::{Element, Error, Result, Shape, Tensor};
 
 /// What a successful load did, like the `_IncompatibleKeys` that PyTorch's
@@ -113,21 +113,84 @@ pub(crate) fn reverse_axes<T: Element>(t: &Tensor<T>) -> Result<Tensor<T>> {
     Tensor::from_vec(out, out_dims)
 }
 
-/// Loads `source` into `params`, whose source-side names and layouts are `targets` (same
-/// order). Collects every problem first; on any, returns one error listing them all and
-/// modifies nothing.
-pub(crate) fn load_matched<T: Element>(
-    mut params: Vec<(String, &mut Param<T>)>,
+/// tapegrad's names of a module's state entries, untransposed: its parameters, then its
+/// buffers (the default [`Module::torch_params`], and the Keras layout's names).
+pub(crate) fn state_names<T: Element, M: Module<T> + ?Sized>(module: &M) -> Vec<TorchParam> {
+    let params = module.params().into_iter().map(|(name, _)| name);
+    let buffers = module.buffers().into_iter().map(|(name, _)| name);
+    params
+        .chain(buffers)
+        .map(|name| TorchParam {
+            name,
+            transposed: false,
+        })
+        .collect()
+}
+
+/// Loads `source` into the module's state entries — its parameters, then its buffers —
+/// whose source-side names and layouts are `targets` (same order). Collects every problem
+/// first; on any, returns one error listing them all and modifies nothing.
+pub(crate) fn load_matched<T: Element, M: Module<T> + ?Sized>(
+    module: &mut M,
     targets: Vec<TorchParam>,
     source: &[Entry<'_, T>],
     strict: bool,
     op: &str,
 ) -> Result<LoadReport> {
-    if params.len() != targets.len() {
+    let n_params = module.params().len();
+    let (plan, report) = {
+        let params = module.params();
+        let buffers = module.buffers();
+        let entries: Vec<&Tensor<T>> = params
+            .iter()
+            .map(|(_, p)| p.tensor())
+            .chain(buffers.iter().map(|(_, b)| *b))
+            .collect();
+        check_matched(&entries, &targets, source, strict, op)?
+    };
+    // Everything fits: write the parameters (keeping their autograd identity), then the
+    // buffers.
+    let value_for = |i: usize| -> Result<Option<Tensor<T>>> {
+        let Some(&(_, j)) = plan.iter().find(|(k, _)| *k == i) else {
+            return Ok(None);
+        };
+        let Value::Float { tensor, .. } = &source[j].value else {
+            return Ok(None);
+        };
+        Ok(Some(if targets[i].transposed {
+            reverse_axes(tensor)?
+        } else {
+            (*tensor).clone()
+        }))
+    };
+    for (i, (_, p)) in module.params_mut().into_iter().enumerate() {
+        if let Some(v) = value_for(i)? {
+            p.assign(&v)?;
+        }
+    }
+    for (k, (_, b)) in module.buffers_mut().into_iter().enumerate() {
+        if let Some(v) = value_for(n_params + k)? {
+            b.data_mut().copy_from_slice(v.data());
+        }
+    }
+    Ok(report)
+}
+
+/// The checks of [`load_matched`] over the module's state entries (`entries[i]` named
+/// `targets[i]`): the plan `(entry, source index)` and the report, or one error listing
+/// every problem.
+fn check_matched<T: Element>(
+    entries: &[&Tensor<T>],
+    targets: &[TorchParam],
+    source: &[Entry<'_, T>],
+    strict: bool,
+    op: &str,
+) -> Result<(Vec<(usize, usize)>, LoadReport)> {
+    if entries.len() != targets.len() {
         return Err(Error::Format(format!(
-            "{op}: the module names {} parameters for this layout but has {} (a Module's torch_params must follow its params)",
+            "{op}: the module names {} parameters and buffers for this layout but has {} (a Module's torch_params must follow its params, then its buffers)",
             targets.len(),
-            params.len()
+            entries.len()
         )));
     }
     let mut problems = Vec::new();
@@ -140,10 +203,10 @@ pub(crate) fn load_matched<T: Element>(
     problems.dedup();
     let mut report = LoadReport::default();
     let mut used = vec![false; source.len()];
-    let mut plan = Vec::with_capacity(params.len());
+    let mut plan = Vec::with_capacity(entries.len());
     let (mut shapes, mut dtypes) = (Vec::new(), Vec::new());
-    for (i, ((_, p), target)) in params.iter().zip(&targets).enumerate() {
-        let want = source_dims(p.tensor().dims(), target.transposed);
+    for (i, (p, target)) in entries.iter().zip(targets).enumerate() {
+        let want = source_dims(p.dims(), target.transposed);
         let Some(j) = source.iter().position(|e| e.name == target.name) else {
             report.missing.push(target.name.clone());
             continue;
@@ -153,7 +216,7 @@ pub(crate) fn load_matched<T: Element>(
             Value::Float { tensor, converted_from } => {
                 if tensor.dims() != want.as_slice() {
                     let note = if target.transposed {
-                        format!(" (the transpose of the model's {})", p.tensor().shape())
+                        format!(" (the transpose of the model's {})", p.shape())
                     } else {
                         String::new()
                     };
@@ -187,9 +250,9 @@ pub(crate) fn load_matched<T: Element>(
         let shape_of = |name: &str| {
             targets
                 .iter()
-                .zip(&params)
+                .zip(entries)
                 .find(|(t, _)| t.name == name)
-                .map(|(t, (_, p))| Shape::from(source_dims(p.tensor().dims(), t.transposed).as_slice()).to_string())
+                .map(|(t, p)| Shape::from(source_dims(p.dims(), t.transposed).as_slice()).to_string())
                 .unwrap_or_default()
         };
         problems.extend(
@@ -220,16 +283,5 @@ pub(crate) fn load_matched<T: Element>(
             problems.join("\n  ")
         )));
     }
-    for (i, j) in plan {
-        let Value::Float { tensor, .. } = &source[j].value else {
-            continue;
-        };
-        let values = if targets[i].transposed {
-            reverse_axes(tensor)?
-        } else {
-            (*tensor).clone()
-        };
-        params[i].1.assign(&values)?;
-    }
-    Ok(report)
+    Ok((plan, report))
 }

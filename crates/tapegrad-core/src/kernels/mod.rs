@@ -4,6 +4,7 @@
 //! Every kernel takes slices whose lengths the calling op has already checked against the
 //! shapes, so a kernel never sees inconsistent input.
 
+pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod gemm;
 pub(crate) mod reduce;

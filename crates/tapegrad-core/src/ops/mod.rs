@@ -13,13 +13,21 @@
 //! | [`softmax`] | `logsumexp softmax log_softmax` (composites) |
 //! | [`compare`] | `eq ne lt le gt ge argmax argmin sign` (no gradient) |
 //! | [`custom`] | `custom_op`: a user's own op with its own gradient rule |
+//! | [`conv`] | `im2col col2im conv2d conv1d` |
+//! | [`pool`] | `max_pool2d avg_pool2d adaptive_avg_pool2d` (composites) |
+//! | [`norm`] | `layer_norm batch_norm` (composites) |
+//! | [`nn_fn`] | `erf`; composites `gelu gelu_tanh silu embedding scaled_dot_product_attention` |
 
 pub mod arith;
 pub mod compare;
+pub mod conv;
 pub mod custom;
 pub mod index;
 pub mod layout;
 pub mod matmul;
+pub mod nn_fn;
+pub mod norm;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 pub mod unary;
@@ -141,6 +149,9 @@ op_kinds! {
     Gather => "gather",
     ScatterAdd => "scatter_add",
     Where => "where_cond",
+    Erf => "erf",
+    Im2col => "im2col",
+    Col2im => "col2im",
     Custom => "custom",
 }
 

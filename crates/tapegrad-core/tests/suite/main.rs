@@ -5,7 +5,9 @@
 mod common;
 mod edge_cases;
 mod hardening;
+mod nn_values;
 mod op_program;
 mod properties;
 mod registry;
+mod registry_nn;
 mod tape;

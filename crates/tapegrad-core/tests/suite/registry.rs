@@ -17,7 +17,7 @@ type OpFn = Arc<dyn Fn(&[Tensor<f64>]) -> Result<Tensor<f64>> + Send + Sync>;
 
 /// One random instance of an op: its inputs and the function of them to check.
 #[derive(Clone)]
-struct Sample {
+pub(crate) struct Sample {
     inputs: Vec<Tensor<f64>>,
     f: OpFn,
     desc: String,
@@ -33,7 +33,7 @@ impl fmt::Debug for Sample {
     }
 }
 
-fn sample(
+pub(crate) fn sample(
     inputs: Vec<Tensor<f64>>,
     desc: String,
     f: impl Fn(&[Tensor<f64>]) -> Result<Tensor<f64>> + Send + Sync + 'static,
@@ -46,12 +46,12 @@ fn sample(
 }
 
 /// A registry entry.
-struct OpCase {
+pub(crate) struct OpCase {
     name: &'static str,
     strategy: BoxedStrategy<Sample>,
 }
 
-fn case(name: &'static str, strategy: impl Strategy<Value = Sample> + 'static) -> OpCase {
+pub(crate) fn case(name: &'static str, strategy: impl Strategy<Value = Sample> + 'static) -> OpCase {
     OpCase {
         name,
         strategy: strategy.boxed(),
@@ -59,7 +59,7 @@ fn case(name: &'static str, strategy: impl Strategy<Value = Sample> + 'static) -
 }
 
 /// Unary elementwise op on any shape (0-d to 3-d) with data from `data`.
-fn unary<S: Strategy<Value = Vec<f64>> + 'static>(
+pub(crate) fn unary<S: Strategy<Value = Vec<f64>> + 'static>(
     name: &'static str,
     data: impl Fn(usize) -> S + Clone + 'static,
     op: fn(&Tensor<f64>) -> Result<Tensor<f64>>,
@@ -524,6 +524,7 @@ fn registry() -> Vec<OpCase> {
     }));
     cases.extend(layout_cases());
     cases.extend(index_cases());
+    cases.extend(crate::registry_nn::nn_op_cases());
     cases
 }
 

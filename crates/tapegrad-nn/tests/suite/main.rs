@@ -8,5 +8,6 @@ mod fallible;
 mod layers;
 mod loss;
 mod metrics;
+mod nn_layers;
 mod safetensors_basic;
 mod safetensors_torch;

@@ -1,6 +1,7 @@
 //! tapegrad-train's integration tests, one binary.
 
 mod callbacks;
+mod cnn_train;
 mod csv;
 mod data;
 mod fit;

@@ -1,0 +1,390 @@
+//! Convolution, lowered to the GEMM: `im2col` unrolls every kernel window of the input into
+//! a column of one matrix, the kernel becomes a matrix with one row per output channel,
+//! and their product is the convolution. `col2im` is im2col's transpose; each is the
+//! other's gradient rule, so the pair closes under differentiation (second order works).
+
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::kernels::conv::{self, Geometry};
+use crate::ops::record;
+use crate::ops::OpKind;
+use crate::shape::Shape;
+use crate::tape::one;
+use crate::tensor::Tensor;
+
+/// A window sweep over the two spatial dims of `[N, C, H, W]`: kernel size, stride,
+/// per-side padding and dilation, each `[height, width]` (padding `[[top, bottom],
+/// [left, right]]`, zeros). What [`Tensor::im2col`] and [`Tensor::col2im`] take.
+///
+/// Output size per dim, as in PyTorch: `⌊(H + p_before + p_after − d·(k − 1) − 1) / s⌋ + 1`.
+///
+/// ```
+/// use tapegrad_core::ops::conv::Window2d;
+/// let w = Window2d::new([3, 3]).stride([2, 2]).padding([[1, 1], [1, 1]]);
+/// assert_eq!(w.output_size("conv2d", [28, 28])?, [14, 14]);
+/// # Ok::<(), tapegrad_core::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window2d {
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Step between windows, per dim.
+    pub stride: [usize; 2],
+    /// Zero padding `[[top, bottom], [left, right]]`.
+    pub padding: [[usize; 2]; 2],
+    /// Spacing between kernel cells (1 = dense).
+    pub dilation: [usize; 2],
+}
+
+impl Window2d {
+    /// A `kernel` window with stride 1, no padding, dilation 1.
+    pub fn new(kernel: [usize; 2]) -> Self {
+        Window2d {
+            kernel,
+            stride: [1, 1],
+            padding: [[0, 0], [0, 0]],
+            dilation: [1, 1],
+        }
+    }
+
+    /// With this stride.
+    pub fn stride(mut self, stride: [usize; 2]) -> Self {
+        self.stride = stride;
+        self
+    }
+
+    /// With this padding, `[[top, bottom], [left, right]]`.
+    pub fn padding(mut self, padding: [[usize; 2]; 2]) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// With this dilation.
+    pub fn dilation(mut self, dilation: [usize; 2]) -> Self {
+        self.dilation = dilation;
+        self
+    }
+
+    /// The output's spatial size for an input of `hw`; errors, naming `op`, if a kernel,
+    /// stride or dilation is 0 or the (dilated) kernel is larger than the padded input.
+    pub fn output_size(&self, op: &'static str, hw: [usize; 2]) -> Result<[usize; 2]> {
+        let mut out = [0; 2];
+        for d in 0..2 {
+            let (k, s, dil) = (self.kernel[d], self.stride[d], self.dilation[d]);
+            if k == 0 || s == 0 || dil == 0 {
+                return Err(Error::bad_value(
+                    op,
+                    format!(
+                        "kernel {:?}, stride {:?} and dilation {:?} must be positive",
+                        self.kernel, self.stride, self.dilation
+                    ),
+                ));
+            }
+            let padded = hw[d] + self.padding[d][0] + self.padding[d][1];
+            let span = dil * (k - 1) + 1;
+            if span > padded {
+                return Err(Error::bad_shape(
+                    op,
+                    format!(
+                        "kernel {:?} (dilation {:?}) is larger than the padded input: input {}×{}, padding {:?}",
+                        self.kernel, self.dilation, hw[0], hw[1], self.padding
+                    ),
+                ));
+            }
+            out[d] = (padded - span) / s + 1;
+        }
+        Ok(out)
+    }
+
+    fn geometry(&self, op: &'static str, nchw: &[usize]) -> Result<Geometry> {
+        let [oh, ow] = self.output_size(op, [nchw[2], nchw[3]])?;
+        Ok(Geometry {
+            n: nchw[0],
+            c: nchw[1],
+            h: nchw[2],
+            w: nchw[3],
+            kh: self.kernel[0],
+            kw: self.kernel[1],
+            sh: self.stride[0],
+            sw: self.stride[1],
+            dh: self.dilation[0],
+            dw: self.dilation[1],
+            pt: self.padding[0][0],
+            pb: self.padding[0][1],
+            pl: self.padding[1][0],
+            pr: self.padding[1][1],
+            oh,
+            ow,
+        })
+    }
+}
+
+/// Padding of a convolution, as PyTorch's `padding` argument: numbers, `'valid'` (none)
+/// or `'same'` (the output keeps the input's size; stride 1 only, and an odd total padding
+/// puts the extra cell after, as PyTorch does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// No padding (PyTorch's `'valid'`, Keras's default).
+    Valid,
+    /// Output size equals input size (PyTorch's `'same'`, needs stride 1).
+    Same,
+    /// `[height, width]` zeros on both sides of each dim (`conv1d` uses the second).
+    Explicit([usize; 2]),
+}
+
+impl From<usize> for Padding {
+    fn from(p: usize) -> Self {
+        Padding::Explicit([p, p])
+    }
+}
+
+impl From<[usize; 2]> for Padding {
+    fn from(p: [usize; 2]) -> Self {
+        Padding::Explicit(p)
+    }
+}
+
+impl Padding {
+    /// Per-side padding `[[top, bottom], [left, right]]` for a kernel and dilation.
+    fn resolve(
+        self,
+        op: &'static str,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Result<[[usize; 2]; 2]> {
+        Ok(match self {
+            Padding::Valid => [[0, 0], [0, 0]],
+            Padding::Explicit([ph, pw]) => [[ph, ph], [pw, pw]],
+            Padding::Same => {
+                if stride != [1, 1] {
+                    return Err(Error::bad_value(
+                        op,
+                        format!("padding 'same' needs stride 1 (as in PyTorch), got stride {stride:?}"),
+                    ));
+                }
+                let side = |d: usize| {
+                    let total = dilation[d] * kernel[d].saturating_sub(1);
+                    [total / 2, total - total / 2]
+                };
+                [side(0), side(1)]
+            }
+        })
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// Unrolls every window of `x [N, C, H, W]` into a column: the result is
+    /// `[C·kh·kw, N·OH·OW]`, row `(c·kh + i)·kw + j`, column `(n·OH + oy)·OW + ox` holding
+    /// `x[n, c, oy·sh + i·dh − p_top, ox·sw + j·dw − p_left]` (0 in the padding).
+    /// This is `torch.nn.functional.unfold` with the batch folded into the columns (one
+    /// GEMM for the whole batch). ∂/∂x: [`Tensor::col2im`] of the gradient.
+    ///
+    /// ```
+    /// use tapegrad_core::{ops::conv::Window2d, Tensor};
+    /// let x = Tensor::<f64>::arange(0.0, 9.0, 1.0)?.reshape([1, 1, 3, 3])?;
+    /// let cols = x.im2col(&Window2d::new([2, 2]))?; // 4 windows of 4 cells
+    /// assert_eq!(cols.dims(), &[4, 4]);
+    /// assert_eq!(cols.to_vec()[..4], [0.0, 1.0, 3.0, 4.0]); // top-left cell of each window
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn im2col(&self, window: &Window2d) -> Result<Tensor<T>> {
+        let g = window_geometry("im2col", window, self.shape())?;
+        let shape = Shape::from([g.rows(), g.cols()]);
+        crate::storage::ensure_alloc::<T>("im2col", &shape)?;
+        let out = Tensor::from_storage(conv::im2col(self.data(), &g).into(), shape);
+        let (window, in_dims) = (*window, [g.n, g.c, g.h, g.w]);
+        Ok(record(OpKind::Im2col, &[self], out, false, move |ctx| {
+            Ok(one(ctx.grad.col2im(&window, in_dims)?))
+        }))
+    }
+
+    /// The transpose of [`Tensor::im2col`] (`torch.nn.functional.fold` with the batch in
+    /// the columns): a `[C·kh·kw, N·OH·OW]` column matrix summed back into `[N, C, H, W]`
+    /// (`shape`), each entry added at the input cell it was read from.
+    /// ∂/∂cols: [`Tensor::im2col`] of the gradient.
+    ///
+    /// ```
+    /// use tapegrad_core::{ops::conv::Window2d, Tensor};
+    /// let w = Window2d::new([2, 2]);
+    /// let ones = Tensor::<f64>::ones([4, 4])?;
+    /// // How many windows cover each cell of a 3×3 image.
+    /// assert_eq!(ones.col2im(&w, [1, 1, 3, 3])?.to_vec(), vec![1., 2., 1., 2., 4., 2., 1., 2., 1.]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn col2im(&self, window: &Window2d, shape: [usize; 4]) -> Result<Tensor<T>> {
+        let g = window.geometry("col2im", &shape)?;
+        if self.dims() != [g.rows(), g.cols()] {
+            return Err(Error::bad_shape(
+                "col2im",
+                format!(
+                    "columns of shape {} do not match the windows of {shape:?} ([{}, {}] expected)",
+                    self.shape(),
+                    g.rows(),
+                    g.cols()
+                ),
+            ));
+        }
+        let out_shape = Shape::from(shape);
+        crate::storage::ensure_alloc::<T>("col2im", &out_shape)?;
+        let out = Tensor::from_storage(conv::col2im(self.data(), &g).into(), out_shape);
+        let window = *window;
+        Ok(record(OpKind::Col2im, &[self], out, false, move |ctx| {
+            Ok(one(ctx.grad.im2col(&window)?))
+        }))
+    }
+
+    /// 2-D convolution (a cross-correlation, no kernel flip), as
+    /// `torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups)`:
+    /// x `[N, C, H, W]`, weight `[O, C/groups, kh, kw]`, bias `[O]`, result `[N, O, OH, OW]`,
+    ///
+    /// `y[n, o, p, q] = b[o] + Σ_{c, i, j} w[o, c, i, j] · x[n, g·C/groups + c, p·s₀ + i·d₀ − pad, q·s₁ + j·d₁ − pad]`
+    ///
+    /// where `g` is `o`'s group. Computed as one GEMM per group over the whole batch
+    /// (`weight [O/groups, C/groups·kh·kw] × im2col(x)`); the gradients come from the GEMM's
+    /// and im2col's rules.
+    ///
+    /// Errors, naming conv2d and the shapes, if x or the weight is not 4-D, channels or
+    /// outputs are not divisible by `groups`, the weight's channels are not `C/groups`,
+    /// the bias is not `[O]`, or the kernel is larger than the padded input.
+    ///
+    /// ```
+    /// use tapegrad_core::{ops::conv::Padding, Tensor};
+    /// let x = Tensor::<f64>::ones([1, 1, 4, 4])?;
+    /// let w = Tensor::<f64>::ones([2, 1, 3, 3])?;
+    /// let b = Tensor::<f64>::from_vec(vec![0.0, 1.0], [2])?;
+    /// let y = x.conv2d(&w, Some(&b), [1, 1], Padding::Valid, [1, 1], 1)?;
+    /// assert_eq!(y.dims(), &[1, 2, 2, 2]);
+    /// assert_eq!(y.to_vec(), vec![9., 9., 9., 9., 10., 10., 10., 10.]);
+    /// let same = x.conv2d(&w, None, [1, 1], Padding::Same, [1, 1], 1)?;
+    /// assert_eq!(same.dims(), &[1, 2, 4, 4]);
+    /// assert_eq!(same.to_vec()[0], 4.0); // a corner window sees 4 cells
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn conv2d(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        stride: [usize; 2],
+        padding: impl Into<Padding>,
+        dilation: [usize; 2],
+        groups: usize,
+    ) -> Result<Tensor<T>> {
+        let (x, w) = (self, weight);
+        if x.ndim() != 4 || w.ndim() != 4 {
+            return Err(Error::mismatch(
+                "conv2d",
+                x.shape(),
+                w.shape(),
+                "input [N, C, H, W] and weight [O, C/groups, kh, kw]",
+            ));
+        }
+        let (n, c) = (x.dims()[0], x.dims()[1]);
+        let (o, cg, kh, kw) = (w.dims()[0], w.dims()[1], w.dims()[2], w.dims()[3]);
+        if groups == 0 || c % groups != 0 || o % groups != 0 || cg * groups != c {
+            return Err(Error::bad_shape(
+                "conv2d",
+                format!(
+                    "input {} and weight {} with groups={groups}: channels ({c}) and outputs ({o}) must be \
+                     divisible by groups, and the weight must have C/groups input channels",
+                    x.shape(),
+                    w.shape()
+                ),
+            ));
+        }
+        if let Some(b) = bias {
+            if b.dims() != [o] {
+                return Err(Error::mismatch(
+                    "conv2d",
+                    w.shape(),
+                    b.shape(),
+                    "a bias [O] for weight [O, …]",
+                ));
+            }
+        }
+        let kernel = [kh, kw];
+        let pad = padding.into().resolve("conv2d", kernel, stride, dilation)?;
+        let window = Window2d {
+            kernel,
+            stride,
+            padding: pad,
+            dilation,
+        };
+        let [oh, ow] = window.output_size("conv2d", [x.dims()[2], x.dims()[3]])?;
+        let k = cg * kh * kw;
+        let cols = x.im2col(&window)?.reshape([groups, k, n * oh * ow])?;
+        let y = w
+            .reshape([groups, o / groups, k])?
+            .matmul(&cols)?
+            .reshape([o, n, oh, ow])?
+            .permute([1, 0, 2, 3])?;
+        match bias {
+            Some(b) => y.add(&b.reshape([1, o, 1, 1])?),
+            None => Ok(y),
+        }
+    }
+
+    /// 1-D convolution, as `torch.nn.functional.conv1d`: x `[N, C, L]`, weight
+    /// `[O, C/groups, k]`, bias `[O]`, result `[N, O, L_out]` (conv2d over a height of 1).
+    /// `padding` is a number, [`Padding::Valid`] or [`Padding::Same`]; an
+    /// [`Padding::Explicit`] pair must have its height entry 0 or equal to its width entry.
+    ///
+    /// ```
+    /// use tapegrad_core::Tensor;
+    /// let x = Tensor::<f64>::from_vec(vec![1., 2., 3., 4.], [1, 1, 4])?;
+    /// let w = Tensor::<f64>::from_vec(vec![1., -1.], [1, 1, 2])?;
+    /// assert_eq!(x.conv1d(&w, None, 1, 0, 1, 1)?.to_vec(), vec![-1., -1., -1.]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn conv1d(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        stride: usize,
+        padding: impl Into<Padding>,
+        dilation: usize,
+        groups: usize,
+    ) -> Result<Tensor<T>> {
+        if self.ndim() != 3 || weight.ndim() != 3 {
+            return Err(Error::mismatch(
+                "conv1d",
+                self.shape(),
+                weight.shape(),
+                "input [N, C, L] and weight [O, C/groups, k]",
+            ));
+        }
+        let padding = match padding.into() {
+            Padding::Explicit([a, b]) if a == 0 || a == b => Padding::Explicit([0, b]),
+            Padding::Explicit(p) => return Err(Error::bad_value("conv1d", format!("one padding per side, got {p:?}"))),
+            other => other,
+        };
+        let x = self.unsqueeze(2)?;
+        let w = weight.unsqueeze(2)?;
+        let y = x
+            .conv2d(&w, bias, [1, stride], padding, [1, dilation], groups)
+            .map_err(|e| rename(e, "conv1d"))?;
+        y.squeeze(2)
+    }
+}
+
+/// The geometry of `window` over a 4-D `shape`, or an error naming `op`.
+fn window_geometry(op: &'static str, window: &Window2d, shape: &Shape) -> Result<Geometry> {
+    if shape.ndim() != 4 {
+        return Err(Error::bad_shape(
+            op,
+            format!("needs an input [N, C, H, W], got {shape}"),
+        ));
+    }
+    window.geometry(op, shape.dims())
+}
+
+/// The error `e` reported under `op` (for ops that delegate to another).
+pub(crate) fn rename(e: Error, op: &'static str) -> Error {
+    match e {
+        Error::BadShape { msg, .. } => Error::BadShape { op, msg },
+        Error::BadValue { msg, .. } => Error::BadValue { op, msg },
+        Error::ShapeMismatch { lhs, rhs, expected, .. } => Error::ShapeMismatch { op, lhs, rhs, expected },
+        Error::IndexOutOfRange { index, size, .. } => Error::IndexOutOfRange { op, index, size },
+        e => e,
+    }
+}
