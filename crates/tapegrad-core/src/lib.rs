@@ -11,6 +11,8 @@
 //! - [`func`]: function transforms (`value_and_grad`, `vjp`, `jvp`, `hvp`, `jacobian`,
 //!   `hessian`), composable to any order, like `torch.func`;
 //! - [`gradcheck`](mod@gradcheck): finite-difference checks of any function's gradients;
+//! - `testing` (cargo feature `testing`): proptest strategies, `check_grads` and the op
+//!   registry's `OpSpec`, for property tests of backprop math;
 //! - `kernels`: the loops and GEMM behind the ops.
 //!
 //! ```
@@ -45,6 +47,8 @@ pub mod shape;
 mod storage;
 pub mod tape;
 pub mod tensor;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use anomaly::{detect_anomaly, detect_anomaly_guard, is_anomaly_enabled, AnomalyGuard};
 pub use element::Element;

@@ -10,3 +10,4 @@ mod hardening;
 mod properties;
 mod registry;
 mod tape;
+mod testing_api;
