@@ -4,13 +4,16 @@
 //!   split over rayon's pool) — the `gemm` crate (what candle uses) is measured through the
 //!   candle peer in `../shared/peers`, so this crate does not build it;
 //! - tape cost: a chain of 10,000 ops (`y+1e-4`, `y·0.9999`, `tanh y`) on a 1-element tensor,
-//!   forward and backward, in µs per op (median of 15 runs).
+//!   forward and backward, in µs per op (median of 15 runs); `anomaly`: the same chain with
+//!   anomaly mode on;
+//! - `func`: what the function transforms cost on an MLP loss, relative to one forward and
+//!   one backward pass.
 //!
-//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape]` (set
-//! `RAYON_NUM_THREADS=2` to match the peers; no argument runs both parts).
+//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape | anomaly | func]`
+//! (set `RAYON_NUM_THREADS=2` to match the peers; no argument runs every part).
 
 use std::time::Instant;
-use tapegrad_core::Tensor;
+use tapegrad_core::{detect_anomaly_guard, func, Result, Tensor};
 
 const CHAIN: usize = 10_000;
 
@@ -51,7 +54,13 @@ fn main() {
         );
     }
     if part == "all" || part == "tape" {
-        tape_chain();
+        tape_chain(false);
+    }
+    if part == "all" || part == "anomaly" {
+        tape_chain(true);
+    }
+    if part == "all" || part == "func" {
+        transforms();
     }
 }
 
@@ -70,7 +79,8 @@ fn matmul(sizes: &[usize], threads: usize) {
 }
 
 /// Tape cost on tiny tensors: forward, backward, and freeing the graph.
-fn tape_chain() {
+fn tape_chain(anomaly: bool) {
+    let _guard = anomaly.then(detect_anomaly_guard);
     let (mut fwd, mut bwd, mut total) = (Vec::new(), Vec::new(), Vec::new());
     let mut g = 0.0;
     for _ in 0..15 {
@@ -96,9 +106,67 @@ fn tape_chain() {
     }
     let us = |v: &mut Vec<f64>| median(v) / CHAIN as f64 * 1e6;
     println!(
-        "RESULT framework=tapegrad bench=autograd_chain ops={CHAIN} us_per_op={:.3} fwd_us_per_op={:.3} bwd_us_per_op={:.3} reps=15 grad={g:.6e}",
+        "RESULT framework=tapegrad bench=autograd_chain{} ops={CHAIN} us_per_op={:.3} fwd_us_per_op={:.3} bwd_us_per_op={:.3} reps=15 grad={g:.6e}",
+        if anomaly { "_anomaly" } else { "" },
         us(&mut total),
         us(&mut fwd),
         us(&mut bwd)
+    );
+}
+
+/// Transforms of an MLP loss (batch 64, 32 → 64 → 10, tanh, f64), in units of its plain
+/// forward and backward passes.
+fn transforms() {
+    use rand::{rngs::StdRng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut rand = |dims: [usize; 2]| Tensor::<f64>::rand_uniform(dims, -0.5, 0.5, &mut rng).unwrap();
+    let (x, y) = (rand([64, 32]), rand([64, 10]));
+    let ws = [rand([32, 64]), rand([64, 10])];
+    let vs = [rand([32, 64]), rand([64, 10])];
+    let loss = |w: &[Tensor<f64>]| -> Result<Tensor<f64>> {
+        Ok(x.matmul(&w[0])?.tanh().matmul(&w[1])?.sub(&y)?.square().mean_all())
+    };
+    let time = |f: &dyn Fn()| time_median(f, 20, 1.0).0;
+    let fwd = time(&|| {
+        loss(&ws).unwrap();
+    });
+    let fwd_bwd = time(&|| {
+        let w: Vec<Tensor<f64>> = ws.iter().map(|w| w.detach().requires_grad()).collect();
+        loss(&w).unwrap().backward().unwrap();
+    });
+    let bwd = fwd_bwd - fwd;
+    let mut report = String::new();
+    let mut add = |name: &str, t: f64| {
+        report += &format!(" {name}_us={:.1} {name}_backwards={:.2}", t * 1e6, (t - fwd) / bwd);
+    };
+    add(
+        "value_and_grad",
+        time(&|| {
+            func::value_and_grad(loss, &ws).unwrap();
+        }),
+    );
+    add(
+        "vjp",
+        time(&|| {
+            let (_, pull) = func::vjp(loss, &ws).unwrap();
+            pull.call(&Tensor::scalar(1.0)).unwrap();
+        }),
+    );
+    add(
+        "jvp",
+        time(&|| {
+            func::jvp(loss, &ws, &vs).unwrap();
+        }),
+    );
+    add(
+        "hvp",
+        time(&|| {
+            func::hvp(loss, &ws, &vs).unwrap();
+        }),
+    );
+    println!(
+        "RESULT framework=tapegrad bench=func_mlp fwd_us={:.1} bwd_us={:.1}{report} (x_backwards = (time - forward) / backward)",
+        fwd * 1e6,
+        bwd * 1e6
     );
 }

@@ -42,8 +42,8 @@
 
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::gradients::grad as reverse;
 use crate::grad_mode::{is_grad_enabled, set_grad_enabled};
+use crate::gradients::grad as reverse;
 use crate::ops::{one, OpKind};
 use crate::tape::Node;
 use crate::tensor::Tensor;
@@ -147,7 +147,12 @@ fn inner_product<T: Element>(op: &'static str, a: &[Tensor<T>], b: &[Tensor<T>])
     let mut s: Option<Tensor<T>> = None;
     for (a, b) in a.iter().zip(b) {
         if a.shape() != b.shape() {
-            return Err(Error::mismatch(op, a.shape(), b.shape(), "one vector of each input's shape"));
+            return Err(Error::mismatch(
+                op,
+                a.shape(),
+                b.shape(),
+                "one vector of each input's shape",
+            ));
         }
         if a.is_tracked() {
             let term = a.mul(b)?.sum_all();
@@ -166,7 +171,11 @@ fn check_count<T: Element>(op: &'static str, xs: &[Tensor<T>], vs: &[Tensor<T>])
     } else {
         Err(Error::bad_value(
             op,
-            format!("{} inputs but {} vectors: give one vector per input", xs.len(), vs.len()),
+            format!(
+                "{} inputs but {} vectors: give one vector per input",
+                xs.len(),
+                vs.len()
+            ),
         ))
     }
 }
@@ -250,7 +259,12 @@ impl<T: Element> Pullback<T> {
     /// ```
     pub fn call(&self, v: &Tensor<T>) -> Result<Vec<Tensor<T>>> {
         if v.shape() != self.y.shape() {
-            return Err(Error::mismatch("vjp", self.y.shape(), v.shape(), "a cotangent of the output's shape"));
+            return Err(Error::mismatch(
+                "vjp",
+                self.y.shape(),
+                v.shape(),
+                "a cotangent of the output's shape",
+            ));
         }
         let create_graph = self.nested || (v.is_tracked() && is_grad_enabled());
         self.level.pull(&self.y, Some(v), create_graph)

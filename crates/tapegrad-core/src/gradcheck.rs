@@ -338,7 +338,11 @@ impl GradCheck {
                 analytic,
                 numeric,
             );
-            return tally.finish(if forward { "fast forward-mode gradcheck" } else { "fast gradcheck" });
+            return tally.finish(if forward {
+                "fast forward-mode gradcheck"
+            } else {
+                "fast gradcheck"
+            });
         }
         // Analytic Jacobian, one row (output element) at a time.
         let m = y.numel();

@@ -190,7 +190,7 @@ impl<T: Element> PartialEq for Pending<'_, T> {
 impl<T: Element> Eq for Pending<'_, T> {}
 impl<T: Element> PartialOrd for Pending<'_, T> {
     fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.node.id.cmp(&o.node.id))
+        Some(self.cmp(o))
     }
 }
 impl<T: Element> Ord for Pending<'_, T> {

@@ -22,13 +22,13 @@
 #![warn(missing_docs)]
 
 pub use tapegrad_core as core;
-pub use tapegrad_core::*;
 /// Function transforms (`torch.func`): see [`tapegrad_core::func`].
 pub use tapegrad_core::func;
 /// Property-based testing of backprop math (cargo feature `testing`): see
 /// [`tapegrad_core::testing`].
 #[cfg(feature = "testing")]
 pub use tapegrad_core::testing;
+pub use tapegrad_core::*;
 pub use tapegrad_nn as nn;
 pub use tapegrad_optim as optim;
 pub use tapegrad_train as train;
@@ -36,8 +36,8 @@ pub use tapegrad_train as train;
 /// The names most programs need: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use tapegrad_core::{
-        detect_anomaly, grad, gradcheck, gradgradcheck, no_grad, Element, Error, GradCheck, Gradients, IndexTensor, Result, Shape,
-        Tensor,
+        detect_anomaly, grad, gradcheck, gradgradcheck, no_grad, Element, Error, GradCheck, Gradients, IndexTensor,
+        Result, Shape, Tensor,
     };
     pub use tapegrad_nn::{loss, metrics, Activation, Dense, Dropout, Flatten, Module, Reduction, Sequential};
     pub use tapegrad_optim::{Adam, Momentum, Optimizer, RmsProp, Sgd};

@@ -5,11 +5,11 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::elementwise::gather_strided;
+use crate::ops::one;
 use crate::ops::record;
 use crate::ops::OpKind;
 use crate::shape::{Axes, Shape};
 use crate::storage::ensure_alloc;
-use crate::ops::one;
 use crate::tape::InputGrads;
 use crate::tensor::Tensor;
 use smallvec::SmallVec;

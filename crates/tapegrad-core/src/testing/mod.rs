@@ -18,7 +18,6 @@
 //!
 //! proptest! {
 //!     #![proptest_config(ProptestConfig::with_cases(16))]
-//!     #[test]
 //!     fn tanh_times_x(x in tensors_of::<f64>(array_shapes(0..=2, 1..=3), bounded(-2.0, 2.0))) {
 //!         prop_assert_gradcheck!(|xs| xs[0].tanh().mul(&xs[0]), &[x], 2, &[Mode::Reverse, Mode::Forward]);
 //!     }
@@ -35,8 +34,8 @@ pub use strategies::*;
 
 use crate::error::{Error, Result};
 use crate::func;
-use crate::gradcheck::{GradCheck, GradCheckReport};
 use crate::grad_mode::no_grad;
+use crate::gradcheck::{GradCheck, GradCheckReport};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -76,7 +75,13 @@ impl GradCheck {
     /// `x ↦ vᵀ∂f/∂x` (reverse, for a fixed random `v`) and `x ↦ ∂f/∂x·t` (forward, for a
     /// fixed random `t`) — and so on. Returns one report per check (`Σₖ |modes|ᵏ` of them);
     /// the first failure is an [`Error::GradCheck`] saying which order and mode failed.
-    pub fn check_grads<F>(&self, f: F, inputs: &[Tensor<f64>], order: usize, modes: &[Mode]) -> Result<Vec<GradCheckReport>>
+    pub fn check_grads<F>(
+        &self,
+        f: F,
+        inputs: &[Tensor<f64>],
+        order: usize,
+        modes: &[Mode],
+    ) -> Result<Vec<GradCheckReport>>
     where
         F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
     {
@@ -125,7 +130,10 @@ impl GradCheck {
                     let v = random(no_grad(|| f(inputs))?.dims())?;
                     Box::new(move |xs: &[Tensor<f64>]| {
                         let parts = func::vjp(f, xs)?.1.call(&v)?;
-                        let flat = parts.iter().map(|g| g.reshape([g.numel()])).collect::<Result<Vec<_>>>()?;
+                        let flat = parts
+                            .iter()
+                            .map(|g| g.reshape([g.numel()]))
+                            .collect::<Result<Vec<_>>>()?;
                         Tensor::concat(&flat.iter().collect::<Vec<_>>(), 0)
                     })
                 }
@@ -153,7 +161,10 @@ macro_rules! prop_assert_gradcheck {
     ($f:expr, $inputs:expr, $order:expr, $modes:expr) => {{
         let inputs: &[$crate::Tensor<f64>] = $inputs;
         if let Err(e) = $crate::testing::check_grads($f, inputs, $order, $modes) {
-            let shown: Vec<String> = inputs.iter().map(|x| format!("{:?} {:?}", x.dims(), x.data())).collect();
+            let shown: Vec<String> = inputs
+                .iter()
+                .map(|x| format!("{:?} {:?}", x.dims(), x.data()))
+                .collect();
             return Err($crate::testing::proptest::test_runner::TestCaseError::fail(format!(
                 "{e}\n  inputs: {}",
                 shown.join("; ")

@@ -186,7 +186,11 @@ impl OpSpec {
 
     /// Runs `check` on `cases` samples (deterministically seeded, so CI is reproducible),
     /// shrinking a failure to a small sample. The error names the op and that sample.
-    pub fn for_each_case(&self, cases: u32, check: impl Fn(&Sample) -> std::result::Result<(), TestCaseError>) -> Result<()> {
+    pub fn for_each_case(
+        &self,
+        cases: u32,
+        check: impl Fn(&Sample) -> std::result::Result<(), TestCaseError>,
+    ) -> Result<()> {
         let config = Config {
             cases,
             max_global_rejects: 100_000,

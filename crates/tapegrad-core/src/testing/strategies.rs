@@ -152,7 +152,9 @@ pub fn bounded(lo: f64, hi: f64) -> BoxedStrategy<f64> {
 pub fn away_from(lo: f64, hi: f64, kinks: &[f64], margin: f64) -> BoxedStrategy<f64> {
     let kinks = kinks.to_vec();
     (lo..=hi)
-        .prop_filter("too close to a kink", move |v| kinks.iter().all(|k| (v - k).abs() >= margin))
+        .prop_filter("too close to a kink", move |v| {
+            kinks.iter().all(|k| (v - k).abs() >= margin)
+        })
         .boxed()
 }
 

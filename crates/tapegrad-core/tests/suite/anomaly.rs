@@ -23,9 +23,14 @@ fn forward_anomaly_names_the_first_op_and_its_call_site() {
         c.sum_all().backward()
     })
     .unwrap_err();
-    let Error::Anomaly { op, direction, ref msg } = err else { panic!("{err}") };
+    let Error::Anomaly { op, direction, ref msg } = err else {
+        panic!("{err}")
+    };
     assert_eq!((op, direction), ("log", "forward"));
-    assert!(msg.contains("1 infinite") && msg.contains("[3]") && msg.contains(&site(line)), "{msg}");
+    assert!(
+        msg.contains("1 infinite") && msg.contains("[3]") && msg.contains(&site(line)),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -40,7 +45,9 @@ fn backward_anomaly_names_the_rule_that_returned_a_non_finite_gradient() {
         s.mul(&y)?.sum_all().backward()
     })
     .unwrap_err();
-    let Error::Anomaly { op, direction, ref msg } = err else { panic!("{err}") };
+    let Error::Anomaly { op, direction, ref msg } = err else {
+        panic!("{err}")
+    };
     assert_eq!((op, direction), ("sqrt", "backward"));
     assert!(msg.contains("input 0") && msg.contains(&site(line)), "{msg}");
     // Off, the same computation gives an infinite gradient and no error, as in PyTorch.

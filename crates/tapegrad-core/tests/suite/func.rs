@@ -17,7 +17,12 @@ fn rand(dims: &[usize], seed: u64) -> Tensor<f64> {
 fn assert_close(a: &Tensor<f64>, b: &Tensor<f64>, tol: f64) {
     assert_eq!(a.dims(), b.dims());
     for (x, y) in a.data().iter().zip(b.data()) {
-        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{:?}\nvs\n{:?}", a.to_vec(), b.to_vec());
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "{:?}\nvs\n{:?}",
+            a.to_vec(),
+            b.to_vec()
+        );
     }
 }
 
@@ -57,7 +62,10 @@ fn rosenbrock_gradient_and_hessian() {
         assert!((v.item().unwrap() - ((1.0 - x) * (1.0 - x) + 100.0 * r * r)).abs() < 1e-12);
         assert_close(&g[0], &t(&[-2.0 * (1.0 - x) - 400.0 * x * r, 200.0 * r], &[2]), 1e-12);
         let h = func::hessian(rosenbrock, &[p]).unwrap();
-        let expect = t(&[2.0 - 400.0 * r + 800.0 * x * x, -400.0 * x, -400.0 * x, 200.0], &[2, 2]);
+        let expect = t(
+            &[2.0 - 400.0 * r + 800.0 * x * x, -400.0 * x, -400.0 * x, 200.0],
+            &[2, 2],
+        );
         assert_close(&h[0][0], &expect, 1e-12);
     }
 }
@@ -124,11 +132,19 @@ fn gradient_penalty_differentiates_through_the_input_gradient() {
     let (w1, b1, w2, x) = (rand(&[3, 4], 3), rand(&[3], 4), rand(&[3], 5), rand(&[4], 6));
     // Closed form: ∂D/∂x = W₁ᵀ (w₂ ⊙ (1 − h²)) with h = tanh(W₁x + b₁).
     let h = w1.matmul(&x).unwrap().add(&b1).unwrap().tanh();
-    let dx = w1.t().unwrap().matmul(&w2.mul(&h.square().neg().add_scalar(1.0)).unwrap()).unwrap();
+    let dx = w1
+        .t()
+        .unwrap()
+        .matmul(&w2.mul(&h.square().neg().add_scalar(1.0)).unwrap())
+        .unwrap();
     let want = (dx.square().sum_all().item().unwrap().sqrt() - 1.0).powi(2);
     assert!((penalty(&w1, &b1, &w2, &x).unwrap().item().unwrap() - want).abs() < 1e-12);
     // The penalty's gradient with respect to every weight of D, against finite differences.
-    gradcheck(|ws| penalty(&ws[0], &ws[1], &ws[2], &x), &[w1.clone(), b1.clone(), w2.clone()]).unwrap();
+    gradcheck(
+        |ws| penalty(&ws[0], &ws[1], &ws[2], &x),
+        &[w1.clone(), b1.clone(), w2.clone()],
+    )
+    .unwrap();
     // And through backward, with D's weights tracked as in a training step.
     let w1 = w1.requires_grad();
     let p = penalty(&w1, &b1, &w2, &x).unwrap();
@@ -164,8 +180,20 @@ fn mlp_hessian_vector_product_matches_differences_of_gradients() {
     }
     // The Hessian itself agrees: H·v from hessian() blocks.
     let h = func::hessian(f, &ws).unwrap();
-    let hv0 = h[0][0].reshape([30, 30]).unwrap().matmul(&vs[0].reshape([30]).unwrap()).unwrap();
-    let hv0 = hv0.add(&h[0][1].reshape([30, 12]).unwrap().matmul(&vs[1].reshape([12]).unwrap()).unwrap()).unwrap();
+    let hv0 = h[0][0]
+        .reshape([30, 30])
+        .unwrap()
+        .matmul(&vs[0].reshape([30]).unwrap())
+        .unwrap();
+    let hv0 = hv0
+        .add(
+            &h[0][1]
+                .reshape([30, 12])
+                .unwrap()
+                .matmul(&vs[1].reshape([12]).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
     assert_close(&hv0, &hv[0].reshape([30]).unwrap(), 1e-10);
 }
 
@@ -189,24 +217,53 @@ fn jvp_and_vjp_agree_with_the_jacobian() {
     let (_, pull) = func::vjp(f, &xs).unwrap();
     let vj = pull.call(&v).unwrap();
     assert_close(&vj[1], &v.matmul(&j[1]).unwrap(), 1e-12);
-    assert_close(&vj[0], &v.matmul(&j[0].reshape([2, 6]).unwrap()).unwrap().reshape([2, 3]).unwrap(), 1e-12);
+    assert_close(
+        &vj[0],
+        &v.matmul(&j[0].reshape([2, 6]).unwrap())
+            .unwrap()
+            .reshape([2, 3])
+            .unwrap(),
+        1e-12,
+    );
     // A pullback can be called again, and refuses a cotangent of the wrong shape.
     assert_eq!(pull.call(&v).unwrap()[1].to_vec(), vj[1].to_vec());
-    assert!(matches!(pull.call(&rand(&[3], 1)), Err(Error::ShapeMismatch { op: "vjp", .. })));
+    assert!(matches!(
+        pull.call(&rand(&[3], 1)),
+        Err(Error::ShapeMismatch { op: "vjp", .. })
+    ));
 }
 
 #[test]
 fn transforms_work_under_no_grad_and_on_constants() {
     let x = t(&[1.0, 2.0], &[2]);
-    let g = no_grad(|| func::grad(|xs: &[Tensor<f64>]| Ok(xs[0].square().sum_all()), 0)(&[x.clone()])).unwrap();
+    let g =
+        no_grad(|| func::grad(|xs: &[Tensor<f64>]| Ok(xs[0].square().sum_all()), 0)(std::slice::from_ref(&x))).unwrap();
     assert_eq!(g.to_vec(), vec![2.0, 4.0]);
     // f independent of its input: zero derivatives of the right shapes, in every transform.
     let c = |_: &[Tensor<f64>]| Ok(Tensor::scalar(5.0));
-    assert_eq!(func::value_and_grad(c, &[x.clone()]).unwrap().1[0].to_vec(), vec![0.0, 0.0]);
-    assert_eq!(func::hvp(c, &[x.clone()], &[x.clone()]).unwrap().1[0].to_vec(), vec![0.0, 0.0]);
-    assert_eq!(func::jvp(c, &[x.clone()], &[x.clone()]).unwrap().1.to_vec(), vec![0.0]);
+    assert_eq!(
+        func::value_and_grad(c, std::slice::from_ref(&x)).unwrap().1[0].to_vec(),
+        vec![0.0, 0.0]
+    );
+    assert_eq!(
+        func::hvp(c, std::slice::from_ref(&x), std::slice::from_ref(&x))
+            .unwrap()
+            .1[0]
+            .to_vec(),
+        vec![0.0, 0.0]
+    );
+    assert_eq!(
+        func::jvp(c, std::slice::from_ref(&x), std::slice::from_ref(&x))
+            .unwrap()
+            .1
+            .to_vec(),
+        vec![0.0]
+    );
     for mode in MODES {
-        assert_eq!(func::jacobian(c, &[x.clone()], mode).unwrap()[0].dims(), &[2]);
+        assert_eq!(
+            func::jacobian(c, std::slice::from_ref(&x), mode).unwrap()[0].dims(),
+            &[2]
+        );
     }
 }
 
@@ -214,12 +271,16 @@ fn transforms_work_under_no_grad_and_on_constants() {
 fn bad_arguments_are_errors_naming_the_transform() {
     let x = t(&[1.0, 2.0], &[2]);
     let vector = |xs: &[Tensor<f64>]| Ok(xs[0].square());
-    let e = func::value_and_grad(vector, &[x.clone()]).unwrap_err().to_string();
+    let e = func::value_and_grad(vector, std::slice::from_ref(&x))
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("value_and_grad") && e.contains("[2]"), "{e}");
-    let e = func::grad(vector, 3)(&[x.clone()]).unwrap_err().to_string();
+    let e = func::grad(vector, 3)(std::slice::from_ref(&x)).unwrap_err().to_string();
     assert!(e.contains("argnum 3"), "{e}");
-    let e = func::jvp(vector, &[x.clone()], &[]).unwrap_err().to_string();
+    let e = func::jvp(vector, std::slice::from_ref(&x), &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("jvp") && e.contains("1 inputs but 0"), "{e}");
-    let e = func::hvp(|xs| Ok(xs[0].sum_all()), &[x.clone()], &[t(&[1.0], &[1])]).unwrap_err();
+    let e = func::hvp(|xs| Ok(xs[0].sum_all()), std::slice::from_ref(&x), &[t(&[1.0], &[1])]).unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch { op: "hvp", .. }), "{e}");
 }

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use tapegrad::prop_assert_gradcheck;
-use tapegrad::testing::{away_from, bounded, check_grads, sweep, tensors_of, array_shapes, Mode, OpSpec};
+use tapegrad::testing::{array_shapes, away_from, bounded, check_grads, sweep, tensors_of, Mode, OpSpec};
 use tapegrad::{func, Result, Tensor};
 
 /// swish(x) = x·σ(x), with its rule σ(x)(1 + x(1 − σ(x))) written in tensor ops so that it
@@ -32,12 +32,18 @@ fn a_custom_op_passes_the_registry_sweep() {
     let ops = [
         OpSpec::unary("swish", bounded(-4.0, 4.0), swish),
         // A composite of the user's op and a built-in with a kink, kept away from it.
-        OpSpec::binary("swish_max", away_from(-2.0, 2.0, &[0.0], 0.05), bounded(-2.0, 2.0), |a, b| {
-            swish(&a.relu())?.mul(b)
-        }),
+        OpSpec::binary(
+            "swish_max",
+            away_from(-2.0, 2.0, &[0.0], 0.05),
+            bounded(-2.0, 2.0),
+            |a, b| swish(&a.relu())?.mul(b),
+        ),
     ];
     let report = sweep(&ops, 64).unwrap();
-    assert_eq!(report.ops.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["swish", "swish_max"]);
+    assert_eq!(
+        report.ops.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["swish", "swish_max"]
+    );
 }
 
 #[test]
@@ -49,7 +55,13 @@ fn the_sweep_rejects_a_wrong_rule() {
 #[test]
 fn check_grads_and_transforms_agree_on_the_custom_op() {
     let x = Tensor::from_vec(vec![-1.5, 0.2, 2.0], [3]).unwrap();
-    check_grads(|xs| swish(&xs[0]), std::slice::from_ref(&x), 2, &[Mode::Reverse, Mode::Forward]).unwrap();
+    check_grads(
+        |xs| swish(&xs[0]),
+        std::slice::from_ref(&x),
+        2,
+        &[Mode::Reverse, Mode::Forward],
+    )
+    .unwrap();
     // The Hessian of Σ swish is diagonal with swish''.
     let h = func::hessian(|xs| Ok(swish(&xs[0])?.sum_all()), std::slice::from_ref(&x)).unwrap();
     for (i, &v) in x.data().iter().enumerate() {
