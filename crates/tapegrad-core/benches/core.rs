@@ -114,59 +114,66 @@ fn tape_chain(anomaly: bool) {
     );
 }
 
-/// Transforms of an MLP loss (batch 64, 32 → 64 → 10, tanh, f64), in units of its plain
-/// forward and backward passes.
+/// Transforms of an MLP loss (batch 256, 64 → 128 → 10, tanh, f64), in units of its plain
+/// forward and backward passes. The variants run interleaved, one call each per round, and
+/// the median over 40 rounds is kept, so that a machine's changing load hits them alike.
 fn transforms() {
     use rand::{rngs::StdRng, SeedableRng};
     let mut rng = StdRng::seed_from_u64(0);
     let mut rand = |dims: [usize; 2]| Tensor::<f64>::rand_uniform(dims, -0.5, 0.5, &mut rng).unwrap();
-    let (x, y) = (rand([64, 32]), rand([64, 10]));
-    let ws = [rand([32, 64]), rand([64, 10])];
-    let vs = [rand([32, 64]), rand([64, 10])];
+    let (x, y) = (rand([256, 64]), rand([256, 10]));
+    let ws = [rand([64, 128]), rand([128, 10])];
+    let vs = [rand([64, 128]), rand([128, 10])];
     let loss = |w: &[Tensor<f64>]| -> Result<Tensor<f64>> {
         Ok(x.matmul(&w[0])?.tanh().matmul(&w[1])?.sub(&y)?.square().mean_all())
     };
-    let time = |f: &dyn Fn()| time_median(f, 20, 1.0).0;
-    let fwd = time(&|| {
-        loss(&ws).unwrap();
-    });
-    let fwd_bwd = time(&|| {
+    let fwd_bwd = || {
         let w: Vec<Tensor<f64>> = ws.iter().map(|w| w.detach().requires_grad()).collect();
         loss(&w).unwrap().backward().unwrap();
-    });
-    let bwd = fwd_bwd - fwd;
-    let mut report = String::new();
-    let mut add = |name: &str, t: f64| {
-        report += &format!(" {name}_us={:.1} {name}_backwards={:.2}", t * 1e6, (t - fwd) / bwd);
     };
-    add(
-        "value_and_grad",
-        time(&|| {
-            func::value_and_grad(loss, &ws).unwrap();
-        }),
-    );
-    add(
-        "vjp",
-        time(&|| {
-            let (_, pull) = func::vjp(loss, &ws).unwrap();
-            pull.call(&Tensor::scalar(1.0)).unwrap();
-        }),
-    );
-    add(
-        "jvp",
-        time(&|| {
-            func::jvp(loss, &ws, &vs).unwrap();
-        }),
-    );
-    add(
-        "hvp",
-        time(&|| {
-            func::hvp(loss, &ws, &vs).unwrap();
-        }),
-    );
-    println!(
-        "RESULT framework=tapegrad bench=func_mlp fwd_us={:.1} bwd_us={:.1}{report} (x_backwards = (time - forward) / backward)",
+    let variants: Vec<(&str, Box<dyn Fn() + '_>)> = vec![
+        ("forward", Box::new(|| drop(loss(&ws).unwrap()))),
+        ("forward_backward", Box::new(fwd_bwd)),
+        (
+            "forward_backward_anomaly",
+            Box::new(|| {
+                let _on = detect_anomaly_guard();
+                fwd_bwd();
+            }),
+        ),
+        (
+            "value_and_grad",
+            Box::new(|| drop(func::value_and_grad(loss, &ws).unwrap())),
+        ),
+        (
+            "vjp",
+            Box::new(|| {
+                let (_, pull) = func::vjp(loss, &ws).unwrap();
+                pull.call(&Tensor::scalar(1.0)).unwrap();
+            }),
+        ),
+        ("jvp", Box::new(|| drop(func::jvp(loss, &ws, &vs).unwrap()))),
+        ("hvp", Box::new(|| drop(func::hvp(loss, &ws, &vs).unwrap()))),
+    ];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for round in 0..43 {
+        for ((_, f), t) in variants.iter().zip(&mut times) {
+            let start = Instant::now();
+            f();
+            if round >= 3 {
+                t.push(start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let med: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
+    let (fwd, bwd) = (med[0], med[1] - med[0]);
+    let mut line = format!(
+        "RESULT framework=tapegrad bench=func_mlp forward_us={:.1} backward_us={:.1}",
         fwd * 1e6,
         bwd * 1e6
     );
+    for ((name, _), t) in variants.iter().zip(&med).skip(2) {
+        line += &format!(" {name}_us={:.1} {name}_backwards={:.2}", t * 1e6, (t - fwd) / bwd);
+    }
+    println!("{line} (x_backwards = (time - forward) / backward)");
 }

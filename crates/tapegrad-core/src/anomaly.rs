@@ -17,11 +17,14 @@
 //! direction and the call site. Only ops on tracked tensors are recorded, so only those are
 //! checked.
 //!
-//! Cost: off, one thread-local flag read per recorded op and per backward sweep (the tape
-//! benchmark does not see it). On, every recorded op's output and every rule's gradients
-//! are scanned once for non-finite values: a pass over memory that the op has just
-//! written, measured at about 1.1–1.5× the time of the tape benchmark's tiny ops (see the
-//! crate's BENCHMARKS notes in the lead's report).
+//! Cost: off, one thread-local flag read per recorded op and per backward sweep; on the
+//! tape benchmark (`cargo bench -p tapegrad-core --bench core -- tape`, a 10,000-op chain of
+//! 1-element tensors, medians of 15 runs) forward was 0.123 µs/op before anomaly mode
+//! existed and 0.124 after, backward 0.159 and 0.163: within noise. On, every recorded
+//! op's output and every rule's gradients are scanned once for non-finite values: the
+//! same chain (`-- anomaly`) measured 0.134 µs/op forward (+8%) and 0.159 backward, and a
+//! forward + backward pass of an MLP (`-- func`) 0.9–1.15× its time with anomaly mode off
+//! (a 2-core machine under load; scans are cheap next to matmuls).
 //!
 //! ```
 //! use tapegrad_core::{detect_anomaly, Error, Tensor};
