@@ -19,7 +19,7 @@
 //! works at the broadcast output shape); the sweep sums it back over the broadcast
 //! dimensions, here and nowhere else. The tape knows no list of ops: a node holds its
 //! op's name (for errors), its rule and, in [anomaly mode](crate::anomaly), its call site.
-//! Grad mode lives in [`crate::grad_mode`], the result of a sweep in [`Gradients`].
+//! Grad mode lives in [`crate::grad_mode`], the result of a sweep in [`crate::Gradients`].
 
 use crate::anomaly::{check_backward, check_forward, is_anomaly_enabled, take_pending, Site};
 use crate::element::Element;
