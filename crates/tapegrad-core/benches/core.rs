@@ -131,7 +131,8 @@ fn transforms() {
         let w: Vec<Tensor<f64>> = ws.iter().map(|w| w.detach().requires_grad()).collect();
         loss(&w).unwrap().backward().unwrap();
     };
-    let variants: Vec<(&str, Box<dyn Fn() + '_>)> = vec![
+    type Variant<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let variants: Vec<Variant<'_>> = vec![
         ("forward", Box::new(|| drop(loss(&ws).unwrap()))),
         ("forward_backward", Box::new(fwd_bwd)),
         (

@@ -25,15 +25,15 @@ use crate::anomaly::{check_backward, check_forward, is_anomaly_enabled, take_pen
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::grad_mode::{is_grad_enabled, set_grad_enabled};
+pub(crate) use crate::ops::one;
 use crate::shape::Shape;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
+use std::{cmp::Ordering, collections::BinaryHeap};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 

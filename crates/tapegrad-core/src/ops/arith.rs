@@ -8,11 +8,10 @@ use crate::element::{c, Element};
 use crate::error::Result;
 use crate::grad_mode::no_grad;
 use crate::kernels::elementwise;
-use crate::ops::one;
 use crate::ops::record;
 use crate::ops::OpKind;
 use crate::shape::Shape;
-use crate::tape::BackwardCtx;
+use crate::tape::{one, BackwardCtx};
 use crate::tensor::Tensor;
 use smallvec::smallvec;
 

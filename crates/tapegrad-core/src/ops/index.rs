@@ -7,10 +7,10 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::elementwise;
-use crate::ops::one;
 use crate::ops::record;
 use crate::ops::OpKind;
 use crate::shape::Shape;
+use crate::tape::one;
 use crate::tensor::Tensor;
 use smallvec::{smallvec, SmallVec};
 use std::sync::Arc;

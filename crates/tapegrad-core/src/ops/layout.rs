@@ -5,12 +5,11 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::elementwise::gather_strided;
-use crate::ops::one;
 use crate::ops::record;
 use crate::ops::OpKind;
 use crate::shape::{Axes, Shape};
 use crate::storage::ensure_alloc;
-use crate::tape::InputGrads;
+use crate::tape::{one, InputGrads};
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
 use std::ops::Range;

@@ -7,10 +7,10 @@ use crate::element::{c, Element};
 use crate::error::{Error, Result};
 use crate::grad_mode::no_grad;
 use crate::kernels::reduce;
-use crate::ops::one;
 use crate::ops::record;
 use crate::ops::OpKind;
 use crate::shape::{Axes, Shape};
+use crate::tape::one;
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
 
