@@ -4,16 +4,19 @@
 //!   split over rayon's pool) — the `gemm` crate (what candle uses) is measured through the
 //!   candle peer in `../shared/peers`, so this crate does not build it;
 //! - tape cost: a chain of 10,000 ops (`y+1e-4`, `y·0.9999`, `tanh y`) on a 1-element tensor,
-//!   forward and backward, in µs per op (median of 15 runs).
+//!   forward and backward, in µs per op (median of 15 runs); `anomaly`: the same chain with
+//!   anomaly mode on;
+//! - `func`: what the function transforms cost on an MLP loss, relative to one forward and
+//!   one backward pass.
 //!
-//! - conv2d forward + backward GFLOP/s at the MNIST CNN's two layers (`examples/mnist_cnn.rs`,
-//!   batch 128), beside the rate of the one GEMM the forward lowers to.
+//! - `conv`: conv2d forward + backward GFLOP/s at the MNIST CNN's two layers
+//!   (`examples/mnist_cnn.rs`, batch 128), beside the rate of the one GEMM the forward lowers to.
 //!
-//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape | conv]` (set
-//! `RAYON_NUM_THREADS=2` to match the peers; no argument runs both parts).
+//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape | anomaly | func | conv]`
+//! (set `RAYON_NUM_THREADS=2` to match the peers; no argument runs every part).
 
 use std::time::Instant;
-use tapegrad_core::Tensor;
+use tapegrad_core::{detect_anomaly_guard, func, Result, Tensor};
 
 const CHAIN: usize = 10_000;
 
@@ -54,7 +57,13 @@ fn main() {
         );
     }
     if part == "all" || part == "tape" {
-        tape_chain();
+        tape_chain(false);
+    }
+    if part == "all" || part == "anomaly" {
+        tape_chain(true);
+    }
+    if part == "all" || part == "func" {
+        transforms();
     }
     if part == "all" || part == "conv" {
         conv(threads);
@@ -114,7 +123,8 @@ fn matmul(sizes: &[usize], threads: usize) {
 }
 
 /// Tape cost on tiny tensors: forward, backward, and freeing the graph.
-fn tape_chain() {
+fn tape_chain(anomaly: bool) {
+    let _guard = anomaly.then(detect_anomaly_guard);
     let (mut fwd, mut bwd, mut total) = (Vec::new(), Vec::new(), Vec::new());
     let mut g = 0.0;
     for _ in 0..15 {
@@ -140,9 +150,75 @@ fn tape_chain() {
     }
     let us = |v: &mut Vec<f64>| median(v) / CHAIN as f64 * 1e6;
     println!(
-        "RESULT framework=tapegrad bench=autograd_chain ops={CHAIN} us_per_op={:.3} fwd_us_per_op={:.3} bwd_us_per_op={:.3} reps=15 grad={g:.6e}",
+        "RESULT framework=tapegrad bench=autograd_chain{} ops={CHAIN} us_per_op={:.3} fwd_us_per_op={:.3} bwd_us_per_op={:.3} reps=15 grad={g:.6e}",
+        if anomaly { "_anomaly" } else { "" },
         us(&mut total),
         us(&mut fwd),
         us(&mut bwd)
     );
+}
+
+/// Transforms of an MLP loss (batch 256, 64 → 128 → 10, tanh, f64), in units of its plain
+/// forward and backward passes. The variants run interleaved, one call each per round, and
+/// the median over 40 rounds is kept, so that a machine's changing load hits them alike.
+fn transforms() {
+    use rand::{rngs::StdRng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut rand = |dims: [usize; 2]| Tensor::<f64>::rand_uniform(dims, -0.5, 0.5, &mut rng).unwrap();
+    let (x, y) = (rand([256, 64]), rand([256, 10]));
+    let ws = [rand([64, 128]), rand([128, 10])];
+    let vs = [rand([64, 128]), rand([128, 10])];
+    let loss = |w: &[Tensor<f64>]| -> Result<Tensor<f64>> {
+        Ok(x.matmul(&w[0])?.tanh().matmul(&w[1])?.sub(&y)?.square().mean_all())
+    };
+    let fwd_bwd = || {
+        let w: Vec<Tensor<f64>> = ws.iter().map(|w| w.detach().requires_grad()).collect();
+        loss(&w).unwrap().backward().unwrap();
+    };
+    type Variant<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let variants: Vec<Variant<'_>> = vec![
+        ("forward", Box::new(|| drop(loss(&ws).unwrap()))),
+        ("forward_backward", Box::new(fwd_bwd)),
+        (
+            "forward_backward_anomaly",
+            Box::new(|| {
+                let _on = detect_anomaly_guard();
+                fwd_bwd();
+            }),
+        ),
+        (
+            "value_and_grad",
+            Box::new(|| drop(func::value_and_grad(loss, &ws).unwrap())),
+        ),
+        (
+            "vjp",
+            Box::new(|| {
+                let (_, pull) = func::vjp(loss, &ws).unwrap();
+                pull.call(&Tensor::scalar(1.0)).unwrap();
+            }),
+        ),
+        ("jvp", Box::new(|| drop(func::jvp(loss, &ws, &vs).unwrap()))),
+        ("hvp", Box::new(|| drop(func::hvp(loss, &ws, &vs).unwrap()))),
+    ];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for round in 0..43 {
+        for ((_, f), t) in variants.iter().zip(&mut times) {
+            let start = Instant::now();
+            f();
+            if round >= 3 {
+                t.push(start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let med: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
+    let (fwd, bwd) = (med[0], med[1] - med[0]);
+    let mut line = format!(
+        "RESULT framework=tapegrad bench=func_mlp forward_us={:.1} backward_us={:.1}",
+        fwd * 1e6,
+        bwd * 1e6
+    );
+    for ((name, _), t) in variants.iter().zip(&med).skip(2) {
+        line += &format!(" {name}_us={:.1} {name}_backwards={:.2}", t * 1e6, (t - fwd) / bwd);
+    }
+    println!("{line} (x_backwards = (time - forward) / backward)");
 }

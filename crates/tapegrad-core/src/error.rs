@@ -66,6 +66,15 @@ pub enum Error {
     },
     /// A gradient check found a mismatch; the report says where.
     GradCheck(String),
+    /// Anomaly mode found a NaN or an infinity (see [`crate::anomaly`]).
+    Anomaly {
+        /// The op whose output (forward) or whose rule's gradient (backward) held it.
+        op: &'static str,
+        /// `"forward"` or `"backward"`.
+        direction: &'static str,
+        /// The counts, the input shapes and where the op was called.
+        msg: String,
+    },
     /// A file could not be read or written.
     Io(String),
     /// A file is not in the expected format.
@@ -90,6 +99,9 @@ impl fmt::Display for Error {
             Error::BadValue { op, msg } => write!(f, "{op}: {msg}"),
             Error::Autograd { op, msg } => write!(f, "{op}: {msg}"),
             Error::GradCheck(report) => write!(f, "gradcheck failed: {report}"),
+            Error::Anomaly { op, direction, msg } => {
+                write!(f, "anomaly detected in the {direction} pass of {op}: {msg}")
+            }
             Error::Io(msg) => write!(f, "i/o error: {msg}"),
             Error::Format(msg) => write!(f, "format error: {msg}"),
         }

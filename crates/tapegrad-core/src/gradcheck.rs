@@ -219,6 +219,32 @@ impl GradCheck {
     where
         F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
     {
+        self.check_in(f, inputs, false)
+    }
+
+    /// [`GradCheck::check`] in forward mode, like `torch.autograd.gradcheck(check_forward_ad=True)`:
+    /// the Jacobian comes from [`func::jacobian`](crate::func::jacobian) in
+    /// [`JacobianMode::Forward`](crate::func::JacobianMode::Forward) (in fast mode, one
+    /// [`func::jvp`](crate::func::jvp) along a random direction), compared with the same
+    /// central differences.
+    ///
+    /// ```
+    /// use tapegrad_core::{GradCheck, Tensor};
+    /// let x = Tensor::<f64>::from_vec(vec![0.3, -1.2], [2])?;
+    /// GradCheck::new().check_forward(|xs| Ok(xs[0].tanh().mul(&xs[0])?), &[x])?;
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    pub fn check_forward<F>(&self, f: F, inputs: &[Tensor<f64>]) -> Result<GradCheckReport>
+    where
+        F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
+    {
+        self.check_in(f, inputs, true)
+    }
+
+    fn check_in<F>(&self, f: F, inputs: &[Tensor<f64>], forward: bool) -> Result<GradCheckReport>
+    where
+        F: Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
+    {
         if !(self.eps > 0.0 && self.atol >= 0.0 && self.rtol >= 0.0) {
             return Err(Error::bad_value(
                 "gradcheck",
@@ -274,7 +300,9 @@ impl GradCheck {
             };
             let v = rand_like(&y);
             let us: Vec<Tensor<f64>> = inputs.iter().map(&mut rand_like).collect();
-            let analytic: f64 = if y.is_tracked() {
+            let analytic: f64 = if forward {
+                dot(crate::func::jvp(&f, &plain, &us)?.1.data(), v.data())
+            } else if y.is_tracked() {
                 let grads = grad(&y, &leaves.iter().collect::<Vec<_>>(), Some(&v), false)?;
                 grads.iter().zip(&us).map(|(g, u)| dot(g.data(), u.data())).sum()
             } else {
@@ -310,12 +338,21 @@ impl GradCheck {
                 analytic,
                 numeric,
             );
-            return tally.finish("fast gradcheck");
+            return tally.finish(if forward {
+                "fast forward-mode gradcheck"
+            } else {
+                "fast gradcheck"
+            });
         }
         // Analytic Jacobian, one row (output element) at a time.
         let m = y.numel();
         let mut analytic: Vec<Vec<f64>> = inputs.iter().map(|x| vec![0.0; m * x.numel()]).collect();
-        if y.is_tracked() {
+        if forward {
+            let jac = crate::func::jacobian(&f, &plain, crate::func::JacobianMode::Forward)?;
+            for (a, j) in analytic.iter_mut().zip(jac) {
+                a.copy_from_slice(j.data());
+            }
+        } else if y.is_tracked() {
             let refs: Vec<&Tensor<f64>> = leaves.iter().collect();
             for j in 0..m {
                 let mut seed = vec![0.0; m];
@@ -349,7 +386,7 @@ impl GradCheck {
                 }
             }
         }
-        tally.finish("gradcheck")
+        tally.finish(if forward { "forward-mode gradcheck" } else { "gradcheck" })
     }
 
     /// Checks second derivatives, like `torch.autograd.gradgradcheck`: gradchecks the map

@@ -6,8 +6,13 @@
 //! - [`tensor`]: the tensor type, constructors and accessors;
 //! - [`ops`]: every differentiable op, forward and gradient rule side by side;
 //! - [`tape`]: recording and the backward sweep; [`gradients`]: [`Tensor::backward`],
-//!   [`grad`], [`Gradients`]; [`grad_mode`]: [`no_grad`];
+//!   [`grad`], [`Gradients`]; [`grad_mode`]: [`no_grad`]; [`anomaly`]: [`detect_anomaly`],
+//!   which finds the first op to produce a NaN or an infinity;
+//! - [`func`]: function transforms (`value_and_grad`, `vjp`, `jvp`, `hvp`, `jacobian`,
+//!   `hessian`), composable to any order, like `torch.func`;
 //! - [`gradcheck`](mod@gradcheck): finite-difference checks of any function's gradients;
+//! - `testing` (cargo feature `testing`): proptest strategies, `check_grads` and the op
+//!   registry's `OpSpec`, for property tests of backprop math;
 //! - `kernels`: the loops and GEMM behind the ops.
 //!
 //! ```
@@ -28,9 +33,11 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod anomaly;
 mod display;
 pub mod element;
 pub mod error;
+pub mod func;
 pub mod grad_mode;
 pub mod gradcheck;
 pub mod gradients;
@@ -40,7 +47,10 @@ pub mod shape;
 mod storage;
 pub mod tape;
 pub mod tensor;
+#[cfg(feature = "testing")]
+pub mod testing;
 
+pub use anomaly::{detect_anomaly, detect_anomaly_guard, is_anomaly_enabled, AnomalyGuard};
 pub use element::Element;
 pub use error::{Error, Result};
 pub use grad_mode::{is_grad_enabled, no_grad, no_grad_guard, GradModeGuard};

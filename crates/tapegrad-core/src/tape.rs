@@ -18,21 +18,22 @@
 //! A rule may return a gradient at a shape its input broadcasts to (a binary op's rule
 //! works at the broadcast output shape); the sweep sums it back over the broadcast
 //! dimensions, here and nowhere else. The tape knows no list of ops: a node holds its
-//! op's name (for errors) and its rule. Grad mode lives in [`crate::grad_mode`], the
-//! result of a sweep in [`Gradients`].
+//! op's name (for errors), its rule and, in [anomaly mode](crate::anomaly), its call site.
+//! Grad mode lives in [`crate::grad_mode`], the result of a sweep in [`crate::Gradients`].
 
+use crate::anomaly::{check_backward, check_forward, is_anomaly_enabled, take_pending, Site};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::grad_mode::{is_grad_enabled, set_grad_enabled};
+pub(crate) use crate::ops::one;
 use crate::shape::Shape;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
-use smallvec::{smallvec, SmallVec};
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use smallvec::SmallVec;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
+use std::{cmp::Ordering, collections::BinaryHeap};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -47,8 +48,10 @@ pub(crate) struct Node<T: Element> {
     pub(crate) id: u64,
     /// The op's name, for error messages and [`Tensor::recorded_ops`].
     pub(crate) name: &'static str,
-    inputs: SmallVec<[Tensor<T>; 2]>,
+    pub(crate) inputs: SmallVec<[Tensor<T>; 2]>,
     rule: Option<Rule<T>>,
+    /// Where the op was called, captured only in anomaly mode ([`crate::anomaly`]).
+    site: Site,
     /// The output buffer, kept only by ops whose rule reads the output (exp, tanh, …).
     saved_output: Option<Storage<T>>,
     output_shape: Shape,
@@ -61,6 +64,7 @@ impl<T: Element> Node<T> {
             name: "leaf",
             inputs: SmallVec::new(),
             rule: None,
+            site: None,
             saved_output: None,
             output_shape: Shape::scalar(),
         })
@@ -68,18 +72,6 @@ impl<T: Element> Node<T> {
 
     pub(crate) fn is_leaf(&self) -> bool {
         self.rule.is_none()
-    }
-
-    /// Calls `f` on every node of the graph below `root` (itself included), once each.
-    pub(crate) fn visit(root: &Arc<Node<T>>, mut f: impl FnMut(&Node<T>)) {
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = vec![root];
-        while let Some(n) = stack.pop() {
-            if seen.insert(n.id) {
-                f(n);
-                stack.extend(n.inputs.iter().filter_map(|t| t.node.as_ref()));
-            }
-        }
     }
 }
 
@@ -151,6 +143,7 @@ impl<T: Element> BackwardCtx<'_, T> {
 /// Records `out = op(inputs)` if gradients are enabled and any input is tracked; otherwise
 /// returns `out` untouched and the rule is never boxed. `name` names the op in errors;
 /// `save_output` keeps the output buffer for rules that call [`BackwardCtx::output`].
+#[track_caller]
 pub(crate) fn record<T, F>(
     name: &'static str,
     inputs: &[&Tensor<T>],
@@ -165,11 +158,17 @@ where
     if !inputs.iter().any(|t| t.node.is_some()) || !is_grad_enabled() {
         return out;
     }
+    let mut site = None;
+    if is_anomaly_enabled() {
+        site = Some(std::panic::Location::caller()); // the user's call (ops are #[track_caller])
+        check_forward(name, inputs, &out, site);
+    }
     out.node = Some(Arc::new(Node {
         id: NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed),
         name,
         inputs: inputs.iter().map(|&t| t.clone()).collect(),
         rule: Some(Box::new(rule)),
+        site,
         saved_output: save_output.then(|| out.data.clone()),
         output_shape: out.shape.clone(),
     }));
@@ -252,6 +251,10 @@ pub(crate) fn sweep<T: Element>(
             "a seed gradient of the output's shape",
         ));
     }
+    let anomaly = is_anomaly_enabled();
+    if anomaly {
+        take_pending()?;
+    }
     // Without create_graph the rules' own ops are not recorded: plain, cheap tensors.
     let _mode = set_grad_enabled(create_graph);
     let floor = match keep {
@@ -281,6 +284,9 @@ pub(crate) fn sweep<T: Element>(
         }
         let Some(rule) = &node.rule else { continue };
         let grads = rule(&BackwardCtx { node, grad: &p.grad })?;
+        if anomaly {
+            check_backward(node.name, &node.inputs, &grads, node.site)?;
+        }
         for (input, g) in node.inputs.iter().zip(grads) {
             if let (Some(in_node), Some(g)) = (&input.node, g) {
                 let grad = to_input_shape(node, g, input)?;
@@ -290,10 +296,4 @@ pub(crate) fn sweep<T: Element>(
     }
     kept.reverse();
     Ok(kept)
-}
-
-/// Convenience for rules: one gradient for a unary op.
-#[inline]
-pub(crate) fn one<T: Element>(g: Tensor<T>) -> InputGrads<T> {
-    smallvec![Some(g)]
 }

@@ -2,7 +2,9 @@
 //!
 //! One dependency for the whole framework:
 //!
-//! - [`core`]: tensors, tape-based autograd, gradcheck (re-exported at the top level too);
+//! - [`core`]: tensors, tape-based autograd, gradcheck (re-exported at the top level too),
+//!   with [`func`] (function transforms) and anomaly mode ([`detect_anomaly`]);
+//! - `testing` (cargo feature `testing`): proptest strategies, `check_grads`, `OpSpec`;
 //! - [`nn`]: layers, losses, metrics, checkpoints;
 //! - [`optim`]: SGD, Momentum, RMSProp, Adam/AdamW with PyTorch and Keras presets;
 //! - [`train`]: datasets of tensors (vectors, CSV, IDX/MNIST), batches, `fit`/`evaluate` for any
@@ -21,6 +23,12 @@
 #![warn(missing_docs)]
 
 pub use tapegrad_core as core;
+/// Function transforms (`torch.func`): see [`tapegrad_core::func`].
+pub use tapegrad_core::func;
+/// Property-based testing of backprop math (cargo feature `testing`): see
+/// [`tapegrad_core::testing`].
+#[cfg(feature = "testing")]
+pub use tapegrad_core::testing;
 pub use tapegrad_core::*;
 pub use tapegrad_nn as nn;
 pub use tapegrad_optim as optim;
@@ -29,8 +37,8 @@ pub use tapegrad_train as train;
 /// The names most programs need: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use tapegrad_core::{
-        grad, gradcheck, gradgradcheck, no_grad, Element, Error, GradCheck, Gradients, IndexTensor, Result, Shape,
-        Tensor,
+        detect_anomaly, grad, gradcheck, gradgradcheck, no_grad, Element, Error, GradCheck, Gradients, IndexTensor,
+        Result, Shape, Tensor,
     };
     pub use tapegrad_nn::{
         loss, metrics, rand, Activation, Dense, Dropout, Flatten, Module, Reduction, Rng, SeedableRng, Sequential,

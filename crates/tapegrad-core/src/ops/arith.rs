@@ -20,6 +20,7 @@ type PairGrads<T> = (Option<Tensor<T>>, Option<Tensor<T>>);
 
 /// Forward of a broadcasting binary op plus recording of `rule`, whose gradients are at
 /// the output shape (the tape sums them back to each input's shape).
+#[track_caller]
 fn binary<T, F, R>(kind: OpKind, a: &Tensor<T>, b: &Tensor<T>, save_output: bool, f: F, rule: R) -> Result<Tensor<T>>
 where
     T: Element,
@@ -47,6 +48,7 @@ where
 }
 
 /// Elementwise-unary forward plus recording, shared with [`crate::ops::unary`].
+#[track_caller]
 pub(crate) fn unary<T, F, R>(kind: OpKind, x: &Tensor<T>, save_output: bool, f: F, rule: R) -> Tensor<T>
 where
     T: Element,
@@ -92,6 +94,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(a.add(&b)?.to_vec(), vec![11., 22., 13., 24.]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn add(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
         binary(
             OpKind::Add,
@@ -109,6 +112,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `a − b`, broadcasting. ∂/∂a = 1, ∂/∂b = −1.
+    #[track_caller]
     pub fn sub(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
         binary(
             OpKind::Sub,
@@ -126,6 +130,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `a · b` elementwise, broadcasting. ∂/∂a = b, ∂/∂b = a.
+    #[track_caller]
     pub fn mul(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
         binary(
             OpKind::Mul,
@@ -150,6 +155,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `a / b` elementwise, broadcasting. ∂/∂a = 1/b, ∂/∂b = −a/b² = −(a/b)/b.
+    #[track_caller]
     pub fn div(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
         binary(
             OpKind::Div,
@@ -170,6 +176,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `aᵇ` elementwise, broadcasting. ∂/∂a = b·aᵇ⁻¹, ∂/∂b = aᵇ·ln a (defined for a > 0).
+    #[track_caller]
     pub fn pow(&self, exponent: &Tensor<T>) -> Result<Tensor<T>> {
         binary(
             OpKind::Pow,
@@ -203,6 +210,7 @@ impl<T: Element> Tensor<T> {
 
     /// Elementwise maximum, broadcasting. The gradient goes to the larger input; on a tie
     /// it is split in half (as in PyTorch).
+    #[track_caller]
     pub fn maximum(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
         binary(
             OpKind::Maximum,
@@ -215,6 +223,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Elementwise minimum, broadcasting; ties split the gradient in half.
+    #[track_caller]
     pub fn minimum(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
         binary(
             OpKind::Minimum,
@@ -227,6 +236,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `x + s` for a scalar `s`. ∂/∂x = 1.
+    #[track_caller]
     pub fn add_scalar(&self, s: T) -> Tensor<T> {
         unary(
             OpKind::AddScalar,
@@ -238,6 +248,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `x · s` for a scalar `s`. ∂/∂x = s.
+    #[track_caller]
     pub fn mul_scalar(&self, s: T) -> Tensor<T> {
         unary(
             OpKind::MulScalar,
@@ -249,6 +260,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `xᵖ` for a scalar exponent `p`. ∂/∂x = p·xᵖ⁻¹.
+    #[track_caller]
     pub fn powf(&self, p: T) -> Result<Tensor<T>> {
         if p.is_nan() {
             return Err(crate::Error::bad_value("powf", "the exponent is NaN"));
@@ -276,6 +288,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(x.square().to_vec(), vec![9., 4.]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn square(&self) -> Tensor<T> {
         unary(
             OpKind::PowScalar,
@@ -313,24 +326,28 @@ macro_rules! impl_binary_operator {
         impl<T: Element> std::ops::$trait<&Tensor<T>> for &Tensor<T> {
             type Output = Tensor<T>;
             /// Panics with the message of the `Result` method if the shapes do not broadcast.
+            #[track_caller]
             fn $method(self, rhs: &Tensor<T>) -> Tensor<T> {
                 self.$op(rhs).unwrap_or_else(|e| panic!("{e}"))
             }
         }
         impl<T: Element> std::ops::$trait<Tensor<T>> for Tensor<T> {
             type Output = Tensor<T>;
+            #[track_caller]
             fn $method(self, rhs: Tensor<T>) -> Tensor<T> {
                 std::ops::$trait::$method(&self, &rhs)
             }
         }
         impl<T: Element> std::ops::$trait<&Tensor<T>> for Tensor<T> {
             type Output = Tensor<T>;
+            #[track_caller]
             fn $method(self, rhs: &Tensor<T>) -> Tensor<T> {
                 std::ops::$trait::$method(&self, rhs)
             }
         }
         impl<T: Element> std::ops::$trait<Tensor<T>> for &Tensor<T> {
             type Output = Tensor<T>;
+            #[track_caller]
             fn $method(self, rhs: Tensor<T>) -> Tensor<T> {
                 std::ops::$trait::$method(self, &rhs)
             }
@@ -347,18 +364,21 @@ macro_rules! impl_scalar_operator {
     ($t:ty) => {
         impl std::ops::Add<$t> for &Tensor<$t> {
             type Output = Tensor<$t>;
+            #[track_caller]
             fn add(self, s: $t) -> Tensor<$t> {
                 self.add_scalar(s)
             }
         }
         impl std::ops::Sub<$t> for &Tensor<$t> {
             type Output = Tensor<$t>;
+            #[track_caller]
             fn sub(self, s: $t) -> Tensor<$t> {
                 self.add_scalar(-s)
             }
         }
         impl std::ops::Mul<$t> for &Tensor<$t> {
             type Output = Tensor<$t>;
+            #[track_caller]
             fn mul(self, s: $t) -> Tensor<$t> {
                 self.mul_scalar(s)
             }
@@ -366,18 +386,21 @@ macro_rules! impl_scalar_operator {
         impl std::ops::Div<$t> for &Tensor<$t> {
             type Output = Tensor<$t>;
             /// `x / s` elementwise (a true division, not a multiplication by `1/s`).
+            #[track_caller]
             fn div(self, s: $t) -> Tensor<$t> {
                 Tensor::div(self, &Tensor::scalar(s)).expect("a scalar broadcasts to any shape")
             }
         }
         impl std::ops::Add<$t> for Tensor<$t> {
             type Output = Tensor<$t>;
+            #[track_caller]
             fn add(self, s: $t) -> Tensor<$t> {
                 self.add_scalar(s)
             }
         }
         impl std::ops::Mul<$t> for Tensor<$t> {
             type Output = Tensor<$t>;
+            #[track_caller]
             fn mul(self, s: $t) -> Tensor<$t> {
                 self.mul_scalar(s)
             }
@@ -390,6 +413,7 @@ impl_scalar_operator!(f64);
 
 impl<T: Element> std::ops::Neg for &Tensor<T> {
     type Output = Tensor<T>;
+    #[track_caller]
     fn neg(self) -> Tensor<T> {
         Tensor::neg(self)
     }
@@ -397,6 +421,7 @@ impl<T: Element> std::ops::Neg for &Tensor<T> {
 
 impl<T: Element> std::ops::Neg for Tensor<T> {
     type Output = Tensor<T>;
+    #[track_caller]
     fn neg(self) -> Tensor<T> {
         Tensor::neg(&self)
     }

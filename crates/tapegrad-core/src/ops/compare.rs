@@ -11,6 +11,7 @@ macro_rules! comparison {
     ($name:ident, $op:tt, $doc:literal) => {
         #[doc = $doc]
         /// Broadcasts; returns 1 where true and 0 where false (untracked).
+        #[track_caller]
         pub fn $name(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
             let shape = self.shape().broadcast(stringify!($name), other.shape())?;
             let data = elementwise::zip(self.data(), self.shape(), other.data(), other.shape(), &shape, |a, b| {
@@ -30,6 +31,7 @@ impl<T: Element> Tensor<T> {
     comparison!(ge, >=, "`a >= b` elementwise.");
 
     /// −1, 0 or 1 by the sign of each element (NaN stays NaN). Untracked.
+    #[track_caller]
     pub fn sign(&self) -> Tensor<T> {
         let data = elementwise::map(self.data(), |v| {
             if v > T::zero() {
@@ -45,11 +47,13 @@ impl<T: Element> Tensor<T> {
 
     /// Index of the (first) largest element along `axis`; that dim is removed (or kept as
     /// 1 with `keepdim`). A NaN counts as the largest, as in NumPy.
+    #[track_caller]
     pub fn argmax(&self, axis: isize, keepdim: bool) -> Result<IndexTensor> {
         self.arg_extreme("argmax", axis, keepdim, true)
     }
 
     /// Index of the (first) smallest element along `axis`.
+    #[track_caller]
     pub fn argmin(&self, axis: isize, keepdim: bool) -> Result<IndexTensor> {
         self.arg_extreme("argmin", axis, keepdim, false)
     }

@@ -36,6 +36,7 @@ impl<T: Element> Tensor<T> {
     /// gradcheck(|xs| sin(&xs[0]), &[x])?;
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn custom_op<F>(
         name: &'static str,
         inputs: &[&Tensor<T>],

@@ -24,6 +24,7 @@ pub struct IndexTensor {
 
 impl IndexTensor {
     /// Indices of `shape` in row-major order.
+    #[track_caller]
     pub fn from_vec(data: Vec<usize>, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
         if data.len() != shape.numel() {
@@ -36,11 +37,13 @@ impl IndexTensor {
     }
 
     /// The shape.
+    #[track_caller]
     pub fn shape(&self) -> &Shape {
         &self.shape
     }
 
     /// The indices in row-major order.
+    #[track_caller]
     pub fn data(&self) -> &[usize] {
         &self.data
     }
@@ -56,6 +59,7 @@ fn check_indices(op: &'static str, idx: &[usize], size: usize) -> Result<()> {
 impl<T: Element> Tensor<T> {
     /// The slices at `indices` along `axis`, in that order (repeats allowed), like
     /// `torch.index_select`. ∂/∂x: the gradient's slices added back at their indices.
+    #[track_caller]
     pub fn index_select(&self, axis: isize, indices: &[usize]) -> Result<Tensor<T>> {
         let ax = self.shape().axis("index_select", axis)?;
         let d = self.dims()[ax];
@@ -84,6 +88,7 @@ impl<T: Element> Tensor<T> {
     /// `self` with the slices of `source` along `axis` added at `indices` (repeats
     /// accumulate), like `torch.index_add`. ∂/∂self = 1; ∂/∂source: the gradient's slices
     /// at `indices`.
+    #[track_caller]
     pub fn index_add(&self, axis: isize, indices: &[usize], source: &Tensor<T>) -> Result<Tensor<T>> {
         let ax = self.shape().axis("index_add", axis)?;
         let d = self.dims()[ax];
@@ -125,6 +130,7 @@ impl<T: Element> Tensor<T> {
     /// `out[…, j, …] = self[…, index[…, j, …], …]` along `axis`, like `torch.gather`.
     /// `index` has the shape of the result: equal to `self` in every dim but `axis`.
     /// ∂/∂x: the gradient scatter-added back at the gathered positions.
+    #[track_caller]
     pub fn gather(&self, axis: isize, index: &IndexTensor) -> Result<Tensor<T>> {
         let ax = self.shape().axis("gather", axis)?;
         check_gather_shapes("gather", self.shape(), index.shape(), ax)?;
@@ -155,6 +161,7 @@ impl<T: Element> Tensor<T> {
     /// `self` plus `source[…, j, …]` added at `self[…, index[…, j, …], …]` along `axis`,
     /// like `torch.scatter_add`; `index` and `source` share a shape. ∂/∂self = 1;
     /// ∂/∂source: the gradient gathered at `index`.
+    #[track_caller]
     pub fn scatter_add(&self, axis: isize, index: &IndexTensor, source: &Tensor<T>) -> Result<Tensor<T>> {
         let ax = self.shape().axis("scatter_add", axis)?;
         check_gather_shapes("scatter_add", self.shape(), index.shape(), ax)?;
@@ -193,6 +200,7 @@ impl<T: Element> Tensor<T> {
 
     /// Elementwise `if cond { a } else { b }` with `cond` nonzero meaning true; all three
     /// broadcast together. `cond` gets no gradient; ∂/∂a = cond, ∂/∂b = 1 − cond.
+    #[track_caller]
     pub fn where_cond(cond: &Tensor<T>, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
         let shape = cond
             .shape()

@@ -17,6 +17,7 @@ use std::ops::Range;
 impl<T: Element> Tensor<T> {
     /// The same elements under another shape with the same number of elements (no copy).
     /// ∂/∂x: the gradient reshaped back.
+    #[track_caller]
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor<T>> {
         let shape = shape.into();
         if shape.numel() != self.numel() {
@@ -39,6 +40,7 @@ impl<T: Element> Tensor<T> {
 
     /// Collapses all dims from `start` on into one (`flatten(1)` turns `[N, 28, 28]` into
     /// `[N, 784]`).
+    #[track_caller]
     pub fn flatten(&self, start: isize) -> Result<Tensor<T>> {
         if self.ndim() == 0 {
             return self.reshape([1]);
@@ -59,6 +61,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(x.permute([-1, 0, 1])?.dims(), &[4, 2, 3]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn permute(&self, perm: impl Into<Axes>) -> Result<Tensor<T>> {
         let given = perm.into();
         let nd = self.ndim();
@@ -98,6 +101,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Swaps two dims.
+    #[track_caller]
     pub fn transpose(&self, d0: isize, d1: isize) -> Result<Tensor<T>> {
         let (a, b) = (self.shape().axis("transpose", d0)?, self.shape().axis("transpose", d1)?);
         let mut perm: Vec<isize> = (0..self.ndim() as isize).collect();
@@ -106,6 +110,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// The transpose of a 2-D tensor.
+    #[track_caller]
     pub fn t(&self) -> Result<Tensor<T>> {
         if self.ndim() != 2 {
             return Err(Error::bad_shape(
@@ -117,6 +122,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Inserts a dim of size 1 at `axis` (`-1` appends).
+    #[track_caller]
     pub fn unsqueeze(&self, axis: isize) -> Result<Tensor<T>> {
         let nd = self.ndim() as isize;
         let a = if axis < 0 { axis + nd + 1 } else { axis };
@@ -133,6 +139,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Removes the dim at `axis`, which must have size 1.
+    #[track_caller]
     pub fn squeeze(&self, axis: isize) -> Result<Tensor<T>> {
         let a = self.shape().axis("squeeze", axis)?;
         if self.dims()[a] != 1 {
@@ -155,6 +162,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(b.broadcast_to([2, 2])?.to_vec(), vec![1., 2., 1., 2.]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor<T>> {
         let shape = &shape.into();
         if self.shape() == shape {
@@ -178,6 +186,7 @@ impl<T: Element> Tensor<T> {
 
     /// The `len` elements along `axis` starting at `start` (a copy, like `torch.narrow`).
     /// ∂/∂x: the gradient placed back at those positions, zero elsewhere.
+    #[track_caller]
     pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Tensor<T>> {
         let ax = self.shape().axis("narrow", axis)?;
         let d = self.dims()[ax];
@@ -224,6 +233,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// The elements at positions `range` along `axis` (shorthand for [`Tensor::narrow`]).
+    #[track_caller]
     pub fn slice(&self, axis: isize, range: Range<usize>) -> Result<Tensor<T>> {
         if range.start > range.end {
             return Err(Error::bad_value("slice", format!("range {range:?} is reversed")));
@@ -233,6 +243,7 @@ impl<T: Element> Tensor<T> {
 
     /// Joins tensors along an existing `axis`; all other dims must agree.
     /// ∂/∂xᵢ: the gradient's slice at xᵢ's position.
+    #[track_caller]
     pub fn concat(tensors: &[&Tensor<T>], axis: isize) -> Result<Tensor<T>> {
         let first = tensors
             .first()
@@ -290,6 +301,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Joins equally shaped tensors along a new `axis`.
+    #[track_caller]
     pub fn stack(tensors: &[&Tensor<T>], axis: isize) -> Result<Tensor<T>> {
         let first = tensors
             .first()

@@ -25,6 +25,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(a.matmul(&b)?.to_vec(), vec![4., 5., 10., 11.]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn matmul(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
         let (ad, bd) = (self.dims(), other.dims());
         if !ad.is_empty() && !bd.is_empty() {
@@ -66,6 +67,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(x.matmul_t(&w, false, true)?.dims(), &[4, 5]); // x · wᵀ
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn matmul_t(&self, other: &Tensor<T>, transpose_a: bool, transpose_b: bool) -> Result<Tensor<T>> {
         let (a, b) = (self, other);
         if a.ndim() < 2 || b.ndim() < 2 {

@@ -36,9 +36,30 @@ use crate::element::Element;
 use crate::error::Result;
 use crate::tape::{BackwardCtx, InputGrads, Node};
 use crate::tensor::Tensor;
+use smallvec::smallvec;
 use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::Arc;
+
+/// Convenience for rules: one gradient for a unary op.
+#[inline]
+pub(crate) fn one<T: Element>(g: Tensor<T>) -> InputGrads<T> {
+    smallvec![Some(g)]
+}
+
+/// Calls `f` on every node of the graph below `root` (itself included), once each.
+pub(crate) fn visit<T: Element>(root: &Arc<Node<T>>, mut f: impl FnMut(&Node<T>)) {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        if seen.insert(n.id) {
+            f(n);
+            stack.extend(n.inputs.iter().filter_map(|t| t.node.as_ref()));
+        }
+    }
+}
 
 /// Records a built-in op on the tape under its kind's name (see [`crate::tape`]).
+#[track_caller]
 pub(crate) fn record<T, F>(kind: OpKind, inputs: &[&Tensor<T>], out: Tensor<T>, save_output: bool, rule: F) -> Tensor<T>
 where
     T: Element,
@@ -61,7 +82,7 @@ impl<T: Element> Tensor<T> {
     pub fn recorded_ops(&self) -> Vec<OpKind> {
         let mut kinds = std::collections::BTreeSet::new();
         if let Some(root) = &self.node {
-            Node::visit(root, |n| {
+            visit(root, |n| {
                 if !n.is_leaf() {
                     kinds.insert(OpKind::from_name(n.name));
                 }
@@ -153,6 +174,7 @@ op_kinds! {
     Im2col => "im2col",
     Col2im => "col2im",
     Custom => "custom",
+    Alias => "alias",
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(x.sum([0, 1], false)?.item()?, 21.);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn sum(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
         let ax = self.shape().axes("sum", axes.into().as_slice())?;
         self.check_reduced_alloc("sum", &ax)?;
@@ -42,6 +43,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// [`Tensor::sum`] over normalised, sorted axes: cannot fail.
+    #[track_caller]
     fn sum_normalized(&self, ax: SmallVec<[usize; 4]>, keepdim: bool) -> Tensor<T> {
         let data = reduce::reduce(self.data(), self.shape(), &ax, T::zero(), |a, b| a + b);
         let out = Tensor::from_parts(data, self.shape().reduced(&ax, keepdim));
@@ -55,6 +57,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Sum of all elements, as a 0-d tensor (0 for an empty tensor).
+    #[track_caller]
     pub fn sum_all(&self) -> Tensor<T> {
         self.sum_normalized((0..self.ndim()).collect(), false)
     }
@@ -68,6 +71,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(x.mean(0, false)?.to_vec(), vec![2., 3.]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn mean(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
         let ax = self.shape().axes("mean", axes.into().as_slice())?;
         self.check_reduced_alloc("mean", &ax)?;
@@ -78,12 +82,14 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Mean of all elements, as a 0-d tensor (NaN for an empty tensor).
+    #[track_caller]
     pub fn mean_all(&self) -> Tensor<T> {
         self.sum_all().mul_scalar(T::one() / c::<T>(self.numel() as f64))
     }
 
     /// Maximum over `axes`. The gradient goes to the maximal elements, split evenly among
     /// ties. Errors on an empty reduction.
+    #[track_caller]
     pub fn max(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
         self.extreme(OpKind::Max, axes, keepdim, T::neg_infinity(), |a, b| {
             if b > a || b.is_nan() {
@@ -95,6 +101,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Minimum over `axes`; see [`Tensor::max`].
+    #[track_caller]
     pub fn min(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
         self.extreme(OpKind::Min, axes, keepdim, T::infinity(), |a, b| {
             if b < a || b.is_nan() {
@@ -106,15 +113,18 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Maximum of all elements, as a 0-d tensor.
+    #[track_caller]
     pub fn max_all(&self) -> Result<Tensor<T>> {
         self.max(self.shape().all_axes(), false)
     }
 
     /// Minimum of all elements, as a 0-d tensor.
+    #[track_caller]
     pub fn min_all(&self) -> Result<Tensor<T>> {
         self.min(self.shape().all_axes(), false)
     }
 
+    #[track_caller]
     fn extreme(
         &self,
         kind: OpKind,
@@ -151,6 +161,7 @@ impl<T: Element> Tensor<T> {
 
     /// Sums over the dims along which `shape` would be broadcast to `self.shape()`: the
     /// adjoint of [`Tensor::broadcast_to`], used to reduce gradients of broadcast inputs.
+    #[track_caller]
     pub fn sum_to(&self, shape: impl Into<Shape>) -> Result<Tensor<T>> {
         let shape = &shape.into();
         if self.shape() == shape {

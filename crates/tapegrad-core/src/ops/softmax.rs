@@ -11,6 +11,7 @@ use crate::tensor::Tensor;
 impl<T: Element> Tensor<T> {
     /// The maximum over `axes` (keepdim), detached, with non-finite maxima replaced by 0
     /// so that rows of −inf give −inf (not NaN) after the shift.
+    #[track_caller]
     fn stable_shift(&self, op: &'static str, axes: &Axes) -> Result<Tensor<T>> {
         let ax = self.shape().axes(op, axes.as_slice())?;
         if let Some(&a) = ax.iter().find(|&&a| self.dims()[a] == 0) {
@@ -39,6 +40,7 @@ impl<T: Element> Tensor<T> {
     /// assert!((y.logsumexp([0, 1], false)?.item()? - 6f64.ln()).abs() < 1e-12);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn logsumexp(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
         let axes = axes.into();
         let m = self.stable_shift("logsumexp", &axes)?;
@@ -61,6 +63,7 @@ impl<T: Element> Tensor<T> {
     /// assert!((s[0] - 1.0 / 3.0).abs() < 1e-15 && (s[1] - 2.0 / 3.0).abs() < 1e-15);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn softmax(&self, axis: isize) -> Result<Tensor<T>> {
         let axes = Axes::from(axis);
         let e = self.sub(&self.stable_shift("softmax", &axes)?)?.exp();
@@ -76,6 +79,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(x.log_softmax(0)?.to_vec(), vec![-1e4, 0.0]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor<T>> {
         let axes = Axes::from(axis);
         let shifted = self.sub(&self.stable_shift("log_softmax", &axes)?)?;

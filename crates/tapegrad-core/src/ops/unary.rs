@@ -16,21 +16,25 @@ fn constant_map<T: Element>(x: &Tensor<T>, f: impl Fn(T) -> T + Sync) -> Tensor<
 
 impl<T: Element> Tensor<T> {
     /// `−x`. ∂/∂x = −1.
+    #[track_caller]
     pub fn neg(&self) -> Tensor<T> {
         unary(OpKind::Neg, self, false, |x| -x, |ctx| Ok(ctx.grad.neg()))
     }
 
     /// `eˣ`. ∂/∂x = eˣ (the output).
+    #[track_caller]
     pub fn exp(&self) -> Tensor<T> {
         unary(OpKind::Exp, self, true, |x| x.exp(), |ctx| ctx.grad.mul(&ctx.output()?))
     }
 
     /// Natural logarithm. ∂/∂x = 1/x. Gives −inf at 0 and NaN below, as IEEE does.
+    #[track_caller]
     pub fn log(&self) -> Tensor<T> {
         unary(OpKind::Log, self, false, |x| x.ln(), |ctx| ctx.grad.div(ctx.input(0)))
     }
 
     /// `√x`. ∂/∂x = 1/(2√x).
+    #[track_caller]
     pub fn sqrt(&self) -> Tensor<T> {
         unary(
             OpKind::Sqrt,
@@ -42,6 +46,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `|x|`. ∂/∂x = sign(x) (0 at 0, as in PyTorch).
+    #[track_caller]
     pub fn abs(&self) -> Tensor<T> {
         unary(
             OpKind::Abs,
@@ -53,6 +58,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `tanh x`. ∂/∂x = 1 − tanh²x.
+    #[track_caller]
     pub fn tanh(&self) -> Tensor<T> {
         unary(
             OpKind::Tanh,
@@ -67,6 +73,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `σ(x) = 1/(1 + e⁻ˣ)`, computed without overflow for large |x|. ∂/∂x = σ(x)(1 − σ(x)).
+    #[track_caller]
     pub fn sigmoid(&self) -> Tensor<T> {
         unary(OpKind::Sigmoid, self, true, sigmoid_scalar, |ctx| {
             let y = ctx.output()?;
@@ -78,6 +85,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `max(x, 0)` (NaN stays NaN). ∂/∂x = 1 where x > 0, else 0.
+    #[track_caller]
     pub fn relu(&self) -> Tensor<T> {
         unary(
             OpKind::Relu,
@@ -98,6 +106,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// `x` where x > 0, else `α·x`. ∂/∂x = 1 or α.
+    #[track_caller]
     pub fn leaky_relu(&self, alpha: T) -> Tensor<T> {
         unary(
             OpKind::LeakyRelu,
@@ -113,6 +122,7 @@ impl<T: Element> Tensor<T> {
 
     /// `ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^−|x|)` so it never overflows.
     /// ∂/∂x = σ(x).
+    #[track_caller]
     pub fn softplus(&self) -> Tensor<T> {
         unary(
             OpKind::Softplus,
@@ -125,6 +135,7 @@ impl<T: Element> Tensor<T> {
 
     /// Limits every element to `[min, max]` (NaN stays NaN). ∂/∂x = 1 inside the interval
     /// (bounds included, as in PyTorch), 0 outside. Errors if `min > max` or either is NaN.
+    #[track_caller]
     pub fn clamp(&self, min: T, max: T) -> Result<Tensor<T>> {
         if min.is_nan() || max.is_nan() || min > max {
             return Err(Error::bad_value(

@@ -5,9 +5,9 @@
 use proptest::prelude::*;
 use tapegrad_core::Tensor;
 
-/// Dims of 0 to `max_nd` axes, each 1..=3.
+/// Dims of `min_nd` to `max_nd` axes, each 1..=3 (the public `array_shapes`).
 pub fn shape(min_nd: usize, max_nd: usize) -> impl Strategy<Value = Vec<usize>> {
-    prop::collection::vec(1usize..=3, min_nd..=max_nd)
+    tapegrad_core::testing::array_shapes(min_nd..=max_nd, 1..=3)
 }
 
 /// A shape that broadcasts with `base`: some dims set to 1, some leading dims dropped.

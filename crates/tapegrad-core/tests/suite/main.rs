@@ -2,8 +2,10 @@
 //! dominated a cold CI run). `memory.rs` stays its own binary: it installs a counting
 //! global allocator.
 
+mod anomaly;
 mod common;
 mod edge_cases;
+mod func;
 mod hardening;
 mod nn_values;
 mod op_program;
@@ -11,3 +13,4 @@ mod properties;
 mod registry;
 mod registry_nn;
 mod tape;
+mod testing_api;

@@ -1,61 +1,37 @@
-//! The op registry: every differentiable op, with the domain and shapes it accepts, swept
-//! by one generic property test that gradchecks it (first and second order) on random
-//! cases. A recorded op kind that no entry exercises fails `registry_covers_every_op`.
+//! The op registry: every differentiable op, with the domain and shapes it accepts, as
+//! public [`OpSpec`]s — the same API users register their own ops with — swept by the
+//! checks of [`tapegrad_core::testing::sweep`] (first and second order, forward mode, fast
+//! mode), plus two checks of the core's own: recorded and plain backward agree bit for bit,
+//! and a recorded op kind that no entry exercises fails `registry_covers_every_op`.
+//!
+//! `case`, `sample`, `unary`, `binary` are the registry's shorthands over that API.
 
 use crate::common::*;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{TestCaseError, TestRunner};
 use std::collections::BTreeSet;
-use std::fmt;
-use std::sync::Arc;
-use tapegrad_core::{GradCheck, GradCheckReport, IndexTensor, OpKind, Result, Tensor};
+use tapegrad_core::testing::{Mode, OpSpec};
+use tapegrad_core::{func, GradCheck, IndexTensor, OpKind, Result, Tensor};
 
 /// A reduction: tensor, axes, keepdim.
 type ReduceFn = fn(&Tensor<f64>, &[isize], bool) -> Result<Tensor<f64>>;
 
-type OpFn = Arc<dyn Fn(&[Tensor<f64>]) -> Result<Tensor<f64>> + Send + Sync>;
+/// One random instance of an op (the public [`tapegrad_core::testing::Sample`]).
+pub(crate) type Sample = tapegrad_core::testing::Sample;
 
-/// One random instance of an op: its inputs and the function of them to check.
-#[derive(Clone)]
-pub(crate) struct Sample {
-    inputs: Vec<Tensor<f64>>,
-    f: OpFn,
-    desc: String,
-}
-
-impl fmt::Debug for Sample {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", self.desc)?;
-        for (i, x) in self.inputs.iter().enumerate() {
-            writeln!(f, "  input {i}: {:?} {:?}", x.dims(), x.data())?;
-        }
-        Ok(())
-    }
-}
+/// A registry entry (the public [`OpSpec`]).
+pub(crate) type OpCase = OpSpec;
 
 pub(crate) fn sample(
     inputs: Vec<Tensor<f64>>,
     desc: String,
     f: impl Fn(&[Tensor<f64>]) -> Result<Tensor<f64>> + Send + Sync + 'static,
 ) -> Sample {
-    Sample {
-        inputs,
-        f: Arc::new(f),
-        desc,
-    }
-}
-
-/// A registry entry.
-pub(crate) struct OpCase {
-    name: &'static str,
-    strategy: BoxedStrategy<Sample>,
+    Sample::new(inputs, desc, f)
 }
 
 pub(crate) fn case(name: &'static str, strategy: impl Strategy<Value = Sample> + 'static) -> OpCase {
-    OpCase {
-        name,
-        strategy: strategy.boxed(),
-    }
+    OpSpec::new(name, strategy)
 }
 
 /// Unary elementwise op on any shape (0-d to 3-d) with data from `data`.
@@ -73,7 +49,7 @@ pub(crate) fn unary<S: Strategy<Value = Vec<f64>> + 'static>(
 }
 
 /// Binary broadcasting op with data for each side.
-fn binary<SA, SB>(
+pub(crate) fn binary<SA, SB>(
     name: &'static str,
     da: impl Fn(usize) -> SA + Clone + 'static,
     db: impl Fn(usize) -> SB + Clone + 'static,
@@ -522,6 +498,11 @@ fn registry() -> Vec<OpCase> {
             Ok([Some(ctx.grad.mul(&x.mul(x)?.mul_scalar(3.0))?)].into_iter().collect())
         })
     }));
+    // A function transform as an op: x ↦ ∇(Σ x·tanh x), so gradcheck checks a Hessian and
+    // gradgradcheck a third derivative, through the alias op nested transforms record.
+    cases.push(unary("func_grad", sym, |x| {
+        func::grad(|ys: &[Tensor<f64>]| Ok(ys[0].mul(&ys[0].tanh())?.sum_all()), 0)(std::slice::from_ref(x))
+    }));
     cases.extend(layout_cases());
     cases.extend(index_cases());
     cases.extend(crate::registry_nn::nn_op_cases());
@@ -543,64 +524,49 @@ fn cases_per_op() -> u32 {
         .unwrap_or(256)
 }
 
-fn run_cases(op: &OpCase, cases: u32, check: impl Fn(&Sample) -> std::result::Result<(), TestCaseError>) {
-    let config = Config {
-        cases,
-        max_global_rejects: 100_000,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new_with_rng(
-        config,
-        proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
-    );
-    if let Err(e) = runner.run(&op.strategy, |s| check(&s)) {
-        panic!("op `{}`: {e}", op.name);
+/// Runs one of the sweep's checks over the whole registry, panicking with the first failure.
+fn sweep_all(check: impl Fn(&OpSpec) -> Result<()>) {
+    for op in registry() {
+        if let Err(e) = check(&op) {
+            panic!("{e}");
+        }
     }
-}
-
-/// A gradient check's outcome as a proptest case result, naming the sample.
-fn verdict(s: &Sample, r: Result<GradCheckReport>) -> std::result::Result<(), TestCaseError> {
-    r.map(|_| ())
-        .map_err(|e| TestCaseError::fail(format!("{}: {e}", s.desc)))
 }
 
 #[test]
 fn every_op_passes_gradcheck() {
-    for op in registry() {
-        run_cases(&op, cases_per_op(), |s| {
-            verdict(s, GradCheck::new().check(|xs| (s.f)(xs), &s.inputs))
-        });
-    }
+    sweep_all(|op| op.check_grads(cases_per_op(), 1, &[Mode::Reverse]));
 }
 
 #[test]
 fn every_op_passes_gradgradcheck() {
     // Second derivatives: the rules are written in differentiable ops and never detach.
-    for op in registry() {
-        run_cases(&op, cases_per_op() / 4, |s| {
-            verdict(s, GradCheck::new().check_second_order(|xs| (s.f)(xs), &s.inputs))
-        });
-    }
+    sweep_all(|op| op.check_grads(cases_per_op() / 4, 2, &[Mode::Reverse]));
+}
+
+#[test]
+fn every_op_passes_forward_mode() {
+    // Jacobian-vector products by the double-VJP construction (func::jvp).
+    sweep_all(|op| op.check_grads(cases_per_op() / 8, 1, &[Mode::Forward]));
 }
 
 #[test]
 fn fast_mode_agrees_on_every_op() {
-    for op in registry() {
-        run_cases(&op, 32, |s| {
-            verdict(s, GradCheck::new().fast(true).check(|xs| (s.f)(xs), &s.inputs))
-        });
-    }
+    sweep_all(|op| {
+        op.clone()
+            .settings(GradCheck::new().fast(true))
+            .check_grads(32, 1, &[Mode::Reverse])
+    });
 }
 
 #[test]
 fn recorded_and_plain_backward_agree_bit_for_bit() {
     // Rules may take a fused path when the backward pass is not recorded; it must give
     // exactly the values of the differentiable path used under create_graph.
-    for op in registry() {
-        run_cases(&op, 64, |s| {
+    sweep_all(|op| {
+        op.for_each_case(64, |s| {
             let xs: Vec<Tensor<f64>> = s.inputs.iter().map(|x| x.detach().requires_grad()).collect();
-            let y = (s.f)(&xs).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let y = s.call(&xs).map_err(|e| TestCaseError::fail(e.to_string()))?;
             if !y.is_tracked() {
                 return Ok(());
             }
@@ -616,8 +582,8 @@ fn recorded_and_plain_backward_agree_bit_for_bit() {
                 prop_assert_eq!(p.to_vec(), r.to_vec(), "{}", s.desc);
             }
             Ok(())
-        });
-    }
+        })
+    });
 }
 
 #[test]
@@ -628,9 +594,9 @@ fn registry_covers_every_op() {
     let mut runner = TestRunner::deterministic();
     for op in registry() {
         for _ in 0..8 {
-            let s = op.strategy.new_tree(&mut runner).unwrap().current();
+            let s = op.strategy().new_tree(&mut runner).unwrap().current();
             let xs: Vec<Tensor<f64>> = s.inputs.iter().map(|x| x.detach().requires_grad()).collect();
-            let y = (s.f)(&xs).unwrap();
+            let y = s.call(&xs).unwrap();
             seen.extend(y.recorded_ops());
             if y.is_tracked() {
                 let v = y.ones_like();

@@ -1,0 +1,3 @@
+//! The facade's integration tests, in one binary.
+
+mod user_op_sweep;
