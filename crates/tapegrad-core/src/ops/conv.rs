@@ -188,6 +188,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(cols.to_vec()[..4], [0.0, 1.0, 3.0, 4.0]); // top-left cell of each window
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn im2col(&self, window: &Window2d) -> Result<Tensor<T>> {
         let g = window_geometry("im2col", window, self.shape())?;
         let shape = Shape::from([g.rows(), g.cols()]);
@@ -212,6 +213,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(ones.col2im(&w, [1, 1, 3, 3])?.to_vec(), vec![1., 2., 1., 2., 4., 2., 1., 2., 1.]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn col2im(&self, window: &Window2d, shape: [usize; 4]) -> Result<Tensor<T>> {
         let g = window.geometry("col2im", &shape)?;
         if self.dims() != [g.rows(), g.cols()] {
@@ -261,6 +263,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(same.to_vec()[0], 4.0); // a corner window sees 4 cells
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn conv2d(
         &self,
         weight: &Tensor<T>,
@@ -336,6 +339,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(x.conv1d(&w, None, 1, 0, 1, 1)?.to_vec(), vec![-1., -1., -1.]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn conv1d(
         &self,
         weight: &Tensor<T>,

@@ -21,6 +21,7 @@ impl<T: Element> Tensor<T> {
     /// assert!((y.to_vec()[1] - 0.842_700_792_949_714_9).abs() < 1e-15);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn erf(&self) -> Tensor<T> {
         unary(
             OpKind::Erf,
@@ -42,6 +43,7 @@ impl<T: Element> Tensor<T> {
     /// assert!((y.to_vec()[2] - 0.841_344_746_068_542_9).abs() < 1e-15);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn gelu(&self) -> Result<Tensor<T>> {
         let phi = self
             .mul_scalar(c(FRAC_1_SQRT_2))
@@ -60,6 +62,7 @@ impl<T: Element> Tensor<T> {
     /// assert!((x.gelu_tanh()?.item()? - x.gelu()?.item()?).abs() < 2e-4);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn gelu_tanh(&self) -> Result<Tensor<T>> {
         let cube = self.mul(&self.square())?;
         let inner = self
@@ -76,6 +79,7 @@ impl<T: Element> Tensor<T> {
     /// assert!((y.to_vec()[1] - 2.0 / (1.0 + (-2f64).exp())).abs() < 1e-15);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn silu(&self) -> Result<Tensor<T>> {
         self.mul(&self.sigmoid())
     }
@@ -98,6 +102,7 @@ impl<T: Element> Tensor<T> {
     /// assert!(Tensor::embedding(&IndexTensor::from_vec(vec![3], [1])?, &table).is_err());
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn embedding(indices: &IndexTensor, weight: &Tensor<T>) -> Result<Tensor<T>> {
         if weight.ndim() != 2 {
             return Err(Error::bad_shape(
@@ -136,6 +141,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(y.to_vec(), vec![1., 1., 1., 1., 2., 2., 2., 2.]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn scaled_dot_product_attention(
         q: &Tensor<T>,
         k: &Tensor<T>,

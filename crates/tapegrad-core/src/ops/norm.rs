@@ -34,6 +34,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(y.to_vec(), vec![-1., 1., -1., 1.]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn layer_norm(
         &self,
         normalized_shape: &[usize],
@@ -95,6 +96,7 @@ impl<T: Element> Tensor<T> {
     /// assert!((var.to_vec()[0] - (0.9 + 0.1 * 2.0)).abs() < 1e-15); // unbiased: 1·2/1
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn batch_norm(
         &self,
         running: Option<RunningStats<'_, T>>,
@@ -179,6 +181,7 @@ impl<T: Element> Tensor<T> {
 }
 
 /// `(x − mean) / √(var + eps)` over `axes` (biased variance).
+#[track_caller]
 fn normalize<T: Element>(x: &Tensor<T>, axes: &[isize], eps: T) -> Result<Tensor<T>> {
     let centered = x.sub(&x.mean(axes, true)?)?;
     let var = centered.square().mean(axes, true)?;
@@ -186,6 +189,7 @@ fn normalize<T: Element>(x: &Tensor<T>, axes: &[isize], eps: T) -> Result<Tensor
 }
 
 /// `y·γ + β`, each optional.
+#[track_caller]
 fn affine<T: Element>(y: Tensor<T>, weight: Option<&Tensor<T>>, bias: Option<&Tensor<T>>) -> Result<Tensor<T>> {
     let y = match weight {
         Some(w) => y.mul(w)?,

@@ -59,6 +59,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(g.wrt(&x)?.to_vec(), vec![0., 1., 0., 0., 0., 0., 1., 0., 1., 0., 1., 0., 0., 0., 0., 0.]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn max_pool2d(&self, kernel: [usize; 2], stride: Option<[usize; 2]>, padding: [usize; 2]) -> Result<Tensor<T>> {
         let window = pool_window("max_pool2d", self, kernel, stride, padding)?;
         let d = self.dims();
@@ -102,6 +103,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(x.avg_pool2d([2, 2], None, [0, 0])?.to_vec(), vec![2.5, 4.5, 10.5, 12.5]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn avg_pool2d(&self, kernel: [usize; 2], stride: Option<[usize; 2]>, padding: [usize; 2]) -> Result<Tensor<T>> {
         let window = pool_window("avg_pool2d", self, kernel, stride, padding)?;
         let d = self.dims();
@@ -125,6 +127,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(x.adaptive_avg_pool2d([1, 1])?.to_vec(), vec![1.5, 5.5]);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn adaptive_avg_pool2d(&self, out: [usize; 2]) -> Result<Tensor<T>> {
         if self.ndim() != 4 || out.contains(&0) || self.dims()[2] == 0 || self.dims()[3] == 0 {
             return Err(Error::bad_shape(
