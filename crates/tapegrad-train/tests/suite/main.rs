@@ -3,6 +3,8 @@
 mod callbacks;
 mod csv;
 mod data;
+#[cfg(feature = "mpi")]
+mod distributed;
 mod fit;
 mod history;
 mod mnist_train;
