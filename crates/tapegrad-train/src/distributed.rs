@@ -94,9 +94,8 @@ impl Distributed {
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
     pub fn init() -> Result<Self> {
-        let universe = mpi::initialize().ok_or_else(|| {
-            Error::bad_value("Distributed::init", "MPI is already initialized in this process")
-        })?;
+        let universe = mpi::initialize()
+            .ok_or_else(|| Error::bad_value("Distributed::init", "MPI is already initialized in this process"))?;
         let world = universe.world();
         let rank = usize::try_from(world.rank()).unwrap_or(0);
         let size = usize::try_from(world.size()).unwrap_or(1);
@@ -220,7 +219,10 @@ impl Distributed {
                 ),
             ));
         }
-        let mut flat: Vec<f64> = state.iter().flat_map(|(_, t)| t.data().iter().map(|v| v.as_f64())).collect();
+        let mut flat: Vec<f64> = state
+            .iter()
+            .flat_map(|(_, t)| t.data().iter().map(|v| v.as_f64()))
+            .collect();
         self.world.process_at_rank(0).broadcast_into(&mut flat[..]);
         let mut at = 0;
         let mut received = Vec::with_capacity(state.len());
@@ -261,7 +263,11 @@ impl Distributed {
             if let Some(g) = g.filter(|g| g.shape() != p.shape()) {
                 return Err(Error::bad_shape(
                     "Distributed::average_gradients",
-                    format!("the gradient of {name} has shape {}, the parameter {}", g.shape(), p.shape()),
+                    format!(
+                        "the gradient of {name} has shape {}, the parameter {}",
+                        g.shape(),
+                        p.shape()
+                    ),
                 ));
             }
         }
@@ -271,7 +277,8 @@ impl Distributed {
         } else {
             self.sum_weighted::<T, f64>(params, &local, samples)
         };
-        self.allreduce_seconds.set(self.allreduce_seconds.get() + start.elapsed().as_secs_f64());
+        self.allreduce_seconds
+            .set(self.allreduce_seconds.get() + start.elapsed().as_secs_f64());
         // Layout: every parameter's values, then one presence count per parameter, then Σ n_r.
         let total = summed[summed.len() - 1];
         let flags = &summed[summed.len() - 1 - params.len()..summed.len() - 1];
@@ -311,7 +318,8 @@ impl Distributed {
         send.extend(local.iter().map(|g| W::from_f64(if g.is_some() { 1.0 } else { 0.0 })));
         send.push(W::from_f64(n));
         let mut recv = vec![W::from_f64(0.0); send.len()];
-        self.world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
+        self.world
+            .all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
         recv.into_iter().map(W::to_f64).collect()
     }
 

@@ -71,7 +71,13 @@ fn data() -> Result<Dataset> {
         .chunks(FEATURES)
         .map(|s| usize::from(s[0] + s[1] > 0.0) + usize::from(s[2] > 0.5))
         .collect();
-    Dataset::new(Features::from_f64(x, [FEATURES])?, TargetData::Classes { labels, classes: CLASSES })
+    Dataset::new(
+        Features::from_f64(x, [FEATURES])?,
+        TargetData::Classes {
+            labels,
+            classes: CLASSES,
+        },
+    )
 }
 
 fn train<T: Element>(out: &str, batch_size: usize, dist: Option<&Distributed>) -> Result<()> {
