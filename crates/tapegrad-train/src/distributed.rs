@@ -20,7 +20,9 @@
 //! The epoch's loss and metrics are summed across ranks before they are logged, so every rank
 //! (and rank 0, which alone prints) sees the global figures. Outputs — checkpoints, charts —
 //! are for rank 0 alone to write ([`Distributed::is_root`]); pass a `ModelCheckpoint` callback
-//! on rank 0 only.
+//! on rank 0 only. Validation data is evaluated whole on every rank (the parameters being
+//! equal, so are the results), so callbacks such as `EarlyStopping` decide alike everywhere.
+//! Dropout and other random layers draw from their own seeds: give each rank its own.
 //!
 //! **Uneven batches.** A global batch of `b` samples gives rank `r` the samples
 //! `[⌊r·b/N⌋, ⌊(r+1)·b/N⌋)`; the gradient weighting above makes any split exact. Unlike
