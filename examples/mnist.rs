@@ -12,11 +12,18 @@
 //! cargo run --release --example mnist -- [--epochs N] [--batch-size N] [--hidden N]
 //!     [--data DIR] [--seed N] [--threads N] [--plot FILE.svg|.png|.csv|.json] [--save FILE]
 //!     [--limit N] [--validate]
+//! cargo build --release --features mpi --example mnist
+//! mpirun -np 2 target/release/examples/mnist --distributed [flags as above]
 //! ```
 //!
 //! Prints one line per epoch (a progress bar on a terminal), `test accuracy: 0.XXXX`, and
 //! last a `RESULT …` line in the format of `../shared/peers` (epoch times exclude loading;
 //! peak RSS is the process's VmHWM).
+//!
+//! With `--distributed` (feature `mpi`, under `mpirun`), every rank trains on its shard of
+//! each global batch of `--batch-size` and the gradients are averaged across ranks
+//! (`tapegrad::train::distributed`); rank 0 alone prints and writes outputs, and adds a
+//! `distributed:` line with the time per step and the allreduce's share of it.
 //!
 //! Output paths (`--plot`, `--save`) are checked before training, so a typo cannot waste a
 //! run; if writing one still fails after training, the others are written anyway and the
@@ -38,11 +45,14 @@ struct Args {
     save: Option<PathBuf>,
     limit: Option<usize>,
     validate: bool,
+    #[cfg(feature = "mpi")]
+    distributed: bool,
 }
 
 const USAGE: &str = "usage: mnist [--epochs N] [--batch-size N] [--hidden N] [--data DIR] [--seed N] \
                      [--threads N] [--plot FILE.svg|.png|.csv|.json] [--save FILE] [--limit N] \
-                     [--validate (evaluate on the test set after every epoch)]";
+                     [--validate (evaluate on the test set after every epoch)] \
+                     [--distributed (data-parallel under mpirun; feature mpi)]";
 
 fn parse_args() -> std::result::Result<Args, String> {
     let mut a = Args {
@@ -56,11 +66,24 @@ fn parse_args() -> std::result::Result<Args, String> {
         save: None,
         limit: None,
         validate: false,
+        #[cfg(feature = "mpi")]
+        distributed: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
             return Err(USAGE.into());
+        }
+        if flag == "--distributed" {
+            #[cfg(feature = "mpi")]
+            {
+                a.distributed = true;
+                continue;
+            }
+            #[cfg(not(feature = "mpi"))]
+            return Err("--distributed needs the mpi feature: \
+                        cargo build --release --features mpi --example mnist"
+                .into());
         }
         if flag == "--validate" {
             a.validate = true;
@@ -110,11 +133,21 @@ fn loss(out: &Tensor<f32>, y: &Targets<f32>) -> Result<Tensor<f32>> {
 }
 
 fn run(args: &Args) -> Result<()> {
+    #[cfg(feature = "mpi")]
+    let dist = match args.distributed {
+        true => Some(tapegrad::train::distributed::Distributed::init()?),
+        false => None,
+    };
+    #[cfg(feature = "mpi")]
+    let (rank, ranks) = dist.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
+    #[cfg(not(feature = "mpi"))]
+    let (rank, ranks) = (0usize, 1usize);
+    let root = rank == 0;
     // Every output path is checked before the (long) training run.
-    if let Some(path) = &args.plot {
+    if let Some(path) = args.plot.as_ref().filter(|_| root) {
         History::check_save_path(path).map_err(|e| Error::bad_value("--plot", e.to_string()))?;
     }
-    if let Some(path) = &args.save {
+    if let Some(path) = args.save.as_ref().filter(|_| root) {
         check_writable(path).map_err(|e| Error::bad_value("--save", e.to_string()))?;
     }
     rayon::ThreadPoolBuilder::new()
@@ -130,17 +163,24 @@ fn run(args: &Args) -> Result<()> {
     let mut model = Sequential::<f32>::new()
         .add(Flatten)
         .add(Dense::new(28 * 28, args.hidden, &mut rng)?.with_activation(Activation::Relu))
-        .add(Dropout::new(0.2, args.seed.wrapping_add(1))?)
+        // Each rank its own Dropout masks.
+        .add(Dropout::new(0.2, args.seed.wrapping_add(1 + rank as u64))?)
         .add(Dense::new(args.hidden, 10, &mut rng)?);
+    #[cfg(feature = "mpi")]
+    if let Some(d) = &dist {
+        d.broadcast_parameters(&mut model)?;
+    }
     let mut optimizer = Adam::keras_default()?;
-    println!("{}", model.summary());
-    println!(
-        "train {} / test {} images, batch {}, {} epochs",
-        train.len(),
-        mnist.test.len(),
-        args.batch_size,
-        args.epochs
-    );
+    if root {
+        println!("{}", model.summary());
+        println!(
+            "train {} / test {} images, batch {}, {} epochs, {ranks} rank(s)",
+            train.len(),
+            mnist.test.len(),
+            args.batch_size,
+            args.epochs
+        );
+    }
     let config = FitConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -151,9 +191,31 @@ fn run(args: &Args) -> Result<()> {
         } else {
             Validation::None
         },
+        #[cfg(feature = "mpi")]
+        distributed: dist.as_ref(),
         ..FitConfig::default()
     };
     let history = fit(&mut model, &mut optimizer, loss, &train, config)?;
+    #[cfg(feature = "mpi")]
+    if let Some(d) = &dist {
+        // Steps per epoch: the full batches, and the last one when every rank gets a sample.
+        let per_epoch = train.len() / args.batch_size + usize::from(train.len() % args.batch_size >= ranks);
+        let steps = (per_epoch * history.epochs.len()) as f64;
+        let seconds: f64 = history.epochs.iter().map(|e| e.seconds).sum();
+        let allreduce = d.all_reduce_sum(&[d.allreduce_seconds()])[0] / ranks as f64;
+        if root {
+            println!(
+                "distributed: {ranks} ranks, {steps} steps, {:.3} ms/step, gradient allreduce {:.3} ms/step \
+                 ({:.1}% of the step, mean over ranks, waits for slower ranks included)",
+                seconds / steps * 1e3,
+                allreduce / steps * 1e3,
+                100.0 * allreduce / seconds
+            );
+        }
+    }
+    if !root {
+        return Ok(());
+    }
     let test = evaluate(&mut model, &mnist.test, loss, &[Metric::accuracy()], 256)?;
     let test_acc = test.get("accuracy").unwrap_or(f64::NAN);
     println!("test loss: {:.4}", test.get("loss").unwrap_or(f64::NAN));

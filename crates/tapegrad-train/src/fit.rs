@@ -15,6 +15,37 @@ use tapegrad_core::{no_grad, Element, Error, Gradients, Result, Tensor};
 use tapegrad_nn::Module;
 use tapegrad_optim::Optimizer;
 
+#[cfg(feature = "mpi")]
+use crate::distributed::Distributed;
+/// Without the `mpi` feature there is no distributed context: an uninhabited type, so
+/// `Option<&Distributed>` is always `None` and the compiler drops every branch on it.
+#[cfg(not(feature = "mpi"))]
+enum Distributed {}
+#[cfg(not(feature = "mpi"))]
+impl Distributed {
+    fn world_size(&self) -> usize {
+        match *self {}
+    }
+    fn is_root(&self) -> bool {
+        match *self {}
+    }
+    fn shard(&self, _: &[Vec<usize>]) -> Vec<Vec<usize>> {
+        match *self {}
+    }
+    fn all_reduce_sum(&self, _: &[f64]) -> Vec<f64> {
+        match *self {}
+    }
+    #[allow(clippy::type_complexity)]
+    fn average_gradients<T: Element>(
+        &self,
+        _: &[(String, &mut Tensor<T>)],
+        _: &Gradients<T>,
+        _: usize,
+    ) -> Result<Vec<Option<Tensor<T>>>> {
+        match *self {}
+    }
+}
+
 /// How `fit` reports progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Verbosity {
@@ -74,6 +105,11 @@ pub struct FitConfig<'a, T: Element> {
     pub validation: Validation<'a>,
     /// Callbacks, called in order; they stay the caller's, to read after `fit`.
     pub callbacks: Vec<&'a mut dyn Callback<T>>,
+    /// Data-parallel training on MPI (feature `mpi`; PyTorch's DDP): each rank trains on its
+    /// shard of every global batch of `batch_size`, gradients are averaged across ranks, and
+    /// the logs hold the global figures. See [`crate::distributed`].
+    #[cfg(feature = "mpi")]
+    pub distributed: Option<&'a Distributed>,
 }
 
 impl<T: Element> Default for FitConfig<'_, T> {
@@ -88,20 +124,36 @@ impl<T: Element> Default for FitConfig<'_, T> {
             metrics: Vec::new(),
             validation: Validation::None,
             callbacks: Vec::new(),
+            #[cfg(feature = "mpi")]
+            distributed: None,
         }
     }
 }
 
 /// The one place `fit` updates the parameters: the trainable ones, by name
 /// (`trainable_parameters_mut()`), so the optimizer's state stays attached to each
-/// parameter when layers are frozen or unfrozen between calls.
-fn optimizer_step<T, M, O>(model: &mut M, optimizer: &mut O, grads: &Gradients<T>) -> Result<()>
+/// parameter when layers are frozen or unfrozen between calls. Distributed, the gradients
+/// of this rank's `samples` are first averaged with the other ranks'.
+fn optimizer_step<T, M, O>(
+    model: &mut M,
+    optimizer: &mut O,
+    grads: &Gradients<T>,
+    distributed: Option<&Distributed>,
+    samples: usize,
+) -> Result<()>
 where
     T: Element,
     M: Module<T> + ?Sized,
     O: Optimizer<T> + ?Sized,
 {
-    optimizer.step(&mut model.trainable_parameters_mut(), grads)
+    let mut params = model.trainable_parameters_mut();
+    match distributed {
+        None => optimizer.step(&mut params, grads),
+        Some(d) => {
+            let mean = d.average_gradients(&params, grads, samples)?;
+            optimizer.step_with_grads(&mut params, &mean)
+        }
+    }
 }
 
 /// Calls `hook` on every callback with a fresh context, and reports whether one asked to
@@ -135,7 +187,9 @@ fn each_callback<T: Element>(
 ///
 /// Errors on zero epochs or batch size, no full batch, a non-finite loss (naming the
 /// epoch and step), a bad validation split, or any error of the model, loss, metrics,
-/// optimizer or callbacks.
+/// optimizer or callbacks. Distributed (`config.distributed`), also errors when
+/// `batch_size` is smaller than the number of ranks, and an error on any rank aborts the
+/// whole MPI job (see the `distributed` module).
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
@@ -167,6 +221,27 @@ where
     O: Optimizer<T>,
     L: Fn(&Tensor<T>, &Targets<T>) -> Result<Tensor<T>>,
 {
+    #[cfg(feature = "mpi")]
+    if let Some(d) = config.distributed {
+        return d.or_abort(fit_loop(model, optimizer, loss, train, config));
+    }
+    fit_loop(model, optimizer, loss, train, config)
+}
+
+/// The body of [`fit`].
+fn fit_loop<T, M, O, L>(
+    model: &mut M,
+    optimizer: &mut O,
+    loss: L,
+    train: &Dataset,
+    config: FitConfig<'_, T>,
+) -> Result<History>
+where
+    T: Element,
+    M: Module<T>,
+    O: Optimizer<T>,
+    L: Fn(&Tensor<T>, &Targets<T>) -> Result<Tensor<T>>,
+{
     let FitConfig {
         epochs,
         batch_size,
@@ -177,13 +252,28 @@ where
         metrics,
         validation,
         mut callbacks,
+        #[cfg(feature = "mpi")]
+        distributed,
     } = config;
+    #[cfg(not(feature = "mpi"))]
+    let distributed: Option<&Distributed> = None;
     if epochs == 0 || batch_size == 0 {
         return Err(Error::bad_value(
             "fit",
             format!("epochs ({epochs}) and batch_size ({batch_size}) must be at least 1"),
         ));
     }
+    if let Some(d) = distributed.filter(|d| batch_size < d.world_size()) {
+        return Err(Error::bad_value(
+            "fit",
+            format!("batch_size ({batch_size}) is smaller than the {} ranks", d.world_size()),
+        ));
+    }
+    // Rank 0 alone reports progress.
+    let verbosity = match distributed {
+        Some(d) if !d.is_root() => Verbosity::Silent,
+        _ => verbosity,
+    };
     let split;
     let (train, validation) = match validation {
         Validation::None => (train, None),
@@ -212,7 +302,10 @@ where
         each_callback(&mut callbacks, model, optimizer, |cb, ctx| {
             cb.on_epoch_begin(epoch, ctx)
         })?;
-        let batches = train.batch_indices(batch_size, shuffle, seed, epoch as u64, drop_last)?;
+        let mut batches = train.batch_indices(batch_size, shuffle, seed, epoch as u64, drop_last)?;
+        if let Some(d) = distributed {
+            batches = d.shard(&batches);
+        }
         let mut progress = Progress::new(verbosity, epoch, epochs, batches.len(), &names);
         model.train(true);
         // sums[0] is the loss, sums[1 + i] metric i, each weighted by batch size.
@@ -246,11 +339,18 @@ where
             drop(out);
             let grads = batch_loss.backward()?;
             drop(batch_loss);
-            optimizer_step(model, optimizer, &grads)?;
+            optimizer_step(model, optimizer, &grads, distributed, batch.y.len())?;
             global_step += 1;
             progress.step(step + 1, &sums, seen);
             Ok(())
         })?;
+        if let Some(d) = distributed {
+            let mut local = sums.clone();
+            local.push(seen as f64);
+            let mut global = d.all_reduce_sum(&local);
+            seen = global.pop().map_or(0, |n| n as usize);
+            sums = global;
+        }
         let seconds = start.elapsed().as_secs_f64();
         let mut logs = Logs::default();
         for (name, s) in names.iter().zip(&sums) {

@@ -5,13 +5,16 @@
 //! mini-batches, and [`fit()`]/[`evaluate`] for any loss, with [`Metric`]s, validation
 //! (a split or explicit data), [`Callback`]s ([`EarlyStopping`], [`ModelCheckpoint`],
 //! [`LrScheduler`]) and a [`History`] that can be saved as CSV, JSON, or an SVG/PNG chart
-//! of the training curves.
+//! of the training curves. With the `mpi` feature, `distributed` trains data-parallel across
+//! processes and machines on MPI.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod callbacks;
 mod chart;
 pub mod data;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 pub mod fit;
 pub mod history;
 pub mod metrics;

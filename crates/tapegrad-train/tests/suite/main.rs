@@ -4,6 +4,8 @@ mod callbacks;
 mod cnn_train;
 mod csv;
 mod data;
+#[cfg(feature = "mpi")]
+mod distributed;
 mod fit;
 mod history;
 mod mnist_train;
