@@ -43,7 +43,10 @@ fn main() -> Res {
     let st_keras = safetensors::to_bytes(&model, Layout::Keras)?;
     let mut meta = BTreeMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    let st_plain = safetensors::encode(&[("w".to_string(), Tensor::<f64>::from_vec(vec![1.0, -2.0], [2])?)], &meta)?;
+    let st_plain = safetensors::encode(
+        &[("w".to_string(), Tensor::<f64>::from_vec(vec![1.0, -2.0], [2])?)],
+        &meta,
+    )?;
     for target in ["checkpoint_decode", "load_state_dict"] {
         put(target, "model.ckpt", &ckpt)?;
         put(target, "model.ckpt.body", ckpt_body)?;
@@ -64,14 +67,21 @@ fn main() -> Res {
     for mut opt in opts {
         let mut a = Tensor::<f32>::from_vec(vec![1.0, -2.0, 0.5], [3])?;
         let mut b = Tensor::<f32>::from_vec(vec![0.25; 4], [2, 2])?;
-        let grads = [Some(Tensor::from_vec(vec![0.5, -0.5, 1.0], [3])?), Some(Tensor::full([2, 2], 0.1f32)?)];
+        let grads = [
+            Some(Tensor::from_vec(vec![0.5, -0.5, 1.0], [3])?),
+            Some(Tensor::full([2, 2], 0.1f32)?),
+        ];
         for _ in 0..2 {
             opt.step_with_grads(&mut [("a".to_string(), &mut a), ("b".to_string(), &mut b)], &grads)?;
         }
         let bytes = opt.state().to_bytes()?;
         let kind = opt.kind().to_lowercase();
         put("optimizer_state", &format!("{kind}.state"), &bytes)?;
-        put("optimizer_state", &format!("{kind}.state.body"), &bytes[15..bytes.len() - 4])?;
+        put(
+            "optimizer_state",
+            &format!("{kind}.state.body"),
+            &bytes[15..bytes.len() - 4],
+        )?;
     }
 
     // IDX: MNIST-shaped headers with few samples, raw and gzip'd.
@@ -83,7 +93,11 @@ fn main() -> Res {
         e.write_all(b)?;
         e.finish()
     };
-    for (name, bytes) in [("images.idx3", &images), ("labels.idx1", &labels), ("matrix.idx2", &matrix)] {
+    for (name, bytes) in [
+        ("images.idx3", &images),
+        ("labels.idx1", &labels),
+        ("matrix.idx2", &matrix),
+    ] {
         put("idx_parse", name, bytes)?;
         put("idx_gzip", name, bytes)?;
         put("idx_gzip", &format!("{name}.gz"), &gz(bytes)?)?;
@@ -118,7 +132,9 @@ fn main() -> Res {
     // non-trivial description.
     for target in ["optimizer_state_structured", "checkpoint_structured", "mnist_dataset"] {
         for (i, len) in [64usize, 256, 1024].into_iter().enumerate() {
-            let blob: Vec<u8> = (0..len).map(|k| (k as u32).wrapping_mul(2_654_435_761).rotate_right(13) as u8).collect();
+            let blob: Vec<u8> = (0..len)
+                .map(|k| (k as u32).wrapping_mul(2_654_435_761).rotate_right(13) as u8)
+                .collect();
             put(target, &format!("bytes-{i}"), &blob)?;
         }
     }

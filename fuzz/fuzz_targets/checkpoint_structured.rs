@@ -65,7 +65,9 @@ enum LenDesc {
     Any(u64),
 }
 
-const DTYPES: [&str; 10] = ["F32", "F64", "F16", "BF16", "I64", "I32", "U8", "BOOL", "F8_E4M3", "C64"];
+const DTYPES: [&str; 10] = [
+    "F32", "F64", "F16", "BF16", "I64", "I32", "U8", "BOOL", "F8_E4M3", "C64",
+];
 
 fn dtype_size(d: &str) -> u64 {
     match d {
@@ -100,8 +102,11 @@ fn state_dict(descs: &[TensorDesc]) -> StateDict<f32> {
 fn header_bytes(h: &HeaderDesc) -> Vec<u8> {
     let mut json = serde_json::Map::new();
     if let Some(meta) = &h.metadata {
-        let m: serde_json::Map<String, serde_json::Value> =
-            meta.iter().take(4).map(|(k, v)| (k.clone(), v.clone().into())).collect();
+        let m: serde_json::Map<String, serde_json::Value> = meta
+            .iter()
+            .take(4)
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
         json.insert("__metadata__".into(), m.into());
     }
     for e in h.entries.iter().take(6) {

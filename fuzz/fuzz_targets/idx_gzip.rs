@@ -30,7 +30,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(plain, through_gzip, "gzip changed what the IDX decoder reads");
     if let Ok(array) = through_gzip {
         check(&array.dims, &array.data);
-        assert_eq!(encode_idx(&array.dims, &array.data), data, "IDX round trip changed the bytes");
+        assert_eq!(
+            encode_idx(&array.dims, &array.data),
+            data,
+            "IDX round trip changed the bytes"
+        );
     }
 });
 

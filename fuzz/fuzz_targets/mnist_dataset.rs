@@ -39,7 +39,11 @@ struct FileDesc {
 enum Content {
     /// A well-formed IDX file of these dims (`u16` each, so the declared size can pass or
     /// exceed MNIST's caps) whose data is `fill` repeated, cut to what the dims need or not.
-    Idx { dims: Vec<u16>, fill: Vec<u8>, exact: bool },
+    Idx {
+        dims: Vec<u16>,
+        fill: Vec<u8>,
+        exact: bool,
+    },
     Raw(Vec<u8>),
 }
 
@@ -50,7 +54,12 @@ impl FileDesc {
                 let dims: Vec<usize> = dims.iter().take(4).map(|&d| usize::from(d)).collect();
                 let need = dims.iter().product::<usize>().min(1 << 16);
                 let len = if *exact { need } else { fill.len() };
-                let data: Vec<u8> = fill.iter().copied().cycle().take(if fill.is_empty() { 0 } else { len }).collect();
+                let data: Vec<u8> = fill
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(if fill.is_empty() { 0 } else { len })
+                    .collect();
                 encode_idx(&dims, &data)
             }
             Content::Raw(b) => b.clone(),
@@ -122,18 +131,35 @@ fuzz_target!(|input: Input| {
 });
 
 fn plain(desc: &FileDesc) -> Vec<u8> {
-    FileDesc { content: match &desc.content {
-        Content::Idx { dims, fill, exact } => Content::Idx { dims: dims.clone(), fill: fill.clone(), exact: *exact },
-        Content::Raw(b) => Content::Raw(b.clone()),
-    }, gzip: false }
+    FileDesc {
+        content: match &desc.content {
+            Content::Idx { dims, fill, exact } => Content::Idx {
+                dims: dims.clone(),
+                fill: fill.clone(),
+                exact: *exact,
+            },
+            Content::Raw(b) => Content::Raw(b.clone()),
+        },
+        gzip: false,
+    }
     .bytes()
 }
 
 /// Batches of the requested size (the last may be short) and a validation split.
 fn exercise(d: &Dataset, input: &Input) {
     let size = usize::from(input.batch);
-    if let Ok(batches) = d.batch_indices(size, input.shuffle_seed.is_some(), input.shuffle_seed.unwrap_or(0), 1, false) {
-        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), d.len(), "batches lost samples");
+    if let Ok(batches) = d.batch_indices(
+        size,
+        input.shuffle_seed.is_some(),
+        input.shuffle_seed.unwrap_or(0),
+        1,
+        false,
+    ) {
+        assert_eq!(
+            batches.iter().map(Vec::len).sum::<usize>(),
+            d.len(),
+            "batches lost samples"
+        );
         for idx in batches.iter().take(2) {
             let b = d.batch::<f32>(idx).expect("valid indices make a batch");
             assert_eq!(b.x.dims()[0], idx.len());

@@ -133,7 +133,11 @@ pub fn load_into_model(state: &[(String, Tensor<f32>)]) {
 
 fn check_model(model: &mut Sequential<f32>) {
     let shapes: Vec<Vec<usize>> = model.state_dict().iter().map(|(_, t)| t.dims().to_vec()).collect();
-    assert_eq!(shapes, [vec![3, 2], vec![2], vec![2, 1], vec![1]], "a load changed a parameter's shape");
+    assert_eq!(
+        shapes,
+        [vec![3, 2], vec![2], vec![2, 1], vec![1]],
+        "a load changed a parameter's shape"
+    );
     let x = Tensor::<f32>::from_vec(vec![0.5, -1.0, 2.0, 0.0, 1.0, -0.5], [2, 3]).expect("input");
     let y = model.forward(&x).expect("a loaded model runs forward");
     assert_eq!(y.dims(), [2, 1]);

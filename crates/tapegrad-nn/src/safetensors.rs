@@ -197,6 +197,43 @@ fn st_err(e: ::safetensors::SafeTensorError) -> Error {
     Error::Format(format!("safetensors: {e:?}"))
 }
 
+/// Refuses a header whose `data_offsets` point past the end of the file before the
+/// `safetensors` crate sees it: its `read_metadata` (0.4) adds the last offset to the
+/// header's size unchecked, which overflows (a panic under overflow checks, a wrapped
+/// comparison otherwise) for offsets near 2⁶⁴. Headers that do not parse are left to it.
+fn check_offsets(bytes: &[u8]) -> Result<()> {
+    let Some(len) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    else {
+        return Ok(());
+    };
+    let Some(header) = usize::try_from(len)
+        .ok()
+        .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
+    else {
+        return Ok(());
+    };
+    let data_len = (bytes.len() - 8 - header.len()) as u64;
+    let Ok(serde_json::Value::Object(entries)) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return Ok(());
+    };
+    for (name, entry) in &entries {
+        let offsets = entry.get("data_offsets").and_then(|o| o.as_array());
+        if let Some(past) = offsets
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.as_u64())
+            .find(|&o| o > data_len)
+        {
+            return Err(Error::Format(format!(
+                "safetensors: tensor '{name}' has data offset {past}, past the end of the {data_len} data bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `T`'s safetensors dtype: F32 for `f32`, F64 for `f64`.
 fn dtype_of<T: Element>() -> Dtype {
     match T::DTYPE {
@@ -278,6 +315,7 @@ fn float_values<T: Element>(dtype: Dtype, raw: &[u8]) -> Option<Vec<T>> {
 /// header length, invalid JSON, offsets outside the buffer, shapes that do not match their
 /// bytes) is an [`Error::Format`], never a panic.
 pub fn decode<T: Element>(bytes: &[u8]) -> Result<Decoded<T>> {
+    check_offsets(bytes)?;
     let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
     let metadata = header

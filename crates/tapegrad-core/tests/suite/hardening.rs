@@ -182,3 +182,22 @@ fn empty_tensors_with_huge_dims_neither_hang_nor_overflow() {
     let e = Tensor::concat(&[&big, &big], 0).unwrap_err().to_string();
     assert!(e.starts_with("concat") && e.contains("overflow"), "{e}");
 }
+
+#[test]
+fn flattening_huge_dims_of_an_empty_tensor_is_an_error_not_an_overflow() {
+    // Found by the `op_program` fuzz target: flatten multiplied the trailing dims
+    // unchecked, which overflowed (a panic under overflow checks) for an empty tensor.
+    let x = Tensor::<f64>::zeros([0, 1 << 40, 1 << 40]).unwrap();
+    let e = x.flatten(1).unwrap_err().to_string();
+    assert!(e.contains("flatten") && e.contains("usize::MAX"), "{e}");
+    // Dims whose product fits still flatten, empty or not.
+    assert_eq!(x.flatten(2).unwrap().dims(), &[0, 1 << 40, 1 << 40]);
+    assert_eq!(
+        Tensor::<f64>::zeros([0, 1 << 20, 1 << 20])
+            .unwrap()
+            .flatten(1)
+            .unwrap()
+            .dims(),
+        &[0, 1 << 40]
+    );
+}
