@@ -256,7 +256,8 @@ fn le_bytes<T: Element>(t: &Tensor<T>) -> Vec<u8> {
 /// Encodes named tensors (in `T`'s dtype) and a `__metadata__` map (omitted when empty)
 /// as safetensors bytes: the low-level form of [`to_bytes`].
 ///
-/// Errors on a duplicate name.
+/// Errors on a duplicate name, or a tensor named `__metadata__` (the format reserves that
+/// key for the metadata map, so such a file could not be read back).
 ///
 /// ```
 /// use std::collections::BTreeMap;
@@ -273,6 +274,11 @@ pub fn encode<T: Element>(state: &[(String, Tensor<T>)], metadata: &BTreeMap<Str
     let mut seen = HashSet::new();
     if let Some((n, _)) = state.iter().find(|(n, _)| !seen.insert(n.as_str())) {
         return Err(Error::Format(format!("safetensors: the name '{n}' appears twice")));
+    }
+    if state.iter().any(|(n, _)| n == "__metadata__") {
+        return Err(Error::Format(
+            "safetensors: a tensor cannot be named '__metadata__' (the format's key for the metadata map)".into(),
+        ));
     }
     let raws: Vec<(String, Raw)> = state
         .iter()

@@ -147,3 +147,14 @@ fn data_offsets_near_u64_max_are_refused_not_overflowed() {
         assert!(safetensors::load_from_bytes(&mut layer, &bytes, Layout::Keras, false).is_err());
     }
 }
+
+#[test]
+fn a_tensor_named_like_the_metadata_key_is_refused_when_written() {
+    // Found by the `checkpoint_structured` fuzz target: encode wrote a tensor under the
+    // key `__metadata__`, giving a file that decode then refused.
+    let t = Tensor::<f32>::from_vec(vec![1.0], [1]).unwrap();
+    let e = safetensors::encode(&[("__metadata__".to_string(), t)], &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'__metadata__'"), "{e}");
+}
