@@ -197,6 +197,43 @@ fn st_err(e: ::safetensors::SafeTensorError) -> Error {
     Error::Format(format!("safetensors: {e:?}"))
 }
 
+/// Refuses a header whose `data_offsets` point past the end of the file before the
+/// `safetensors` crate sees it: its `read_metadata` (0.4) adds the last offset to the
+/// header's size unchecked, which overflows (a panic under overflow checks, a wrapped
+/// comparison otherwise) for offsets near 2⁶⁴. Headers that do not parse are left to it.
+fn check_offsets(bytes: &[u8]) -> Result<()> {
+    let Some(len) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    else {
+        return Ok(());
+    };
+    let Some(header) = usize::try_from(len)
+        .ok()
+        .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
+    else {
+        return Ok(());
+    };
+    let data_len = (bytes.len() - 8 - header.len()) as u64;
+    let Ok(serde_json::Value::Object(entries)) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return Ok(());
+    };
+    for (name, entry) in &entries {
+        let offsets = entry.get("data_offsets").and_then(|o| o.as_array());
+        if let Some(past) = offsets
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.as_u64())
+            .find(|&o| o > data_len)
+        {
+            return Err(Error::Format(format!(
+                "safetensors: tensor '{name}' has data offset {past}, past the end of the {data_len} data bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `T`'s safetensors dtype: F32 for `f32`, F64 for `f64`.
 fn dtype_of<T: Element>() -> Dtype {
     match T::DTYPE {
@@ -219,7 +256,8 @@ fn le_bytes<T: Element>(t: &Tensor<T>) -> Vec<u8> {
 /// Encodes named tensors (in `T`'s dtype) and a `__metadata__` map (omitted when empty)
 /// as safetensors bytes: the low-level form of [`to_bytes`].
 ///
-/// Errors on a duplicate name.
+/// Errors on a duplicate name, or a tensor named `__metadata__` (the format reserves that
+/// key for the metadata map, so such a file could not be read back).
 ///
 /// ```
 /// use std::collections::BTreeMap;
@@ -236,6 +274,11 @@ pub fn encode<T: Element>(state: &[(String, Tensor<T>)], metadata: &BTreeMap<Str
     let mut seen = HashSet::new();
     if let Some((n, _)) = state.iter().find(|(n, _)| !seen.insert(n.as_str())) {
         return Err(Error::Format(format!("safetensors: the name '{n}' appears twice")));
+    }
+    if state.iter().any(|(n, _)| n == "__metadata__") {
+        return Err(Error::Format(
+            "safetensors: a tensor cannot be named '__metadata__' (the format's key for the metadata map)".into(),
+        ));
     }
     let raws: Vec<(String, Raw)> = state
         .iter()
@@ -278,6 +321,7 @@ fn float_values<T: Element>(dtype: Dtype, raw: &[u8]) -> Option<Vec<T>> {
 /// header length, invalid JSON, offsets outside the buffer, shapes that do not match their
 /// bytes) is an [`Error::Format`], never a panic.
 pub fn decode<T: Element>(bytes: &[u8]) -> Result<Decoded<T>> {
+    check_offsets(bytes)?;
     let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
     let metadata = header

@@ -47,7 +47,21 @@ impl<T: Element> Tensor<T> {
         }
         let s = self.shape().axis("flatten", start)?;
         let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(&self.dims()[..s]);
-        dims.push(self.dims()[s..].iter().product());
+        // An empty tensor may have huge trailing dims (`[0, 2⁴⁰, 2⁴⁰]`) whose product
+        // overflows: refused, as no shape can hold it.
+        let tail = self.dims()[s..]
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| {
+                Error::bad_shape(
+                    "flatten",
+                    format!(
+                        "flattening dims {start}.. of shape {} gives a dim past usize::MAX",
+                        self.shape()
+                    ),
+                )
+            })?;
+        dims.push(tail);
         self.reshape(Shape::from(dims))
     }
 

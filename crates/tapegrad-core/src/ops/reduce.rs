@@ -75,10 +75,10 @@ impl<T: Element> Tensor<T> {
     pub fn mean(&self, axes: impl Into<Axes>, keepdim: bool) -> Result<Tensor<T>> {
         let ax = self.shape().axes("mean", axes.into().as_slice())?;
         self.check_reduced_alloc("mean", &ax)?;
-        let count: usize = ax.iter().map(|&a| self.dims()[a]).product();
-        Ok(self
-            .sum_normalized(ax, keepdim)
-            .mul_scalar(T::one() / c::<T>(count as f64)))
+        // In f64: the reduced dims of an empty tensor (`[2⁴⁰, 2⁴⁰, 0]`) may multiply past
+        // usize::MAX before the 0 is reached.
+        let count: f64 = ax.iter().map(|&a| self.dims()[a] as f64).product();
+        Ok(self.sum_normalized(ax, keepdim).mul_scalar(T::one() / c::<T>(count)))
     }
 
     /// Mean of all elements, as a 0-d tensor (NaN for an empty tensor).

@@ -182,3 +182,34 @@ fn empty_tensors_with_huge_dims_neither_hang_nor_overflow() {
     let e = Tensor::concat(&[&big, &big], 0).unwrap_err().to_string();
     assert!(e.starts_with("concat") && e.contains("overflow"), "{e}");
 }
+
+#[test]
+fn flattening_huge_dims_of_an_empty_tensor_is_an_error_not_an_overflow() {
+    // Found by the `op_program` fuzz target: flatten multiplied the trailing dims
+    // unchecked, which overflowed (a panic under overflow checks) for an empty tensor.
+    let x = Tensor::<f64>::zeros([0, 1 << 40, 1 << 40]).unwrap();
+    let e = x.flatten(1).unwrap_err().to_string();
+    assert!(e.contains("flatten") && e.contains("usize::MAX"), "{e}");
+    // Dims whose product fits still flatten, empty or not.
+    assert_eq!(x.flatten(2).unwrap().dims(), &[0, 1 << 40, 1 << 40]);
+    assert_eq!(
+        Tensor::<f64>::zeros([0, 1 << 20, 1 << 20])
+            .unwrap()
+            .flatten(1)
+            .unwrap()
+            .dims(),
+        &[0, 1 << 40]
+    );
+}
+
+#[test]
+fn the_mean_over_huge_dims_of_an_empty_tensor_does_not_overflow_its_count() {
+    // Found by the `op_program` fuzz target: mean multiplied the reduced dims in usize,
+    // which overflowed for [2⁴⁰, 2⁴⁰, 0] before the 0: a panic in a debug `cargo test`
+    // (overflow checks); a release build wrapped to the right 0 by luck.
+    let x = Tensor::<f64>::zeros([1 << 40, 1 << 40, 0]).unwrap();
+    let m = x.mean([0, 1, 2], false).unwrap();
+    assert!(m.item().unwrap().is_nan(), "an empty mean is NaN, as in PyTorch");
+    let y = Tensor::<f64>::zeros([0, 1 << 40, 1 << 40]).unwrap();
+    assert_eq!(y.mean([1, 2], false).unwrap().dims(), &[0]);
+}

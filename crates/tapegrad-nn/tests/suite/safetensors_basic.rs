@@ -131,3 +131,30 @@ fn mismatches_and_corruption_are_errors() {
     ];
     assert!(safetensors::encode(&state, &Default::default()).is_err());
 }
+
+#[test]
+fn data_offsets_near_u64_max_are_refused_not_overflowed() {
+    // Found by the `checkpoint_structured` fuzz target: the safetensors crate adds the
+    // last data offset to the header size unchecked; an offset of 2⁶⁴ − 1 overflowed
+    // (a panic under overflow checks) instead of being refused.
+    for end in [u64::MAX, u64::MAX - 8, 1 << 40, 1] {
+        let json = format!(r#"{{"w":{{"dtype":"U8","shape":[{end}],"data_offsets":[0,{end}]}}}}"#);
+        let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(json.as_bytes());
+        let e = safetensors::decode::<f32>(&bytes).unwrap_err().to_string();
+        assert!(e.contains(&format!("data offset {end}")) && e.contains("'w'"), "{e}");
+        let mut layer = Dense::<f32>::new(3, 2, &mut StdRng::seed_from_u64(0)).unwrap();
+        assert!(safetensors::load_from_bytes(&mut layer, &bytes, Layout::Keras, false).is_err());
+    }
+}
+
+#[test]
+fn a_tensor_named_like_the_metadata_key_is_refused_when_written() {
+    // Found by the `checkpoint_structured` fuzz target: encode wrote a tensor under the
+    // key `__metadata__`, giving a file that decode then refused.
+    let t = Tensor::<f32>::from_vec(vec![1.0], [1]).unwrap();
+    let e = safetensors::encode(&[("__metadata__".to_string(), t)], &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'__metadata__'"), "{e}");
+}

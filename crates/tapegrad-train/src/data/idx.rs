@@ -119,7 +119,11 @@ pub fn decode_idx<R: Read>(mut r: R, max_elements: usize) -> std::result::Result
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&n| n <= max_elements)
         .ok_or_else(|| {
-            let declared = dims.iter().map(|&d| d as u128).product::<u128>();
+            // Up to 255 dims of up to 2³² − 1 each: even u128 can overflow.
+            let declared = dims
+                .iter()
+                .try_fold(1u128, |acc, &d| acc.checked_mul(d as u128))
+                .map_or_else(|| "more than 2^128".to_string(), |n| n.to_string());
             format!("dims {dims:?} declare {declared} elements, more than the at most {max_elements} expected")
         })?;
     let mut data = vec![0u8; count];

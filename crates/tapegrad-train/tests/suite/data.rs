@@ -229,3 +229,18 @@ fn tensor_datasets_batch_any_shape_and_type() {
     assert_eq!(v.labels(), Some(&[0, 1, 0][..]));
     assert!(d.validation_split(0.0).is_err() && d.validation_split(1e-17).is_err());
 }
+
+#[test]
+fn a_header_whose_dims_overflow_u128_is_refused_with_a_message() {
+    // Found by the `idx_gzip` fuzz target: five dims of 2³² − 1 overflow even the u128
+    // that the error message computed the declared size in (a panic under overflow checks).
+    let mut bytes = vec![0, 0, 0x08, 5];
+    for _ in 0..5 {
+        bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+    }
+    let e = decode_idx(&bytes[..], MAX_ELEMENTS).unwrap_err();
+    assert!(e.contains("more than 2^128 elements") && e.contains("at most"), "{e}");
+    // A size that fits u128 is still named exactly.
+    let e = decode_idx(&encode_idx(&[1 << 20, 1 << 20], &[])[..], MAX_ELEMENTS).unwrap_err();
+    assert!(e.contains("declare 1099511627776 elements"), "{e}");
+}
