@@ -49,7 +49,7 @@
 
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::grad_mode::{is_grad_enabled, set_grad_enabled};
+use crate::grad_mode::{is_grad_enabled, set_grad_enabled, GradModeGuard};
 use crate::gradients::grad as reverse;
 use crate::ops::{one, OpKind};
 use crate::tape::Node;
@@ -67,8 +67,15 @@ struct Level<T: Element> {
 }
 
 impl<T: Element> Level<T> {
-    /// Call with grad mode already switched on (`outer_grad` is the mode before that).
-    fn enter(xs: &[Tensor<T>], outer_grad: bool) -> Self {
+    /// Switches grad mode on (until the returned guard is dropped) and makes the level's
+    /// own inputs, remembering whether the caller was recording.
+    fn enter(xs: &[Tensor<T>]) -> (GradModeGuard, Self) {
+        let outer_grad = is_grad_enabled();
+        let on = set_grad_enabled(true);
+        (on, Self::inputs(xs, outer_grad))
+    }
+
+    fn inputs(xs: &[Tensor<T>], outer_grad: bool) -> Self {
         let marker = Tensor::<T>::scalar(T::zero()).requires_grad();
         let start = marker.node_id().expect("a fresh leaf has an id");
         let inner = xs
@@ -205,9 +212,7 @@ where
     T: Element,
     F: Fn(&[Tensor<T>]) -> Result<Tensor<T>>,
 {
-    let outer_grad = is_grad_enabled();
-    let _on = set_grad_enabled(true);
-    let lv = Level::enter(xs, outer_grad);
+    let (_on, lv) = Level::enter(xs);
     let y = f(&lv.inner)?;
     need_scalar("value_and_grad", &y)?;
     let nested = lv.nested(&y, &[]);
@@ -296,9 +301,7 @@ where
     T: Element,
     F: Fn(&[Tensor<T>]) -> Result<Tensor<T>>,
 {
-    let outer_grad = is_grad_enabled();
-    let _on = set_grad_enabled(true);
-    let level = Level::enter(xs, outer_grad);
+    let (_on, level) = Level::enter(xs);
     let y = f(&level.inner)?;
     let nested = level.nested(&y, &[]);
     let value = finish(y.clone(), nested);
@@ -324,9 +327,7 @@ where
     F: Fn(&[Tensor<T>]) -> Result<Tensor<T>>,
 {
     check_count("jvp", primals, tangents)?;
-    let outer_grad = is_grad_enabled();
-    let _on = set_grad_enabled(true);
-    let lv = Level::enter(primals, outer_grad);
+    let (_on, lv) = Level::enter(primals);
     let y = f(&lv.inner)?;
     let nested = lv.nested(&y, tangents);
     let u = y.zeros_like().requires_grad();
@@ -358,9 +359,7 @@ where
     F: Fn(&[Tensor<T>]) -> Result<Tensor<T>>,
 {
     check_count("hvp", xs, vs)?;
-    let outer_grad = is_grad_enabled();
-    let _on = set_grad_enabled(true);
-    let lv = Level::enter(xs, outer_grad);
+    let (_on, lv) = Level::enter(xs);
     let y = f(&lv.inner)?;
     need_scalar("hvp", &y)?;
     let nested = lv.nested(&y, vs);
@@ -409,9 +408,7 @@ where
     T: Element,
     F: Fn(&[Tensor<T>]) -> Result<Tensor<T>>,
 {
-    let outer_grad = is_grad_enabled();
-    let _on = set_grad_enabled(true);
-    let lv = Level::enter(xs, outer_grad);
+    let (_on, lv) = Level::enter(xs);
     let y = f(&lv.inner)?;
     let nested = lv.nested(&y, &[]);
     let (m, n) = (y.numel(), xs.iter().map(|x| x.numel()).sum::<usize>());
