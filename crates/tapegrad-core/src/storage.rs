@@ -1,5 +1,5 @@
-//! The buffer behind a tensor: a shared, reference-counted slice, or, for tensors of one
-//! or two elements (scalars, losses, a chain of tiny ops), the values themselves held
+//! The buffer behind a tensor: a shared, reference-counted `Vec` (so a kernel's output
+//! Vec becomes a tensor without a copy), or, for tensors of one or two elements (scalars, losses, a chain of tiny ops), the values themselves held
 //! inline, so that creating, cloning and freeing them touches neither the allocator nor a
 //! reference count. Both behave as copy-on-write: writing through a tensor never changes
 //! another tensor's values.
@@ -13,7 +13,7 @@ const INLINE: usize = 2;
 #[derive(Clone)]
 pub(crate) enum Storage<T> {
     Inline { len: u8, vals: [T; INLINE] },
-    Shared(Arc<[T]>),
+    Shared(Arc<Vec<T>>),
 }
 
 impl<T: Copy + Default> Storage<T> {
@@ -28,22 +28,22 @@ impl<T: Copy + Default> Storage<T> {
     }
 
     /// From an iterator that yields exactly `n` items (a map or zip over slices): inline
-    /// when small, else collected straight into one shared allocation.
+    /// when small, else collected straight into one Vec.
     #[inline]
     pub(crate) fn collect_exact(n: usize, iter: impl Iterator<Item = T>) -> Self {
         if n <= INLINE {
             Self::inline(n, iter)
         } else {
-            Storage::Shared(iter.collect())
+            Storage::Shared(Arc::new(iter.collect()))
         }
     }
 
-    /// From a Vec (moved into a shared allocation unless small).
+    /// From a Vec, taking its buffer without a copy (inline if small).
     pub(crate) fn from_vec(v: Vec<T>) -> Self {
         if v.len() <= INLINE {
             Self::inline(v.len(), v.into_iter())
         } else {
-            Storage::Shared(Arc::from(v))
+            Storage::Shared(Arc::new(v))
         }
     }
 
@@ -51,14 +51,8 @@ impl<T: Copy + Default> Storage<T> {
     pub(crate) fn make_mut(&mut self) -> &mut [T] {
         match self {
             Storage::Inline { len, vals } => &mut vals[..*len as usize],
-            Storage::Shared(a) => Arc::make_mut(a),
+            Storage::Shared(a) => Arc::make_mut(a).as_mut_slice(),
         }
-    }
-}
-
-impl<T> From<Arc<[T]>> for Storage<T> {
-    fn from(a: Arc<[T]>) -> Self {
-        Storage::Shared(a)
     }
 }
 
@@ -69,7 +63,7 @@ impl<T> Deref for Storage<T> {
     fn deref(&self) -> &[T] {
         match self {
             Storage::Inline { len, vals } => &vals[..*len as usize],
-            Storage::Shared(a) => a,
+            Storage::Shared(a) => a.as_slice(),
         }
     }
 }

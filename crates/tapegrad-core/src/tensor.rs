@@ -50,8 +50,7 @@ impl<T: Element> std::fmt::Debug for Tensor<T> {
 
 impl<T: Element> Tensor<T> {
     /// Internal constructor: the caller guarantees `data.len() == shape.numel()`.
-    /// Copies the Vec into a shared buffer (or inline); hot kernels build their
-    /// [`Storage`] directly and use `from_storage` instead.
+    /// Takes the Vec's buffer without copying it (small tensors are held inline).
     #[inline]
     pub(crate) fn from_parts(data: Vec<T>, shape: Shape) -> Self {
         Self::from_storage(Storage::from_vec(data), shape)
@@ -68,21 +67,14 @@ impl<T: Element> Tensor<T> {
         }
     }
 
-    /// A tensor of `shape` holding `data` in row-major order.
+    /// A tensor of `shape` holding `data` in row-major order. The tensor takes `data`'s
+    /// buffer: nothing is copied.
     ///
     /// Errors if `data.len()` is not the product of the dims.
     pub fn from_vec(data: Vec<T>, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
         check_fills("from_vec", data.len(), &shape)?;
         Ok(Self::from_parts(data, shape))
-    }
-
-    /// A tensor over a shared buffer, without copying it (for loaders that fill an
-    /// `Arc<[T]>` themselves). Errors if the length does not fill `shape`.
-    pub fn from_shared(data: Arc<[T]>, shape: impl Into<Shape>) -> Result<Self> {
-        let shape = shape.into();
-        check_fills("from_shared", data.len(), &shape)?;
-        Ok(Self::from_storage(data.into(), shape))
     }
 
     /// Like [`Tensor::from_vec`], copying from a slice.

@@ -7,13 +7,7 @@
 //! cell, so it is the transpose of im2col as a linear map.
 
 use rayon::prelude::*;
-use std::sync::Arc;
 
-/// A zeroed shared buffer of `n` elements, filled in place by the caller (collecting an
-/// exact-size iterator allocates once; `Arc::from(Vec)` would copy the whole buffer).
-fn zeroed<T: Copy + Default>(n: usize) -> Arc<[T]> {
-    std::iter::repeat_n(T::default(), n).collect()
-}
 
 /// Spatial geometry of one convolution or pooling window sweep over `[N, C, H, W]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,12 +69,11 @@ impl Geometry {
 const PAR_MIN: usize = 1 << 15;
 
 /// The column matrix `[C·kh·kw, N·OH·OW]` of `x [N, C, H, W]` (row-major, contiguous).
-pub(crate) fn im2col<T: Copy + Default + Send + Sync>(x: &[T], g: &Geometry) -> Arc<[T]> {
+pub(crate) fn im2col<T: Copy + Default + Send + Sync>(x: &[T], g: &Geometry) -> Vec<T> {
     let (cols, l) = (g.cols(), g.oh * g.ow);
-    let mut buf = zeroed(g.rows() * cols);
-    let out = Arc::get_mut(&mut buf).expect("a fresh buffer is unshared");
+    let mut out = vec![T::default(); g.rows() * cols];
     if cols == 0 {
-        return buf;
+        return out;
     }
     let fill = |r: usize, row: &mut [T]| {
         let (c, ij) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
@@ -107,16 +100,15 @@ pub(crate) fn im2col<T: Copy + Default + Send + Sync>(x: &[T], g: &Geometry) -> 
     } else {
         out.chunks_mut(cols).enumerate().for_each(|(r, row)| fill(r, row));
     }
-    buf
+    out
 }
 
 /// The adjoint of [`im2col`]: `[N, C, H, W]` with every column entry added back at its cell.
-pub(crate) fn col2im<T: Copy + Default + Send + Sync + std::ops::AddAssign>(cols: &[T], g: &Geometry) -> Arc<[T]> {
+pub(crate) fn col2im<T: Copy + Default + Send + Sync + std::ops::AddAssign>(cols: &[T], g: &Geometry) -> Vec<T> {
     let (ncols, l, hw) = (g.cols(), g.oh * g.ow, g.h * g.w);
-    let mut buf = zeroed(g.n * g.c * hw);
-    let out = Arc::get_mut(&mut buf).expect("a fresh buffer is unshared");
+    let mut out = vec![T::default(); g.n * g.c * hw];
     if hw == 0 {
-        return buf;
+        return out;
     }
     let fill = |nc: usize, plane: &mut [T]| {
         let (n, c) = (nc / g.c, nc % g.c);
@@ -140,7 +132,7 @@ pub(crate) fn col2im<T: Copy + Default + Send + Sync + std::ops::AddAssign>(cols
     } else {
         out.chunks_mut(hw).enumerate().for_each(|(nc, p)| fill(nc, p));
     }
-    buf
+    out
 }
 
 /// For each `(n, c)` plane and output cell, the flat index `y·W + x` of the window's
@@ -159,8 +151,32 @@ pub(crate) fn max_pool_argmax<T: Copy + PartialOrd + Send + Sync>(
     }
     // Per kernel column, the output columns it reaches inside the image.
     let cols: Vec<(usize, usize, usize)> = (0..g.kw).map(|j| g.valid_x(j)).collect();
+    let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
     let fill = |nc: usize, dst: &mut [usize]| {
         let plane = &x[nc * hw..][..hw];
+        if unpadded {
+            // Every window lies inside the image: scan it directly, in the same order
+            // (rows, then columns) and with the same rule as the general path below.
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let (y0, x0) = (oy * g.sh, ox * g.sw);
+                    let mut k = y0 * g.w + x0;
+                    let mut m = plane[k];
+                    for i in 0..g.kh {
+                        let row = (y0 + i * g.dh) * g.w;
+                        for j in 0..g.kw {
+                            let kk = row + x0 + j * g.dw;
+                            let v = plane[kk];
+                            if v > m || is_nan(v) {
+                                (k, m) = (kk, v);
+                            }
+                        }
+                    }
+                    dst[oy * g.ow + ox] = k;
+                }
+            }
+            return;
+        }
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 let mut best: Option<(usize, T)> = None;

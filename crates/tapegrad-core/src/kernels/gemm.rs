@@ -5,7 +5,6 @@
 use crate::element::Element;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
-use std::sync::Arc;
 
 /// Products below this many multiply-adds stay on the calling thread. Rayon's idle workers
 /// sleep rather than spin, but a split still costs a wake-up (~10 µs) and competes with
@@ -29,14 +28,14 @@ pub(crate) fn batched<T: Element>(
     n: usize,
     ta: bool,
     tb: bool,
-) -> Arc<[T]> {
+) -> Vec<T> {
     // The caller checked that the output fits in memory (ensure_alloc), so this product fits.
     let len = pairs.len().saturating_mul(m).saturating_mul(n);
     if k == 0 {
-        return std::iter::repeat_n(T::zero(), len).collect();
+        return vec![T::zero(); len];
     }
-    let mut out: Arc<[MaybeUninit<T>]> = Arc::new_uninit_slice(len);
-    let buf = Arc::get_mut(&mut out).expect("a fresh buffer is unshared");
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let buf = &mut out.spare_capacity_mut()[..len];
     if m > 0 && n > 0 {
         for (&(ia, ib), c) in pairs.iter().zip(buf.chunks_exact_mut(m * n)) {
             let am = &a[ia * m * k..(ia + 1) * m * k];
@@ -44,10 +43,12 @@ pub(crate) fn batched<T: Element>(
             matmul(am, bm, c, m, k, n, ta, tb);
         }
     }
-    // SAFETY: k > 0 here, so each m×n block of `buf` (one per pair, covering it all) was
+    // SAFETY: `len` ≤ the capacity reserved above, and k > 0 here, so each m×n block of
+    // the first `len` spare elements (one block per pair, covering them all) was
     // written by a β = 0 GEMM, which stores every element of C (matrixmultiply: "if beta
     // is zero, then C does not need to be initialized"); with m or n zero it is empty.
-    unsafe { out.assume_init() }
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// `c = op(a) · op(b)` where `op(a)` is `m×k` and `op(b)` is `k×n`, all row-major and

@@ -193,7 +193,7 @@ impl<T: Element> Tensor<T> {
         let g = window_geometry("im2col", window, self.shape())?;
         let shape = Shape::from([g.rows(), g.cols()]);
         crate::storage::ensure_alloc::<T>("im2col", &shape)?;
-        let out = Tensor::from_storage(conv::im2col(self.data(), &g).into(), shape);
+        let out = Tensor::from_parts(conv::im2col(self.data(), &g), shape);
         let (window, in_dims) = (*window, [g.n, g.c, g.h, g.w]);
         Ok(record(OpKind::Im2col, &[self], out, false, move |ctx| {
             Ok(one(ctx.grad.col2im(&window, in_dims)?))
@@ -229,7 +229,7 @@ impl<T: Element> Tensor<T> {
         }
         let out_shape = Shape::from(shape);
         crate::storage::ensure_alloc::<T>("col2im", &out_shape)?;
-        let out = Tensor::from_storage(conv::col2im(self.data(), &g).into(), out_shape);
+        let out = Tensor::from_parts(conv::col2im(self.data(), &g), out_shape);
         let window = *window;
         Ok(record(OpKind::Col2im, &[self], out, false, move |ctx| {
             Ok(one(ctx.grad.im2col(&window)?))

@@ -101,9 +101,9 @@ impl<T: Element> Tensor<T> {
         out_dims.extend([m, n]);
         let out_shape = Shape::from(out_dims);
         crate::storage::ensure_alloc::<T>("matmul", &out_shape)?;
-        let data: std::sync::Arc<[T]> = if out_shape.numel() == 0 {
+        let data: Vec<T> = if out_shape.numel() == 0 {
             // Nothing to compute, however large the other dims are.
-            std::sync::Arc::from([])
+            Vec::new()
         } else {
             // Which matrix of `a` and of `b` each output matrix multiplies, through the
             // broadcast batch strides (nb ≤ the output's size, which fits in memory).
@@ -127,7 +127,7 @@ impl<T: Element> Tensor<T> {
             }
             gemm::batched(a.data(), b.data(), &pairs, m, k, n, transpose_a, transpose_b)
         };
-        let out = Tensor::from_storage(data.into(), out_shape);
+        let out = Tensor::from_parts(data, out_shape);
         let (ta, tb) = (transpose_a, transpose_b);
         Ok(record(OpKind::MatMul, &[a, b], out, false, move |ctx| {
             let (a, b, g) = (ctx.input(0), ctx.input(1), ctx.grad);

@@ -12,7 +12,6 @@ use features::Features;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use std::sync::Arc;
 use tapegrad_core::{Element, Error, Result, Tensor};
 use targets::{TargetData, Targets};
 
@@ -357,10 +356,9 @@ fn gather<T: Element>(f: &Features, indices: &[usize]) -> Result<Tensor<T>> {
             format!("{} samples of {per} values overflow usize", indices.len()),
         )
     })?;
-    let mut x: Arc<[T]> = std::iter::repeat_n(T::zero(), total).collect();
-    let buf = Arc::get_mut(&mut x).expect("a fresh buffer is unshared");
-    f.gather_into(indices, buf);
+    let mut x = vec![T::zero(); total];
+    f.gather_into(indices, &mut x);
     let mut dims = vec![indices.len()];
     dims.extend_from_slice(f.sample_dims());
-    Tensor::from_shared(x, dims)
+    Tensor::from_vec(x, dims)
 }
