@@ -129,7 +129,7 @@ fn run(args: &Args) -> Result<()> {
         ..FitConfig::default()
     };
     let history = fit(&mut model, &mut optimizer, loss, &train, config)?;
-    let test = evaluate(&mut model, &mnist.test, loss, &[Metric::accuracy()], 500)?;
+    let test = evaluate(&mut model, &mnist.test, loss, &[Metric::accuracy()], args.batch_size)?;
     let test_acc = test.get("accuracy").unwrap_or(f64::NAN);
     println!("test loss: {:.4}", test.get("loss").unwrap_or(f64::NAN));
     println!("test accuracy: {test_acc:.4}");

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod anomaly;
+pub mod buffer_cache;
 mod display;
 pub mod element;
 pub mod error;
@@ -50,6 +51,7 @@ pub mod tensor;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use buffer_cache::{buffer_cache_bytes, buffer_cache_limit, set_buffer_cache_limit};
 pub use anomaly::{detect_anomaly, detect_anomaly_guard, is_anomaly_enabled, AnomalyGuard};
 pub use element::Element;
 pub use error::{Error, Result};

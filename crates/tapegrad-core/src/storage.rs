@@ -4,6 +4,8 @@
 //! reference count. Both behave as copy-on-write: writing through a tensor never changes
 //! another tensor's values.
 
+use crate::buffer_cache;
+use crate::element::Element;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -11,12 +13,12 @@ use std::sync::Arc;
 const INLINE: usize = 2;
 
 #[derive(Clone)]
-pub(crate) enum Storage<T> {
+pub(crate) enum Storage<T: Element> {
     Inline { len: u8, vals: [T; INLINE] },
     Shared(Arc<Vec<T>>),
 }
 
-impl<T: Copy + Default> Storage<T> {
+impl<T: Element> Storage<T> {
     /// Takes the first `n ≤ INLINE` items of `iter` inline.
     #[inline]
     fn inline(n: usize, iter: impl Iterator<Item = T>) -> Self {
@@ -34,7 +36,9 @@ impl<T: Copy + Default> Storage<T> {
         if n <= INLINE {
             Self::inline(n, iter)
         } else {
-            Storage::Shared(Arc::new(iter.collect()))
+            let mut v = buffer_cache::vec_with_capacity(n);
+            v.extend(iter);
+            Storage::Shared(Arc::new(v))
         }
     }
 
@@ -56,7 +60,19 @@ impl<T: Copy + Default> Storage<T> {
     }
 }
 
-impl<T> Deref for Storage<T> {
+/// A buffer this storage held alone goes to the [`buffer_cache`] for the next tensor of
+/// its size (small ones are simply freed).
+impl<T: Element> Drop for Storage<T> {
+    fn drop(&mut self) {
+        if let Storage::Shared(a) = self {
+            if let Some(v) = Arc::get_mut(a) {
+                buffer_cache::recycle(std::mem::take(v));
+            }
+        }
+    }
+}
+
+impl<T: Element> Deref for Storage<T> {
     type Target = [T];
 
     #[inline]

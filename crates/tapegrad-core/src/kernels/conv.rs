@@ -6,6 +6,8 @@
 //! (0 where that cell falls in the padding). col2im adds every column entry back at the same
 //! cell, so it is the transpose of im2col as a linear map.
 
+use crate::buffer_cache;
+use crate::element::Element;
 use rayon::prelude::*;
 
 
@@ -69,9 +71,9 @@ impl Geometry {
 const PAR_MIN: usize = 1 << 15;
 
 /// The column matrix `[C·kh·kw, N·OH·OW]` of `x [N, C, H, W]` (row-major, contiguous).
-pub(crate) fn im2col<T: Copy + Default + Send + Sync>(x: &[T], g: &Geometry) -> Vec<T> {
+pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
     let (cols, l) = (g.cols(), g.oh * g.ow);
-    let mut out = vec![T::default(); g.rows() * cols];
+    let mut out = buffer_cache::vec_filled(g.rows() * cols, T::zero());
     if cols == 0 {
         return out;
     }
@@ -104,9 +106,9 @@ pub(crate) fn im2col<T: Copy + Default + Send + Sync>(x: &[T], g: &Geometry) -> 
 }
 
 /// The adjoint of [`im2col`]: `[N, C, H, W]` with every column entry added back at its cell.
-pub(crate) fn col2im<T: Copy + Default + Send + Sync + std::ops::AddAssign>(cols: &[T], g: &Geometry) -> Vec<T> {
+pub(crate) fn col2im<T: Element>(cols: &[T], g: &Geometry) -> Vec<T> {
     let (ncols, l, hw) = (g.cols(), g.oh * g.ow, g.h * g.w);
-    let mut out = vec![T::default(); g.n * g.c * hw];
+    let mut out = buffer_cache::vec_filled(g.n * g.c * hw, T::zero());
     if hw == 0 {
         return out;
     }

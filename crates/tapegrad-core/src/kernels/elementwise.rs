@@ -2,6 +2,8 @@
 //! with a unit or zero stride, which the compiler vectorises; outer dimensions advance a
 //! small index counter.
 
+use crate::buffer_cache;
+use crate::element::Element;
 use crate::shape::Shape;
 use crate::storage::Storage;
 use rayon::prelude::*;
@@ -9,12 +11,13 @@ use rayon::prelude::*;
 /// Below this many elements a map runs on one thread: spawning costs more than it saves.
 const PAR_MIN: usize = 1 << 16;
 
-/// `f` applied to every element. Results up to 64 Ki elements are collected straight
-/// into their buffer (one allocation); larger ones are computed in parallel into a Vec,
-/// then copied into the shared buffer (one extra pass, small beside the parallel gain).
-pub(crate) fn map<T: Copy + Default + Send + Sync, F: Fn(T) -> T + Sync>(x: &[T], f: F) -> Storage<T> {
+/// `f` applied to every element, into a buffer from the [`buffer_cache`] when one fits;
+/// from 64 Ki elements on, in parallel.
+pub(crate) fn map<T: Element, F: Fn(T) -> T + Sync>(x: &[T], f: F) -> Storage<T> {
     if x.len() >= PAR_MIN {
-        Storage::from_vec(x.par_iter().map(|&v| f(v)).collect::<Vec<T>>())
+        let mut v = buffer_cache::vec_with_capacity(x.len());
+        x.par_iter().map(|&v| f(v)).collect_into_vec(&mut v);
+        Storage::from_vec(v)
     } else {
         Storage::collect_exact(x.len(), x.iter().map(|&v| f(v)))
     }
@@ -22,7 +25,7 @@ pub(crate) fn map<T: Copy + Default + Send + Sync, F: Fn(T) -> T + Sync>(x: &[T]
 
 /// `f(a, b)` with NumPy broadcasting to `out`; the caller has checked that both shapes
 /// broadcast to `out`.
-pub(crate) fn zip<T: Copy + Default + Send + Sync, F: Fn(T, T) -> T + Sync>(
+pub(crate) fn zip<T: Element, F: Fn(T, T) -> T + Sync>(
     a: &[T],
     sa: &Shape,
     b: &[T],
@@ -32,12 +35,12 @@ pub(crate) fn zip<T: Copy + Default + Send + Sync, F: Fn(T, T) -> T + Sync>(
 ) -> Storage<T> {
     if sa == sb {
         if a.len() >= PAR_MIN {
-            return Storage::from_vec(
-                a.par_iter()
-                    .zip(b.par_iter())
-                    .map(|(&x, &y)| f(x, y))
-                    .collect::<Vec<T>>(),
-            );
+            let mut v = buffer_cache::vec_with_capacity(a.len());
+            a.par_iter()
+                .zip(b.par_iter())
+                .map(|(&x, &y)| f(x, y))
+                .collect_into_vec(&mut v);
+            return Storage::from_vec(v);
         }
         return Storage::collect_exact(a.len(), a.iter().zip(b).map(|(&x, &y)| f(x, y)));
     }
@@ -51,7 +54,7 @@ pub(crate) fn zip<T: Copy + Default + Send + Sync, F: Fn(T, T) -> T + Sync>(
     }
     let stra = sa.broadcast_strides(out);
     let strb = sb.broadcast_strides(out);
-    let mut res = Vec::with_capacity(out.numel());
+    let mut res = buffer_cache::vec_with_capacity(out.numel());
     for_each_row(out, &[&stra, &strb], |offs, len| {
         let (oa, ob) = (offs[0], offs[1]);
         let (ia, ib) = (stra[out.ndim() - 1], strb[out.ndim() - 1]);
@@ -67,8 +70,8 @@ pub(crate) fn zip<T: Copy + Default + Send + Sync, F: Fn(T, T) -> T + Sync>(
 
 /// Reads `src` through per-dimension `strides` (in elements, one per dim of `out`) into a
 /// new contiguous buffer of shape `out`: broadcasting (stride 0) and permutation.
-pub(crate) fn gather_strided<T: Copy>(src: &[T], strides: &[usize], out: &Shape) -> Vec<T> {
-    let mut res = Vec::with_capacity(out.numel());
+pub(crate) fn gather_strided<T: Element>(src: &[T], strides: &[usize], out: &Shape) -> Vec<T> {
+    let mut res = buffer_cache::vec_with_capacity(out.numel());
     if out.numel() == 0 {
         return res;
     }

@@ -32,9 +32,9 @@ pub(crate) fn batched<T: Element>(
     // The caller checked that the output fits in memory (ensure_alloc), so this product fits.
     let len = pairs.len().saturating_mul(m).saturating_mul(n);
     if k == 0 {
-        return vec![T::zero(); len];
+        return crate::buffer_cache::vec_filled(len, T::zero());
     }
-    let mut out: Vec<T> = Vec::with_capacity(len);
+    let mut out: Vec<T> = crate::buffer_cache::vec_with_capacity(len);
     let buf = &mut out.spare_capacity_mut()[..len];
     if m > 0 && n > 0 {
         for (&(ia, ib), c) in pairs.iter().zip(buf.chunks_exact_mut(m * n)) {

@@ -5,9 +5,9 @@ use crate::shape::Shape;
 
 /// Folds `x` (shape `shape`) over `axes` (sorted, normalised) with `f`, starting from
 /// `init`. The result has `shape.reduced(axes, true).numel()` elements.
-pub(crate) fn reduce<T: Copy, F: Fn(T, T) -> T>(x: &[T], shape: &Shape, axes: &[usize], init: T, f: F) -> Vec<T> {
+pub(crate) fn reduce<T: crate::element::Element, F: Fn(T, T) -> T>(x: &[T], shape: &Shape, axes: &[usize], init: T, f: F) -> Vec<T> {
     let kept = shape.reduced(axes, true);
-    let mut out = vec![init; kept.numel()];
+    let mut out = crate::buffer_cache::vec_filled(kept.numel(), init);
     if x.is_empty() {
         return out;
     }

@@ -69,7 +69,7 @@ impl<T: Element> Tensor<T> {
         dims[ax] = indices.len();
         let out_shape = Shape::from(dims);
         crate::storage::ensure_alloc::<T>("index_select", &out_shape)?;
-        let mut data = Vec::with_capacity(out_shape.numel());
+        let mut data = crate::buffer_cache::vec_with_capacity(out_shape.numel());
         // An empty result copies nothing (and its other dims may be huge: no loop over them).
         for o in 0..if out_shape.numel() > 0 { outer } else { 0 } {
             for &i in indices {
@@ -104,7 +104,8 @@ impl<T: Element> Tensor<T> {
             ));
         }
         let (outer, inner) = self.shape().outer_inner(ax);
-        let mut data = self.to_vec();
+        let mut data = crate::buffer_cache::vec_with_capacity(self.numel());
+        data.extend_from_slice(self.data());
         let n = indices.len();
         for o in 0..if source.numel() > 0 { outer } else { 0 } {
             for (j, &i) in indices.iter().enumerate() {
@@ -138,7 +139,7 @@ impl<T: Element> Tensor<T> {
         check_indices("gather", index.data(), d)?;
         let (outer, inner) = index.shape().outer_inner(ax);
         let n = index.shape().dims()[ax];
-        let mut data = Vec::with_capacity(index.data().len());
+        let mut data = crate::buffer_cache::vec_with_capacity(index.data().len());
         for o in 0..if index.data().is_empty() { 0 } else { outer } {
             for j in 0..n {
                 for i in 0..inner {
@@ -177,7 +178,8 @@ impl<T: Element> Tensor<T> {
         check_indices("scatter_add", index.data(), d)?;
         let (outer, inner) = index.shape().outer_inner(ax);
         let n = index.shape().dims()[ax];
-        let mut data = self.to_vec();
+        let mut data = crate::buffer_cache::vec_with_capacity(self.numel());
+        data.extend_from_slice(self.data());
         for o in 0..if index.data().is_empty() { 0 } else { outer } {
             for j in 0..n {
                 for i in 0..inner {

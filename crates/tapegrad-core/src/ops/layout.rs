@@ -218,7 +218,7 @@ impl<T: Element> Tensor<T> {
         let mut dims: SmallVec<[usize; 4]> = SmallVec::from_slice(self.dims());
         dims[ax] = len;
         let out_shape = Shape::from(dims);
-        let mut data = Vec::with_capacity(out_shape.numel());
+        let mut data = crate::buffer_cache::vec_with_capacity(out_shape.numel());
         // An empty result copies nothing (and its other dims may be huge: no loop over them).
         if out_shape.numel() > 0 {
             for o in 0..outer {
@@ -289,7 +289,7 @@ impl<T: Element> Tensor<T> {
         dims[ax] = total;
         let out_shape = Shape::from(dims);
         ensure_alloc::<T>("concat", &out_shape)?;
-        let mut data = Vec::with_capacity(out_shape.numel());
+        let mut data = crate::buffer_cache::vec_with_capacity(out_shape.numel());
         // An empty result copies nothing (and its other dims may be huge: no loop over them).
         if out_shape.numel() > 0 {
             for o in 0..outer {
