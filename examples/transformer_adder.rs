@@ -158,8 +158,11 @@ impl Module<f32> for Adder {
     }
 
     fn params(&self) -> Vec<(String, &Param<f32>)> {
-        let parts: [(&str, &dyn Module<f32>); 3] =
-            [("tok_emb", &self.tok_emb), ("pos_emb", &self.pos_emb), ("body", &self.body)];
+        let parts: [(&str, &dyn Module<f32>); 3] = [
+            ("tok_emb", &self.tok_emb),
+            ("pos_emb", &self.pos_emb),
+            ("body", &self.body),
+        ];
         parts
             .into_iter()
             .flat_map(|(prefix, m)| m.params().into_iter().map(move |(n, p)| (format!("{prefix}.{n}"), p)))
@@ -214,7 +217,11 @@ fn exact_match(model: &mut Adder, pairs: &[(u64, u64)], n: usize) -> Result<usiz
                 row.push(d);
             }
         }
-        correct += ids.iter().zip(&seqs).filter(|(got, want)| got[2 * n..] == want[2 * n..]).count();
+        correct += ids
+            .iter()
+            .zip(&seqs)
+            .filter(|(got, want)| got[2 * n..] == want[2 * n..])
+            .count();
     }
     Ok(correct)
 }
@@ -296,7 +303,11 @@ fn run(args: &Args) -> Result<()> {
     let acc = correct as f64 / test.len() as f64;
     let seen = &train[..test.len().min(train.len())];
     let train_correct = exact_match(&mut model, seen, n)?;
-    println!("train exact match: {:.4} ({train_correct}/{})", train_correct as f64 / seen.len() as f64, seen.len());
+    println!(
+        "train exact match: {:.4} ({train_correct}/{})",
+        train_correct as f64 / seen.len() as f64,
+        seen.len()
+    );
     println!("test exact match: {acc:.4} ({correct}/{})", test.len());
     println!(
         "training time: {train_s:.1} s ({:.1} ms/step); evaluation {:.2} s",

@@ -40,8 +40,11 @@ impl Module<f32> for Adder {
     }
 
     fn params(&self) -> Vec<(String, &Param<f32>)> {
-        let parts: [(&str, &dyn Module<f32>); 3] =
-            [("tok_emb", &self.tok_emb), ("pos_emb", &self.pos_emb), ("body", &self.body)];
+        let parts: [(&str, &dyn Module<f32>); 3] = [
+            ("tok_emb", &self.tok_emb),
+            ("pos_emb", &self.pos_emb),
+            ("body", &self.body),
+        ];
         parts
             .into_iter()
             .flat_map(|(prefix, m)| m.params().into_iter().map(move |(n, p)| (format!("{prefix}.{n}"), p)))
