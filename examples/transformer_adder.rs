@@ -25,7 +25,7 @@
 //! ```
 //!
 //! The defaults (2 digits, embed 64, 4 heads, batch 64, 1,500 steps, lr 3e-3) reach exact
-//! match 1.0 on the 1,000 held-out pairs in about 30 s on two cores; 3 digits needs more
+//! match 1.0 on the 1,000 held-out pairs in about 30 s on two idle cores; 3 digits needs more
 //! steps (`--digits 3 --steps 3000`: 1.0 in about 80 s). One digit is refused: its 90
 //! training pairs are memorised, not generalised (held-out exact match 0 of 10).
 //!
