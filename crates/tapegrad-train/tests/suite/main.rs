@@ -1,5 +1,6 @@
 //! tapegrad-train's integration tests, one binary.
 
+mod adder_train;
 mod callbacks;
 mod cnn_train;
 mod csv;
