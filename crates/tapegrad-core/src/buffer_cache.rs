@@ -135,7 +135,11 @@ fn take<T>(c: &Cache<T>, n: usize) -> Vec<T> {
     }
     size.cached -= 1;
     // Newest first: it is the likeliest to be still in the CPU's caches.
-    let i = g.free.iter().rposition(|v| v.capacity() == n).expect("counted as cached");
+    let i = g
+        .free
+        .iter()
+        .rposition(|v| v.capacity() == n)
+        .expect("counted as cached");
     let mut v = g.free.remove(i);
     g.bytes -= bytes::<T>(n);
     drop(g);

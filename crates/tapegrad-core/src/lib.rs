@@ -51,8 +51,8 @@ pub mod tensor;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use buffer_cache::{buffer_cache_bytes, buffer_cache_limit, set_buffer_cache_limit};
 pub use anomaly::{detect_anomaly, detect_anomaly_guard, is_anomaly_enabled, AnomalyGuard};
+pub use buffer_cache::{buffer_cache_bytes, buffer_cache_limit, set_buffer_cache_limit};
 pub use element::Element;
 pub use error::{Error, Result};
 pub use grad_mode::{is_grad_enabled, no_grad, no_grad_guard, GradModeGuard};

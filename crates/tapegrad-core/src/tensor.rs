@@ -102,7 +102,10 @@ impl<T: Element> Tensor<T> {
     pub fn full(shape: impl Into<Shape>, v: T) -> Result<Self> {
         let shape = shape.into();
         ensure_alloc::<T>("full", &shape)?;
-        Ok(Self::from_parts(crate::buffer_cache::vec_filled(shape.numel(), v), shape))
+        Ok(Self::from_parts(
+            crate::buffer_cache::vec_filled(shape.numel(), v),
+            shape,
+        ))
     }
 
     /// A tensor of zeros; see [`Tensor::full`].
@@ -117,12 +120,18 @@ impl<T: Element> Tensor<T> {
 
     /// Zeros with the shape of `self` (untracked).
     pub fn zeros_like(&self) -> Self {
-        Self::from_parts(crate::buffer_cache::vec_filled(self.numel(), T::zero()), self.shape.clone())
+        Self::from_parts(
+            crate::buffer_cache::vec_filled(self.numel(), T::zero()),
+            self.shape.clone(),
+        )
     }
 
     /// Ones with the shape of `self` (untracked).
     pub fn ones_like(&self) -> Self {
-        Self::from_parts(crate::buffer_cache::vec_filled(self.numel(), T::one()), self.shape.clone())
+        Self::from_parts(
+            crate::buffer_cache::vec_filled(self.numel(), T::one()),
+            self.shape.clone(),
+        )
     }
 
     /// `[start, start+step, …]` up to but excluding `end`, like `numpy.arange` and

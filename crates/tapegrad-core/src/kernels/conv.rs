@@ -10,7 +10,6 @@ use crate::buffer_cache;
 use crate::element::Element;
 use rayon::prelude::*;
 
-
 /// Spatial geometry of one convolution or pooling window sweep over `[N, C, H, W]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
@@ -157,24 +156,35 @@ pub(crate) fn max_pool_argmax<T: Copy + PartialOrd + Send + Sync>(
     let fill = |nc: usize, dst: &mut [usize]| {
         let plane = &x[nc * hw..][..hw];
         if unpadded {
-            // Every window lies inside the image: scan it directly, in the same order
-            // (rows, then columns) and with the same rule as the general path below.
+            // Every window lies inside the image. Each output row keeps its running maxima
+            // in `best` and sweeps the window's cells one at a time across the whole row,
+            // so the windows' comparisons are independent of each other (no chain of
+            // dependent compares per window). The order of the cells per window, and the
+            // rule, are the general path's below.
+            let sw = g.sw;
+            let mut best: smallvec::SmallVec<[T; 64]> = smallvec::SmallVec::from_elem(plane[0], g.ow);
             for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let (y0, x0) = (oy * g.sh, ox * g.sw);
-                    let mut k = y0 * g.w + x0;
-                    let mut m = plane[k];
-                    for i in 0..g.kh {
-                        let row = (y0 + i * g.dh) * g.w;
-                        for j in 0..g.kw {
-                            let kk = row + x0 + j * g.dw;
-                            let v = plane[kk];
-                            if v > m || is_nan(v) {
-                                (k, m) = (kk, v);
-                            }
+                let y0 = oy * g.sh;
+                let k = &mut dst[oy * g.ow..][..g.ow];
+                for (ox, (m, kk)) in best.iter_mut().zip(k.iter_mut()).enumerate() {
+                    *kk = y0 * g.w + ox * g.sw;
+                    *m = plane[*kk];
+                }
+                for i in 0..g.kh {
+                    for j in 0..g.kw {
+                        if i == 0 && j == 0 {
+                            continue;
+                        }
+                        let off = (y0 + i * g.dh) * g.w + j * g.dw;
+                        let row = &plane[off..];
+                        for (ox, (m, kk)) in best.iter_mut().zip(k.iter_mut()).enumerate() {
+                            let v = row[ox * sw];
+                            // Selects rather than a branch: which cell wins is data-dependent.
+                            let take = v > *m || is_nan(v);
+                            *m = if take { v } else { *m };
+                            *kk = if take { off + ox * sw } else { *kk };
                         }
                     }
-                    dst[oy * g.ow + ox] = k;
                 }
             }
             return;

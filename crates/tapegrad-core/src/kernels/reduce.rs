@@ -5,7 +5,13 @@ use crate::shape::Shape;
 
 /// Folds `x` (shape `shape`) over `axes` (sorted, normalised) with `f`, starting from
 /// `init`. The result has `shape.reduced(axes, true).numel()` elements.
-pub(crate) fn reduce<T: crate::element::Element, F: Fn(T, T) -> T>(x: &[T], shape: &Shape, axes: &[usize], init: T, f: F) -> Vec<T> {
+pub(crate) fn reduce<T: crate::element::Element, F: Fn(T, T) -> T>(
+    x: &[T],
+    shape: &Shape,
+    axes: &[usize],
+    init: T,
+    f: F,
+) -> Vec<T> {
     let kept = shape.reduced(axes, true);
     let mut out = crate::buffer_cache::vec_filled(kept.numel(), init);
     if x.is_empty() {

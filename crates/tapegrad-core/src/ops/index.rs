@@ -50,10 +50,17 @@ impl IndexTensor {
 }
 
 fn check_indices(op: &'static str, idx: &[usize], size: usize) -> Result<()> {
-    match idx.iter().find(|&&i| i >= size) {
-        Some(&index) => Err(Error::IndexOutOfRange { op, index, size }),
-        None => Ok(()),
+    // The maximum first (a loop without an exit, which vectorises), the culprit only
+    // when there is one.
+    if idx.iter().copied().max().is_none_or(|m| m < size) {
+        return Ok(());
     }
+    let index = idx
+        .iter()
+        .copied()
+        .find(|&i| i >= size)
+        .expect("the maximum is out of range");
+    Err(Error::IndexOutOfRange { op, index, size })
 }
 
 impl<T: Element> Tensor<T> {
@@ -139,13 +146,17 @@ impl<T: Element> Tensor<T> {
         check_indices("gather", index.data(), d)?;
         let (outer, inner) = index.shape().outer_inner(ax);
         let n = index.shape().dims()[ax];
-        let mut data = crate::buffer_cache::vec_with_capacity(index.data().len());
-        for o in 0..if index.data().is_empty() { 0 } else { outer } {
+        let (src, idx) = (self.data(), index.data());
+        let mut data = crate::buffer_cache::vec_with_capacity(idx.len());
+        for o in 0..if idx.is_empty() { 0 } else { outer } {
+            let plane = &src[o * d * inner..][..d * inner];
+            if inner == 1 {
+                data.extend(idx[o * n..][..n].iter().map(|&k| plane[k]));
+                continue;
+            }
             for j in 0..n {
-                for i in 0..inner {
-                    let k = index.data()[(o * n + j) * inner + i];
-                    data.push(self.data()[(o * d + k) * inner + i]);
-                }
+                let row = &idx[(o * n + j) * inner..][..inner];
+                data.extend(row.iter().enumerate().map(|(i, &k)| plane[k * inner + i]));
             }
         }
         let out = Tensor::from_parts(data, index.shape().clone());
@@ -180,12 +191,12 @@ impl<T: Element> Tensor<T> {
         let n = index.shape().dims()[ax];
         let mut data = crate::buffer_cache::vec_with_capacity(self.numel());
         data.extend_from_slice(self.data());
-        for o in 0..if index.data().is_empty() { 0 } else { outer } {
-            for j in 0..n {
-                for i in 0..inner {
-                    let src = (o * n + j) * inner + i;
-                    data[(o * d + index.data()[src]) * inner + i] += source.data()[src];
-                }
+        let (idx, src) = (index.data(), source.data());
+        for o in 0..if idx.is_empty() { 0 } else { outer } {
+            let plane = &mut data[o * d * inner..][..d * inner];
+            let block = o * n * inner..(o + 1) * n * inner;
+            for (p, (&k, &v)) in idx[block.clone()].iter().zip(&src[block]).enumerate() {
+                plane[k * inner + p % inner] += v;
             }
         }
         let out = Tensor::from_parts(data, self.shape().clone());
