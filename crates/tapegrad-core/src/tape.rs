@@ -262,11 +262,8 @@ pub(crate) fn sweep<T: Element>(
         Keep::Leaves => 0,
     };
     let mut kept = Vec::new();
-    let mut heap = BinaryHeap::new();
-    heap.push(Pending {
-        node: root_node,
-        grad: seed,
-    });
+    let (node, grad) = (root_node, seed);
+    let mut heap = BinaryHeap::from([Pending { node, grad }]);
     while let Some(mut p) = heap.pop() {
         if p.node.id < floor {
             break;
@@ -282,7 +279,10 @@ pub(crate) fn sweep<T: Element>(
         if wanted {
             kept.push((node.id, p.grad.clone()));
         }
-        let Some(rule) = &node.rule else { continue };
+        // An empty output's gradient adds zero to its inputs': skip the rule (and its work).
+        let Some(rule) = node.rule.as_ref().filter(|_| p.grad.numel() > 0) else {
+            continue;
+        };
         let grads = rule(&BackwardCtx { node, grad: &p.grad })?;
         if anomaly {
             check_backward(node.name, &node.inputs, &grads, node.site)?;
