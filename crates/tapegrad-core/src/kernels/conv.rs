@@ -79,13 +79,13 @@ pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
     let fill = |r: usize, row: &mut [T]| {
         let (c, ij) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
         let (i, j) = (ij / g.kw, ij % g.kw);
+        let (lo, hi, x0) = g.valid_x(j);
         for n in 0..g.n {
             let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
             for oy in 0..g.oh {
                 let dst = &mut row[n * l + oy * g.ow..][..g.ow];
                 let Some(y) = g.src_y(oy, i) else { continue };
                 let src = &plane[y * g.w..][..g.w];
-                let (lo, hi, x0) = g.valid_x(j);
                 if g.sw == 1 {
                     dst[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
                 } else {
@@ -116,13 +116,20 @@ pub(crate) fn col2im<T: Element>(cols: &[T], g: &Geometry) -> Vec<T> {
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = &cols[((c * g.kh + i) * g.kw + j) * ncols + n * l..][..l];
+                let (lo, hi, x0) = g.valid_x(j);
                 for oy in 0..g.oh {
                     let Some(y) = g.src_y(oy, i) else { continue };
                     let dst = &mut plane[y * g.w..][..g.w];
-                    let (lo, hi, x0) = g.valid_x(j);
                     let src = &row[oy * g.ow..][lo..hi];
-                    for (d, &v) in dst[x0..].iter_mut().step_by(g.sw).zip(src) {
-                        *d += v;
+                    if g.sw == 1 {
+                        // Contiguous on both sides: a plain zip, which vectorises.
+                        for (d, &v) in dst[x0..x0 + src.len()].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    } else {
+                        for (d, &v) in dst[x0..].iter_mut().step_by(g.sw).zip(src) {
+                            *d += v;
+                        }
                     }
                 }
             }
