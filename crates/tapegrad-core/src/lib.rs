@@ -13,7 +13,8 @@
 //! - [`gradcheck`](mod@gradcheck): finite-difference checks of any function's gradients;
 //! - `testing` (cargo feature `testing`): proptest strategies, `check_grads` and the op
 //!   registry's `OpSpec`, for property tests of backprop math;
-//! - `kernels`: the loops and GEMM behind the ops.
+//! - `kernels`: the loops and GEMM behind the ops; [`buffer_cache`]: large freed buffers
+//!   reused by the next tensor of their size (no fresh pages per training step).
 //!
 //! ```
 //! use tapegrad_core::Tensor;
