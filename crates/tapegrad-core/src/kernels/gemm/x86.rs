@@ -1,0 +1,134 @@
+//! The x86-64 microkernels: an `MR × NR` tile of C held in vector registers, updated by one
+//! fused multiply-add per register per step of the shared dimension. Each kernel is compiled
+//! for its instruction set with `#[target_feature]` and only ever called after
+//! [`super::Isa::detect`] found that set on the running CPU.
+//!
+//! C is row-major, so a tile row is `NR / lanes` vectors wide and each step broadcasts one
+//! element of the packed A panel against the packed B row:
+//! `c[i][j] += a_panel[p·MR + i] · b_panel[p·NR + j]` for `p` in `0..kc`.
+
+use super::driver::Kernel;
+use std::arch::x86_64::*;
+
+/// Defines `$name`, an `$mr × ($nv·$lanes)` microkernel. Contract (the driver's):
+/// `a` points at `kc·$mr` packed elements, `b` at `kc·$nv·$lanes`, and `c` at a tile of
+/// `$mr` rows × `$nv·$lanes` columns with row stride `ldc`, which the kernel stores
+/// (`accumulate == false`, C may be uninitialised) or adds to (`accumulate == true`).
+macro_rules! microkernel {
+    ($name:ident, $feat:literal, $t:ty, $v:ty, $lanes:literal, $mr:literal, $nv:literal,
+     $zero:ident, $load:ident, $store:ident, $set1:ident, $fma:ident, $add:ident) => {
+        #[target_feature(enable = $feat)]
+        unsafe fn $name(kc: usize, a: *const $t, b: *const $t, c: *mut $t, ldc: usize, accumulate: bool) {
+            let mut acc: [[$v; $nv]; $mr] = [[$zero(); $nv]; $mr];
+            // SAFETY: the contract above: every offset read stays inside the packed panels
+            // (p < kc, i < $mr, j < $nv·$lanes) and every offset written inside C's tile;
+            // loads and stores are the unaligned forms.
+            unsafe {
+                let (mut a, mut b) = (a, b);
+                for _ in 0..kc {
+                    let mut bv: [$v; $nv] = [$zero(); $nv];
+                    for (j, v) in bv.iter_mut().enumerate() {
+                        *v = $load(b.add(j * $lanes));
+                    }
+                    for (i, row) in acc.iter_mut().enumerate() {
+                        let av = $set1(*a.add(i));
+                        for (r, v) in row.iter_mut().zip(&bv) {
+                            *r = $fma(av, *v, *r);
+                        }
+                    }
+                    a = a.add($mr);
+                    b = b.add($nv * $lanes);
+                }
+                for (i, row) in acc.iter().enumerate() {
+                    for (j, v) in row.iter().enumerate() {
+                        let p = c.add(i * ldc + j * $lanes);
+                        let v = if accumulate { $add($load(p), *v) } else { *v };
+                        $store(p, v);
+                    }
+                }
+            }
+        }
+    };
+}
+
+microkernel!(
+    avx512_f32,
+    "avx512f",
+    f32,
+    __m512,
+    16,
+    12,
+    2,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps
+);
+microkernel!(
+    avx512_f64,
+    "avx512f",
+    f64,
+    __m512d,
+    8,
+    12,
+    2,
+    _mm512_setzero_pd,
+    _mm512_loadu_pd,
+    _mm512_storeu_pd,
+    _mm512_set1_pd,
+    _mm512_fmadd_pd,
+    _mm512_add_pd
+);
+microkernel!(
+    avx2_f32,
+    "avx2,fma",
+    f32,
+    __m256,
+    8,
+    6,
+    2,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps
+);
+microkernel!(
+    avx2_f64,
+    "avx2,fma",
+    f64,
+    __m256d,
+    4,
+    6,
+    2,
+    _mm256_setzero_pd,
+    _mm256_loadu_pd,
+    _mm256_storeu_pd,
+    _mm256_set1_pd,
+    _mm256_fmadd_pd,
+    _mm256_add_pd
+);
+
+/// AVX-512 kernels, 12 × 32 (f32) and 12 × 16 (f64): 24 accumulators and two B vectors of
+/// the 32 zmm registers. Blocks: the packed B block (kc × nc) stays in the 2 MB L2, an A
+/// micro-panel (12 × kc) in L1.
+pub(super) fn avx512_f32_kernel() -> Kernel<f32> {
+    Kernel { mr: 12, nr: 32, kc: 256, mc: 192, nc: 1024, ukr: avx512_f32 }
+}
+
+pub(super) fn avx512_f64_kernel() -> Kernel<f64> {
+    Kernel { mr: 12, nr: 16, kc: 256, mc: 192, nc: 512, ukr: avx512_f64 }
+}
+
+/// AVX2 + FMA kernels, 6 × 16 (f32) and 6 × 8 (f64): 12 accumulators and two B vectors of
+/// the 16 ymm registers.
+pub(super) fn avx2_f32_kernel() -> Kernel<f32> {
+    Kernel { mr: 6, nr: 16, kc: 256, mc: 96, nc: 1024, ukr: avx2_f32 }
+}
+
+pub(super) fn avx2_f64_kernel() -> Kernel<f64> {
+    Kernel { mr: 6, nr: 8, kc: 256, mc: 96, nc: 512, ukr: avx2_f64 }
+}
