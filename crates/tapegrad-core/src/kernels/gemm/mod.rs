@@ -161,15 +161,19 @@ impl ScratchKey for f64 {
     }
 }
 
-/// Below this many multiply-adds `matrixmultiply` is used: packing costs more than it gains.
-const PACKED_MIN_MACS: usize = 1 << 12;
+/// Below this many multiply-adds (64³) `matrixmultiply` is used: packing both operands costs
+/// more than our kernel gains.
+const PACKED_MIN_MACS: usize = 1 << 18;
 
 /// `c = op(a) · op(b)` where `op(a)` is `m×k` and `op(b)` is `k×n`, all row-major and
 /// contiguous; `ta`/`tb` say that `a` is stored as `k×m` / `b` as `n×k`. Writes every
 /// element of `c`, which may start uninitialised. Needs `k > 0`.
 #[allow(clippy::too_many_arguments)]
 fn matmul<T: Element>(a: &[T], b: &[T], c: &mut [MaybeUninit<T>], m: usize, k: usize, n: usize, ta: bool, tb: bool) {
-    let packed = m.saturating_mul(n).saturating_mul(k) >= PACKED_MIN_MACS;
+    // Measured (BENCHMARKS.md): our kernel wins from 64³ up, and when B is row-major or
+    // op(A) has many rows; matrixmultiply wins on tiny products, and when a transposed B must
+    // be gathered for a batch of few rows (32×128×784 with B stored 784×128).
+    let packed = m.saturating_mul(n).saturating_mul(k) >= PACKED_MIN_MACS && !(tb && m <= driver::DIRECT_B_MAX_ROWS);
     let isa = if packed { Isa::detect() } else { Isa::Fallback };
     matmul_with(isa, PAR_MIN_MACS, a, b, c, m, k, n, ta, tb);
 }

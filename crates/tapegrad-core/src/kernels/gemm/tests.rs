@@ -91,17 +91,21 @@ fn small_shapes() -> Vec<(usize, usize, usize)> {
     s
 }
 
-/// Around the tile (12/6 rows, 32/16/8 columns) and block (kc 256, mc 192/96, nc 1024/512)
-/// sizes, k = 1 and a long k.
-const BOUNDARY: [(usize, usize, usize); 10] = [
-    (12, 1, 32),
-    (13, 255, 33),
-    (11, 256, 31),
+/// Around the tile (6 rows; 64/32/16/8 columns) and block (kc 256, mc 144, nc 1024/512)
+/// sizes, the in-place-B limit (48 rows), k = 1 and a long k.
+const BOUNDARY: [(usize, usize, usize); 14] = [
+    (6, 1, 64),
+    (7, 255, 65),
+    (5, 256, 63),
+    (48, 257, 129),
+    (49, 100, 200),
     (97, 257, 17),
-    (193, 40, 9),
-    (191, 513, 65),
+    (145, 40, 9),
+    (143, 513, 130),
+    (191, 300, 33),
     (5, 1, 1025),
     (25, 300, 1030),
+    (2, 70, 2049),
     (3, 3000, 7),
     (1, 700, 1),
 ];

@@ -7,18 +7,19 @@
 //! element of the packed A panel against the packed B row:
 //! `c[i][j] += a_panel[p·MR + i] · b_panel[p·NR + j]` for `p` in `0..kc`.
 
-use super::driver::Kernel;
+use super::driver::{pack, Kernel};
 use std::arch::x86_64::*;
 
 /// Defines `$name`, an `$mr × ($nv·$lanes)` microkernel. Contract (the driver's):
-/// `a` points at `kc·$mr` packed elements, `b` at `kc·$nv·$lanes`, and `c` at a tile of
+/// `a` points at `kc·$mr` packed elements, `b` at `kc` rows of `$nv·$lanes` elements `ldb`
+/// apart, and `c` at a tile of
 /// `$mr` rows × `$nv·$lanes` columns with row stride `ldc`, which the kernel stores
 /// (`accumulate == false`, C may be uninitialised) or adds to (`accumulate == true`).
 macro_rules! microkernel {
     ($name:ident, $feat:literal, $t:ty, $v:ty, $lanes:literal, $mr:literal, $nv:literal,
      $zero:ident, $load:ident, $store:ident, $set1:ident, $fma:ident, $add:ident) => {
         #[target_feature(enable = $feat)]
-        unsafe fn $name(kc: usize, a: *const $t, b: *const $t, c: *mut $t, ldc: usize, accumulate: bool) {
+        unsafe fn $name(kc: usize, a: *const $t, b: *const $t, ldb: usize, c: *mut $t, ldc: usize, accumulate: bool) {
             let mut acc: [[$v; $nv]; $mr] = [[$zero(); $nv]; $mr];
             // SAFETY: the contract above: every offset read stays inside the packed panels
             // (p < kc, i < $mr, j < $nv·$lanes) and every offset written inside C's tile;
@@ -37,7 +38,7 @@ macro_rules! microkernel {
                         }
                     }
                     a = a.add($mr);
-                    b = b.add($nv * $lanes);
+                    b = b.add(ldb);
                 }
                 for (i, row) in acc.iter().enumerate() {
                     for (j, v) in row.iter().enumerate() {
@@ -57,8 +58,8 @@ microkernel!(
     f32,
     __m512,
     16,
-    12,
-    2,
+    6,
+    4,
     _mm512_setzero_ps,
     _mm512_loadu_ps,
     _mm512_storeu_ps,
@@ -72,8 +73,8 @@ microkernel!(
     f64,
     __m512d,
     8,
-    12,
-    2,
+    6,
+    4,
     _mm512_setzero_pd,
     _mm512_loadu_pd,
     _mm512_storeu_pd,
@@ -112,23 +113,25 @@ microkernel!(
     _mm256_add_pd
 );
 
-/// AVX-512 kernels, 12 × 32 (f32) and 12 × 16 (f64): 24 accumulators and two B vectors of
-/// the 32 zmm registers. Blocks: the packed B block (kc × nc) stays in the 2 MB L2, an A
-/// micro-panel (12 × kc) in L1.
+/// AVX-512 kernels, 6 × 64 (f32) and 6 × 32 (f64): 24 accumulators and four B vectors of
+/// the 32 zmm registers, ten loads per 24 FMAs. Measured against 12 × 32, 8 × 48, 14 × 32 and
+/// 16 × 16 tiles (BENCHMARKS.md), it was the fastest from 64³ to 512³ and wastes the least on
+/// a batch of 32 rows. Blocks: the packed B block (kc × nc, 1 MB) stays in the 2 MB L2, an A
+/// micro-panel (6 × kc) in L1, and B's panels stream through L1 past it.
 pub(super) fn avx512_f32_kernel() -> Kernel<f32> {
-    Kernel { mr: 12, nr: 32, kc: 256, mc: 192, nc: 1024, ukr: avx512_f32 }
+    Kernel { mr: 6, nr: 64, kc: 256, mc: 144, nc: 1024, ukr: avx512_f32, pack_a: pack::<_, 6>, pack_b: pack::<_, 64> }
 }
 
 pub(super) fn avx512_f64_kernel() -> Kernel<f64> {
-    Kernel { mr: 12, nr: 16, kc: 256, mc: 192, nc: 512, ukr: avx512_f64 }
+    Kernel { mr: 6, nr: 32, kc: 256, mc: 144, nc: 512, ukr: avx512_f64, pack_a: pack::<_, 6>, pack_b: pack::<_, 32> }
 }
 
 /// AVX2 + FMA kernels, 6 × 16 (f32) and 6 × 8 (f64): 12 accumulators and two B vectors of
 /// the 16 ymm registers.
 pub(super) fn avx2_f32_kernel() -> Kernel<f32> {
-    Kernel { mr: 6, nr: 16, kc: 256, mc: 96, nc: 1024, ukr: avx2_f32 }
+    Kernel { mr: 6, nr: 16, kc: 256, mc: 144, nc: 1024, ukr: avx2_f32, pack_a: pack::<_, 6>, pack_b: pack::<_, 16> }
 }
 
 pub(super) fn avx2_f64_kernel() -> Kernel<f64> {
-    Kernel { mr: 6, nr: 8, kc: 256, mc: 96, nc: 512, ukr: avx2_f64 }
+    Kernel { mr: 6, nr: 8, kc: 256, mc: 144, nc: 512, ukr: avx2_f64, pack_a: pack::<_, 6>, pack_b: pack::<_, 8> }
 }
