@@ -8,7 +8,6 @@
 
 use rayon::prelude::*;
 
-
 /// Spatial geometry of one convolution or pooling window sweep over `[N, C, H, W]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {

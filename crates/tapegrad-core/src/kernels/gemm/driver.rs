@@ -44,12 +44,19 @@ pub(crate) struct View<'a, T> {
 impl<'a, T> View<'a, T> {
     /// The transposed view (rows and columns swapped, nothing copied).
     pub(crate) fn t(self) -> Self {
-        View { rs: self.cs, cs: self.rs, ..self }
+        View {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
     }
 
     /// The view starting at element `(i, j)`.
     pub(crate) fn at(self, i: usize, j: usize) -> Self {
-        View { off: self.off + i * self.rs + j * self.cs, ..self }
+        View {
+            off: self.off + i * self.rs + j * self.cs,
+            ..self
+        }
     }
 }
 
@@ -88,7 +95,11 @@ pub(crate) fn pack<T: Element, const W: usize>(dst: &mut [T], src: View<'_, T>, 
             } else {
                 for (j, r) in row.iter_mut().enumerate() {
                     // SAFETY: for j < jw, r0 + j·cs is element (p, j0 + j), ≤ `last`.
-                    *r = if j < jw { unsafe { *base.add(r0 + j * cs) } } else { T::zero() };
+                    *r = if j < jw {
+                        unsafe { *base.add(r0 + j * cs) }
+                    } else {
+                        T::zero()
+                    };
                 }
             }
         }
@@ -117,7 +128,16 @@ pub(crate) unsafe fn gemm<T: Element + GemmScalar>(
     c: *mut T,
     ldc: usize,
 ) {
-    let Kernel { mr, nr, kc, mc, nc, ukr, pack_a, pack_b } = *kern;
+    let Kernel {
+        mr,
+        nr,
+        kc,
+        mc,
+        nc,
+        ukr,
+        pack_a,
+        pack_b,
+    } = *kern;
     if m == 0 || n == 0 {
         return;
     }
@@ -129,7 +149,10 @@ pub(crate) unsafe fn gemm<T: Element + GemmScalar>(
     // then used by few A panels, too few to repay its packing (32×784×128: B's 100 K
     // elements against 3.2 M multiply-adds). Only a partial last panel is packed.
     let direct_b = b.cs == 1 && m <= DIRECT_B_MAX_ROWS;
-    assert!(b.off + (k - 1) * b.rs + (n - 1) * b.cs < b.data.len(), "gemm: B too short");
+    assert!(
+        b.off + (k - 1) * b.rs + (n - 1) * b.cs < b.data.len(),
+        "gemm: B too short"
+    );
     let b_len = kc * if direct_b { nr } else { nc };
     let a_len = kc * mc;
     // Room to start both buffers on a 64-byte boundary: an unaligned 512-bit load that

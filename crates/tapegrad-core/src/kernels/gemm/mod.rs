@@ -4,6 +4,8 @@
 //! product is large enough to pay for a second thread.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "blas")]
+mod blas;
 mod driver;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -109,7 +111,7 @@ impl Isa {
 /// What the GEMM needs from an element type beyond [`Element`]: its microkernel for an ISA
 /// and a per-thread packing buffer. A supertrait of the sealed `Element`, so only `f32` and
 /// `f64` implement it.
-pub trait GemmScalar: Sized + Copy + 'static {
+pub trait GemmScalar: Sized + Copy + 'static + Cblas {
     /// The microkernel for `isa`, or `None` for the fallback.
     fn kernel(isa: Isa) -> Option<Kernel<Self>>;
     /// This thread's packing buffer, taken out (empty if in use or never made).
@@ -117,6 +119,14 @@ pub trait GemmScalar: Sized + Copy + 'static {
     /// Puts the packing buffer back for the next call on this thread.
     fn give_scratch(v: Vec<Self>);
 }
+
+#[cfg(feature = "blas")]
+use blas::Cblas;
+/// Without the `blas` feature, no CBLAS routine is needed.
+#[cfg(not(feature = "blas"))]
+pub trait Cblas {}
+#[cfg(not(feature = "blas"))]
+impl<T> Cblas for T {}
 
 macro_rules! gemm_scalar {
     ($t:ty, $avx512:ident, $avx2:ident) => {
@@ -170,6 +180,10 @@ const PACKED_MIN_MACS: usize = 1 << 18;
 /// element of `c`, which may start uninitialised. Needs `k > 0`.
 #[allow(clippy::too_many_arguments)]
 fn matmul<T: Element>(a: &[T], b: &[T], c: &mut [MaybeUninit<T>], m: usize, k: usize, n: usize, ta: bool, tb: bool) {
+    #[cfg(feature = "blas")]
+    if blas::gemm(a, b, c, m, k, n, ta, tb) {
+        return;
+    }
     // Measured (BENCHMARKS.md): our kernel wins from 64³ up, and when B is row-major or
     // op(A) has many rows; matrixmultiply wins on tiny products, and when a transposed B must
     // be gathered for a batch of few rows (32×128×784 with B stored 784×128).
@@ -207,8 +221,36 @@ fn matmul_with<T: Element>(
     let Some(kern) = T::kernel(isa) else {
         return fallback(a, b, c, m, k, n, ta, tb, parallel);
     };
-    let av = if ta { View { data: a, off: 0, rs: 1, cs: m } } else { View { data: a, off: 0, rs: k, cs: 1 } };
-    let bv = if tb { View { data: b, off: 0, rs: 1, cs: k } } else { View { data: b, off: 0, rs: n, cs: 1 } };
+    let av = if ta {
+        View {
+            data: a,
+            off: 0,
+            rs: 1,
+            cs: m,
+        }
+    } else {
+        View {
+            data: a,
+            off: 0,
+            rs: k,
+            cs: 1,
+        }
+    };
+    let bv = if tb {
+        View {
+            data: b,
+            off: 0,
+            rs: 1,
+            cs: k,
+        }
+    } else {
+        View {
+            data: b,
+            off: 0,
+            rs: n,
+            cs: 1,
+        }
+    };
     if !parallel || m == 0 || n == 0 {
         // SAFETY: c holds the m×n block (row stride n), exclusively borrowed; `isa` was
         // detected on this CPU (or forced by a test that checked it); k > 0 (asserted).
@@ -273,7 +315,22 @@ fn fallback<T: Element>(
         // and (rsa, csa), (rsb, csb), (n, 1) address exactly those layouts; c is exclusively
         // borrowed, MaybeUninit<T> has T's layout, and with β = 0 C is only written.
         unsafe {
-            T::gemm_raw(m, k, n, T::one(), a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, T::zero(), c.as_mut_ptr().cast(), n as isize, 1);
+            T::gemm_raw(
+                m,
+                k,
+                n,
+                T::one(),
+                a.as_ptr(),
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                T::zero(),
+                c.as_mut_ptr().cast(),
+                n as isize,
+                1,
+            );
         }
         return;
     }
@@ -287,7 +344,22 @@ fn fallback<T: Element>(
         // only (β = 0).
         unsafe {
             let a0 = a.as_ptr().offset(r0 as isize * rsa);
-            T::gemm_raw(mb, k, n, T::one(), a0, rsa, csa, b.as_ptr(), rsb, csb, T::zero(), cb.as_mut_ptr().cast(), n as isize, 1);
+            T::gemm_raw(
+                mb,
+                k,
+                n,
+                T::one(),
+                a0,
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                T::zero(),
+                cb.as_mut_ptr().cast(),
+                n as isize,
+                1,
+            );
         }
     });
 }

@@ -30,7 +30,17 @@ fn values<T: Element>(len: usize, seed: u64) -> Vec<T> {
 /// `op(a)·op(b)` computed by `matmul_with` into a NaN-filled C (so an element left unwritten
 /// fails the comparison).
 #[allow(clippy::too_many_arguments)]
-fn product<T: Element>(isa: Isa, par_min: usize, a: &[T], b: &[T], m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Vec<T> {
+fn product<T: Element>(
+    isa: Isa,
+    par_min: usize,
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+) -> Vec<T> {
     let mut c = vec![MaybeUninit::new(T::nan()); m * n];
     matmul_with(isa, par_min, a, b, &mut c, m, k, n, ta, tb);
     // SAFETY: every element was initialised (NaN) before the call, and the GEMM only ever
@@ -41,7 +51,16 @@ fn product<T: Element>(isa: Isa, par_min: usize, a: &[T], b: &[T], m: usize, k: 
 /// Checks `got` against the f64 reference for every element; returns a description of the
 /// first failure.
 #[allow(clippy::too_many_arguments)]
-fn check<T: Element>(got: &[T], a: &[T], b: &[T], m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Result<(), String> {
+fn check<T: Element>(
+    got: &[T],
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+) -> Result<(), String> {
     let at = |i: usize, p: usize| if ta { a[p * m + i] } else { a[i * k + p] }.as_f64();
     let bt = |p: usize, j: usize| if tb { b[j * k + p] } else { b[p * n + j] }.as_f64();
     let tol = (k as f64 + 2.0) * T::epsilon().as_f64();
@@ -53,8 +72,12 @@ fn check<T: Element>(got: &[T], a: &[T], b: &[T], m: usize, k: usize, n: usize, 
                 mag += (at(i, p) * bt(p, j)).abs();
             }
             let g = got[i * n + j].as_f64();
-            if !((g - want).abs() <= tol * mag) {
-                return Err(format!("({i}, {j}) of {m}x{k}x{n} ta={ta} tb={tb}: got {g}, want {want} ± {}", tol * mag));
+            // A NaN (an element left unwritten) fails too.
+            if (g - want).abs() > tol * mag || g.is_nan() {
+                return Err(format!(
+                    "({i}, {j}) of {m}x{k}x{n} ta={ta} tb={tb}: got {g}, want {want} ± {}",
+                    tol * mag
+                ));
             }
         }
     }
@@ -143,7 +166,10 @@ fn parallel_matches_serial<T: Element>() {
                 let serial = product(isa, usize::MAX, &a, &b, m, k, n, ta, tb);
                 let parallel = run_in_pool(3, || product(isa, 0, &a, &b, m, k, n, ta, tb));
                 assert!(
-                    serial.iter().zip(&parallel).all(|(s, p)| s.as_f64().to_bits() == p.as_f64().to_bits()),
+                    serial
+                        .iter()
+                        .zip(&parallel)
+                        .all(|(s, p)| s.as_f64().to_bits() == p.as_f64().to_bits()),
                     "{isa:?} {m}x{k}x{n} ta={ta} tb={tb}"
                 );
                 check(&parallel, &a, &b, m, k, n, ta, tb).unwrap();
@@ -207,4 +233,26 @@ fn degenerate_shapes() {
         assert!(product::<f32>(isa, 0, &[], &a, 0, 5, 1, false, false).is_empty());
         assert!(run_in_pool(2, || product::<f32>(isa, 0, &a, &[], 1, 5, 0, false, false)).is_empty());
     }
+}
+
+/// The CBLAS path (feature `blas`) against the reference, for the same shapes.
+#[cfg(feature = "blas")]
+#[test]
+fn blas_matches_reference() {
+    fn sweep_blas<T: Element>(shapes: &[(usize, usize, usize)]) {
+        for &(m, k, n) in shapes {
+            let a = values::<T>(m * k, 11);
+            let b = values::<T>(k * n, 12);
+            for (ta, tb) in TRANSPOSES {
+                let mut c = vec![MaybeUninit::new(T::nan()); m * n];
+                assert!(blas::gemm(&a, &b, &mut c, m, k, n, ta, tb));
+                // SAFETY: every element was initialised (NaN) before the call.
+                let got: Vec<T> = c.into_iter().map(|x| unsafe { x.assume_init() }).collect();
+                check(&got, &a, &b, m, k, n, ta, tb).unwrap();
+            }
+        }
+    }
+    let shapes: Vec<_> = small_shapes().into_iter().step_by(7).chain(BOUNDARY).collect();
+    sweep_blas::<f32>(&shapes);
+    sweep_blas::<f64>(&shapes);
 }

@@ -119,19 +119,55 @@ microkernel!(
 /// a batch of 32 rows. Blocks: the packed B block (kc × nc, 1 MB) stays in the 2 MB L2, an A
 /// micro-panel (6 × kc) in L1, and B's panels stream through L1 past it.
 pub(super) fn avx512_f32_kernel() -> Kernel<f32> {
-    Kernel { mr: 6, nr: 64, kc: 256, mc: 144, nc: 1024, ukr: avx512_f32, pack_a: pack::<_, 6>, pack_b: pack::<_, 64> }
+    Kernel {
+        mr: 6,
+        nr: 64,
+        kc: 256,
+        mc: 144,
+        nc: 1024,
+        ukr: avx512_f32,
+        pack_a: pack::<_, 6>,
+        pack_b: pack::<_, 64>,
+    }
 }
 
 pub(super) fn avx512_f64_kernel() -> Kernel<f64> {
-    Kernel { mr: 6, nr: 32, kc: 256, mc: 144, nc: 512, ukr: avx512_f64, pack_a: pack::<_, 6>, pack_b: pack::<_, 32> }
+    Kernel {
+        mr: 6,
+        nr: 32,
+        kc: 256,
+        mc: 144,
+        nc: 512,
+        ukr: avx512_f64,
+        pack_a: pack::<_, 6>,
+        pack_b: pack::<_, 32>,
+    }
 }
 
 /// AVX2 + FMA kernels, 6 × 16 (f32) and 6 × 8 (f64): 12 accumulators and two B vectors of
 /// the 16 ymm registers.
 pub(super) fn avx2_f32_kernel() -> Kernel<f32> {
-    Kernel { mr: 6, nr: 16, kc: 256, mc: 144, nc: 1024, ukr: avx2_f32, pack_a: pack::<_, 6>, pack_b: pack::<_, 16> }
+    Kernel {
+        mr: 6,
+        nr: 16,
+        kc: 256,
+        mc: 144,
+        nc: 1024,
+        ukr: avx2_f32,
+        pack_a: pack::<_, 6>,
+        pack_b: pack::<_, 16>,
+    }
 }
 
 pub(super) fn avx2_f64_kernel() -> Kernel<f64> {
-    Kernel { mr: 6, nr: 8, kc: 256, mc: 144, nc: 512, ukr: avx2_f64, pack_a: pack::<_, 6>, pack_b: pack::<_, 8> }
+    Kernel {
+        mr: 6,
+        nr: 8,
+        kc: 256,
+        mc: 144,
+        nc: 512,
+        ukr: avx2_f64,
+        pack_a: pack::<_, 6>,
+        pack_b: pack::<_, 8>,
+    }
 }
