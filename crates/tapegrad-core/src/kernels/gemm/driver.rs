@@ -26,10 +26,11 @@ pub struct Kernel<T> {
     /// `ldb`). Unsafe: the pointers must hold those extents, and the CPU must have the
     /// kernel's instruction set.
     pub(crate) ukr: unsafe fn(usize, *const T, *const T, usize, *mut T, usize, bool),
-    /// [`pack`] with `W = mr`, for A's panels.
-    pub(crate) pack_a: fn(&mut [T], View<'_, T>, usize, usize),
-    /// [`pack`] with `W = nr`, for B's panels.
-    pub(crate) pack_b: fn(&mut [T], View<'_, T>, usize, usize),
+    /// [`pack`] with `W = mr`, for A's panels, compiled for the kernel's instruction set
+    /// (unsafe: the CPU must have it).
+    pub(crate) pack_a: unsafe fn(&mut [T], View<'_, T>, usize, usize),
+    /// [`pack`] with `W = nr`, for B's panels, likewise.
+    pub(crate) pack_b: unsafe fn(&mut [T], View<'_, T>, usize, usize),
 }
 
 /// A strided matrix view: element `(i, j)` is `data[off + i·rs + j·cs]`.
@@ -66,6 +67,7 @@ impl<'a, T> View<'a, T> {
 ///
 /// The bounds are checked once up front, so the element loop runs without checks (packing is
 /// a third of a 128³ product's time with them).
+#[inline(always)]
 pub(crate) fn pack<T: Element, const W: usize>(dst: &mut [T], src: View<'_, T>, depth: usize, width: usize) {
     if depth == 0 || width == 0 {
         return;
@@ -172,16 +174,18 @@ pub(crate) unsafe fn gemm<T: Element + GemmScalar>(
         let nb = nc.min(n - jc);
         for pc in (0..k).step_by(kc) {
             let kb = kc.min(k - pc);
+            // SAFETY (the pack calls): the caller checked the kernel's ISA.
             if direct_b {
                 if nb % nr != 0 {
-                    pack_b(bpack, b.at(pc, jc + nb / nr * nr), kb, nb % nr);
+                    unsafe { pack_b(bpack, b.at(pc, jc + nb / nr * nr), kb, nb % nr) };
                 }
             } else {
-                pack_b(bpack, b.at(pc, jc), kb, nb);
+                unsafe { pack_b(bpack, b.at(pc, jc), kb, nb) };
             }
             for ic in (0..m).step_by(mc) {
                 let mb = mc.min(m - ic);
-                pack_a(apack, a.at(ic, pc).t(), kb, mb);
+                // SAFETY: as above.
+                unsafe { pack_a(apack, a.at(ic, pc).t(), kb, mb) };
                 for (ir, ap) in (0..mb).step_by(mr).zip(apack.chunks_exact(kb * mr)) {
                     let mre = mr.min(mb - ir);
                     for jr in (0..nb).step_by(nr) {

@@ -7,7 +7,7 @@
 //! element of the packed A panel against the packed B row:
 //! `c[i][j] += a_panel[p·MR + i] · b_panel[p·NR + j]` for `p` in `0..kc`.
 
-use super::driver::{pack, Kernel};
+use super::driver::{pack, Kernel, View};
 use std::arch::x86_64::*;
 
 /// Defines `$name`, an `$mr × ($nv·$lanes)` microkernel. Contract (the driver's):
@@ -113,6 +113,27 @@ microkernel!(
     _mm256_add_pd
 );
 
+/// Defines `$name`, [`pack`] with `W = $w` compiled for `$feat` (so the packing loops use
+/// the same vectors in a build for baseline x86-64 as in a `target-cpu=native` one).
+macro_rules! packer {
+    ($name:ident, $feat:literal, $t:ty, $w:literal) => {
+        /// # Safety
+        /// The CPU must support the instruction set this function is compiled for.
+        #[target_feature(enable = $feat)]
+        unsafe fn $name(dst: &mut [$t], src: View<'_, $t>, depth: usize, width: usize) {
+            pack::<$t, $w>(dst, src, depth, width)
+        }
+    };
+}
+packer!(avx512_f32_a, "avx512f", f32, 6);
+packer!(avx512_f32_b, "avx512f", f32, 64);
+packer!(avx512_f64_a, "avx512f", f64, 6);
+packer!(avx512_f64_b, "avx512f", f64, 32);
+packer!(avx2_f32_a, "avx2,fma", f32, 6);
+packer!(avx2_f32_b, "avx2,fma", f32, 16);
+packer!(avx2_f64_a, "avx2,fma", f64, 6);
+packer!(avx2_f64_b, "avx2,fma", f64, 8);
+
 /// AVX-512 kernels, 6 × 64 (f32) and 6 × 32 (f64): 24 accumulators and four B vectors of
 /// the 32 zmm registers, ten loads per 24 FMAs. Measured against 12 × 32, 8 × 48, 14 × 32 and
 /// 16 × 16 tiles (BENCHMARKS.md), it was the fastest from 64³ to 512³ and wastes the least on
@@ -126,8 +147,8 @@ pub(super) fn avx512_f32_kernel() -> Kernel<f32> {
         mc: 144,
         nc: 1024,
         ukr: avx512_f32,
-        pack_a: pack::<_, 6>,
-        pack_b: pack::<_, 64>,
+        pack_a: avx512_f32_a,
+        pack_b: avx512_f32_b,
     }
 }
 
@@ -139,8 +160,8 @@ pub(super) fn avx512_f64_kernel() -> Kernel<f64> {
         mc: 144,
         nc: 512,
         ukr: avx512_f64,
-        pack_a: pack::<_, 6>,
-        pack_b: pack::<_, 32>,
+        pack_a: avx512_f64_a,
+        pack_b: avx512_f64_b,
     }
 }
 
@@ -154,8 +175,8 @@ pub(super) fn avx2_f32_kernel() -> Kernel<f32> {
         mc: 144,
         nc: 1024,
         ukr: avx2_f32,
-        pack_a: pack::<_, 6>,
-        pack_b: pack::<_, 16>,
+        pack_a: avx2_f32_a,
+        pack_b: avx2_f32_b,
     }
 }
 
@@ -167,7 +188,7 @@ pub(super) fn avx2_f64_kernel() -> Kernel<f64> {
         mc: 144,
         nc: 512,
         ukr: avx2_f64,
-        pack_a: pack::<_, 6>,
-        pack_b: pack::<_, 8>,
+        pack_a: avx2_f64_a,
+        pack_b: avx2_f64_b,
     }
 }
