@@ -1,7 +1,8 @@
 //! Core benchmarks, printed in the `RESULT` format of `../shared/peers`:
 //!
-//! - f32 square matmul GFLOP/s (2n³ / median time) through tapegrad's `matmul` (matrixmultiply,
-//!   split over rayon's pool) — the `gemm` crate (what candle uses) is measured through the
+//! - f32 square matmul GFLOP/s (2n³ / median time) through tapegrad's `matmul` (the built-in
+//!   packed GEMM, AVX-512 or AVX2 chosen at run time, split over rayon's pool; the system CBLAS
+//!   with the `blas` feature) — the `gemm` crate (what candle uses) is measured through the
 //!   candle peer in `../shared/peers`, so this crate does not build it;
 //! - tape cost: a chain of 10,000 ops (`y+1e-4`, `y·0.9999`, `tanh y`) on a 1-element tensor,
 //!   forward and backward, in µs per op (median of 15 runs); `anomaly`: the same chain with

@@ -6,7 +6,7 @@ use std::fmt::{Debug, Display, LowerExp};
 mod sealed {
     /// Only `f32` and `f64`: the GEMM kernel's safety relies on `gemm_raw` writing every
     /// element of C, which an outside implementation could not promise.
-    pub trait Sealed {}
+    pub trait Sealed: crate::kernels::gemm::GemmScalar {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
 }

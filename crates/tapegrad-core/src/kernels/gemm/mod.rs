@@ -1,0 +1,368 @@
+//! Matrix products: a packed, cache-blocked GEMM with AVX-512 / AVX2+FMA microkernels chosen
+//! at run time (`driver`, `x86`), `matrixmultiply` (the GEMM behind ndarray) for CPUs without
+//! them and for the small shapes where packing does not pay, split over rayon's pool when the
+//! product is large enough to pay for a second thread.
+#![allow(unsafe_code)]
+
+#[cfg(feature = "blas")]
+mod blas;
+mod driver;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use crate::element::Element;
+use driver::{Kernel, View};
+use rayon::prelude::*;
+use std::cell::Cell;
+use std::mem::MaybeUninit;
+use std::sync::OnceLock;
+/// Products below this many multiply-adds stay on the calling thread. Rayon's idle workers
+/// sleep rather than spin, but a split still costs a wake-up (~10 µs) and competes with
+/// the batch loader for the second core: splitting a batch-32 MLP layer (32·784·128 ≈
+/// 3.2 M) made an MNIST epoch 40% slower (measured), so such layers stay on one core.
+const PAR_MIN_MACS: usize = 1 << 23;
+
+/// The products `op(aᵢ)·op(bᵢ)` for each pair of matrix offsets `(i_a, i_b)` (counted in
+/// whole matrices into `a` and `b`), stacked into one new buffer of `pairs.len()·m·n`.
+///
+/// The buffer is not zeroed first: with β = 0 the GEMM writes every element of C without
+/// reading it, which saves a pass over the output (400 KB per step for the weight gradient
+/// of an MNIST layer).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn batched<T: Element>(
+    a: &[T],
+    b: &[T],
+    pairs: &[(usize, usize)],
+    m: usize,
+    k: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+) -> Vec<T> {
+    // The caller checked that the output fits in memory (ensure_alloc), so this product fits.
+    let len = pairs.len().saturating_mul(m).saturating_mul(n);
+    if k == 0 {
+        return crate::buffer_cache::vec_filled(len, T::zero());
+    }
+    let mut out: Vec<T> = crate::buffer_cache::vec_with_capacity(len);
+    let buf = &mut out.spare_capacity_mut()[..len];
+    if m > 0 && n > 0 {
+        for (&(ia, ib), c) in pairs.iter().zip(buf.chunks_exact_mut(m * n)) {
+            let am = &a[ia * m * k..(ia + 1) * m * k];
+            let bm = &b[ib * k * n..(ib + 1) * k * n];
+            matmul(am, bm, c, m, k, n, ta, tb);
+        }
+    }
+    // SAFETY: `len` ≤ the capacity reserved above, and k > 0 here, so each m×n block of
+    // the first `len` spare elements (one block per pair, covering them all) was
+    // written by a β = 0 GEMM, which stores every element of C (matrixmultiply: "if beta
+    // is zero, then C does not need to be initialized"); with m or n zero it is empty.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// The instruction sets a GEMM kernel exists for, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F (x86-64).
+    Avx512,
+    /// AVX2 with FMA (x86-64).
+    Avx2,
+    /// No kernel of ours: `matrixmultiply`.
+    Fallback,
+}
+
+impl Isa {
+    /// The best instruction set of the running CPU, detected once.
+    fn detect() -> Isa {
+        static ISA: OnceLock<Isa> = OnceLock::new();
+        *ISA.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    return Isa::Avx512;
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    return Isa::Avx2;
+                }
+            }
+            Isa::Fallback
+        })
+    }
+
+    /// The ISAs this CPU can run, the fallback included (for the tests).
+    #[cfg(test)]
+    fn available() -> Vec<Isa> {
+        [Isa::Avx512, Isa::Avx2, Isa::Fallback]
+            .into_iter()
+            .filter(|&i| match i {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+                Isa::Fallback => true,
+                #[allow(unreachable_patterns)]
+                _ => false,
+            })
+            .collect()
+    }
+}
+
+/// What the GEMM needs from an element type beyond [`Element`]: its microkernel for an ISA
+/// and a per-thread packing buffer. A supertrait of the sealed `Element`, so only `f32` and
+/// `f64` implement it.
+pub trait GemmScalar: Sized + Copy + 'static + Cblas {
+    /// The microkernel for `isa`, or `None` for the fallback.
+    fn kernel(isa: Isa) -> Option<Kernel<Self>>;
+    /// This thread's packing buffer, taken out (empty if in use or never made).
+    fn take_scratch() -> Vec<Self>;
+    /// Puts the packing buffer back for the next call on this thread.
+    fn give_scratch(v: Vec<Self>);
+}
+
+#[cfg(feature = "blas")]
+use blas::Cblas;
+/// Without the `blas` feature, no CBLAS routine is needed.
+#[cfg(not(feature = "blas"))]
+pub trait Cblas {}
+#[cfg(not(feature = "blas"))]
+impl<T> Cblas for T {}
+
+macro_rules! gemm_scalar {
+    ($t:ty, $avx512:ident, $avx2:ident) => {
+        impl GemmScalar for $t {
+            fn kernel(isa: Isa) -> Option<Kernel<Self>> {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => Some(x86::$avx512()),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => Some(x86::$avx2()),
+                    _ => None,
+                }
+            }
+            fn take_scratch() -> Vec<Self> {
+                Self::scratch().with(|b| b.take())
+            }
+            fn give_scratch(v: Vec<Self>) {
+                Self::scratch().with(|b| b.set(v))
+            }
+        }
+    };
+}
+gemm_scalar!(f32, avx512_f32_kernel, avx2_f32_kernel);
+gemm_scalar!(f64, avx512_f64_kernel, avx2_f64_kernel);
+
+/// The per-thread packing buffers behind [`GemmScalar::take_scratch`].
+trait ScratchKey: Sized + 'static {
+    fn scratch() -> &'static std::thread::LocalKey<Cell<Vec<Self>>>;
+}
+thread_local! {
+    static SCRATCH_F32: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static SCRATCH_F64: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+}
+impl ScratchKey for f32 {
+    fn scratch() -> &'static std::thread::LocalKey<Cell<Vec<Self>>> {
+        &SCRATCH_F32
+    }
+}
+impl ScratchKey for f64 {
+    fn scratch() -> &'static std::thread::LocalKey<Cell<Vec<Self>>> {
+        &SCRATCH_F64
+    }
+}
+
+/// Below this many multiply-adds (64³) `matrixmultiply` is used: packing both operands costs
+/// more than our kernel gains.
+const PACKED_MIN_MACS: usize = 1 << 18;
+
+/// `c = op(a) · op(b)` where `op(a)` is `m×k` and `op(b)` is `k×n`, all row-major and
+/// contiguous; `ta`/`tb` say that `a` is stored as `k×m` / `b` as `n×k`. Writes every
+/// element of `c`, which may start uninitialised. Needs `k > 0`.
+#[allow(clippy::too_many_arguments)]
+fn matmul<T: Element>(a: &[T], b: &[T], c: &mut [MaybeUninit<T>], m: usize, k: usize, n: usize, ta: bool, tb: bool) {
+    #[cfg(feature = "blas")]
+    if blas::gemm(a, b, c, m, k, n, ta, tb) {
+        return;
+    }
+    // Measured (BENCHMARKS.md): our kernel wins from 64³ up, and when B is row-major or
+    // op(A) has many rows; matrixmultiply wins on tiny products, and when a transposed B must
+    // be gathered for a batch of few rows (32×128×784 with B stored 784×128).
+    let packed = m.saturating_mul(n).saturating_mul(k) >= PACKED_MIN_MACS && !(tb && m <= driver::DIRECT_B_MAX_ROWS);
+    let isa = if packed { Isa::detect() } else { Isa::Fallback };
+    matmul_with(isa, PAR_MIN_MACS, a, b, c, m, k, n, ta, tb);
+}
+
+/// [`matmul`] on the given instruction set (which the CPU must have: the tests force each),
+/// split over rayon's pool from `par_min_macs` multiply-adds.
+#[allow(clippy::too_many_arguments)]
+fn matmul_with<T: Element>(
+    isa: Isa,
+    par_min_macs: usize,
+    a: &[T],
+    b: &[T],
+    c: &mut [MaybeUninit<T>],
+    m: usize,
+    k: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+) {
+    let fits = |rows: usize, cols: usize, len: usize| rows.checked_mul(cols) == Some(len);
+    assert!(
+        fits(m, k, a.len())
+            && fits(k, n, b.len())
+            && fits(m, n, c.len())
+            && k > 0
+            && m.max(n).max(k) <= isize::MAX as usize,
+        "gemm: operand sizes"
+    );
+    let threads = rayon::current_num_threads();
+    let parallel = m.saturating_mul(n).saturating_mul(k) >= par_min_macs && threads >= 2;
+    let Some(kern) = T::kernel(isa) else {
+        return fallback(a, b, c, m, k, n, ta, tb, parallel);
+    };
+    let av = if ta {
+        View {
+            data: a,
+            off: 0,
+            rs: 1,
+            cs: m,
+        }
+    } else {
+        View {
+            data: a,
+            off: 0,
+            rs: k,
+            cs: 1,
+        }
+    };
+    let bv = if tb {
+        View {
+            data: b,
+            off: 0,
+            rs: 1,
+            cs: k,
+        }
+    } else {
+        View {
+            data: b,
+            off: 0,
+            rs: n,
+            cs: 1,
+        }
+    };
+    if !parallel || m == 0 || n == 0 {
+        // SAFETY: c holds the m×n block (row stride n), exclusively borrowed; `isa` was
+        // detected on this CPU (or forced by a test that checked it); k > 0 (asserted).
+        unsafe { driver::gemm(&kern, m, k, n, av, bv, c.as_mut_ptr().cast(), n) };
+        return;
+    }
+    if m.div_ceil(kern.mr) >= n.div_ceil(kern.nr) {
+        // Row blocks of C (and of op(A)), whole register tiles each.
+        let rows = m.div_ceil(threads).div_ceil(kern.mr) * kern.mr;
+        c.par_chunks_mut(rows * n).enumerate().for_each(|(i, cb)| {
+            let mb = cb.len() / n;
+            // SAFETY: cb is this block's own mb×n slice of c (row stride n), and rows
+            // i·rows..i·rows+mb of op(A) exist; ISA and k as above.
+            unsafe { driver::gemm(&kern, mb, k, n, av.at(i * rows, 0), bv, cb.as_mut_ptr().cast(), n) };
+        });
+    } else {
+        // Column blocks of C (and of op(B)): the product is wide and short.
+        let cols = n.div_ceil(threads).div_ceil(kern.nr) * kern.nr;
+        let cp = SendPtr(c.as_mut_ptr().cast::<T>());
+        (0..n.div_ceil(cols)).into_par_iter().for_each(|i| {
+            let j0 = i * cols;
+            let nb = cols.min(n - j0);
+            // SAFETY: columns j0..j0+nb of C (row stride n) are written by this task alone
+            // (the blocks are disjoint) while `c` stays mutably borrowed by this function;
+            // ISA and k as above.
+            unsafe { driver::gemm(&kern, m, k, nb, av, bv.at(0, j0), cp.get().add(j0), n) };
+        });
+    }
+}
+
+/// C's base pointer, shared by the tasks that write its disjoint column blocks.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: the pointer is only used by tasks writing disjoint parts of C, whose `T: Send`.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+// SAFETY: as above; no two tasks touch the same element.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// The product through `matrixmultiply`, split over row blocks when `parallel`.
+#[allow(clippy::too_many_arguments)]
+fn fallback<T: Element>(
+    a: &[T],
+    b: &[T],
+    c: &mut [MaybeUninit<T>],
+    m: usize,
+    k: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+    parallel: bool,
+) {
+    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    let threads = rayon::current_num_threads();
+    if !parallel || m < 2 * 16 {
+        // SAFETY: the caller's assert guarantees a, b and c hold m×k, k×n and m×n elements,
+        // and (rsa, csa), (rsb, csb), (n, 1) address exactly those layouts; c is exclusively
+        // borrowed, MaybeUninit<T> has T's layout, and with β = 0 C is only written.
+        unsafe {
+            T::gemm_raw(
+                m,
+                k,
+                n,
+                T::one(),
+                a.as_ptr(),
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                T::zero(),
+                c.as_mut_ptr().cast(),
+                n as isize,
+                1,
+            );
+        }
+        return;
+    }
+    // Row blocks of C (and of op(A)), a multiple of 16 rows each.
+    let rows = m.div_ceil(threads).div_ceil(16) * 16;
+    c.par_chunks_mut(rows * n).enumerate().for_each(|(i, cb)| {
+        let r0 = i * rows;
+        let mb = cb.len() / n;
+        // SAFETY: rows r0..r0+mb of op(A) start at element r0·rsa of `a` and stay inside it
+        // (r0 + mb ≤ m); b is read whole; cb is this block's own mb×n slice of c, written
+        // only (β = 0).
+        unsafe {
+            let a0 = a.as_ptr().offset(r0 as isize * rsa);
+            T::gemm_raw(
+                mb,
+                k,
+                n,
+                T::one(),
+                a0,
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                T::zero(),
+                cb.as_mut_ptr().cast(),
+                n as isize,
+                1,
+            );
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests;

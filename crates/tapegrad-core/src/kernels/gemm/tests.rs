@@ -1,0 +1,258 @@
+//! The GEMM against a naive f64 reference: every ISA this CPU has (forced), the fallback,
+//! f32 and f64, all four transpose combinations, serial and both parallel splits, and shapes
+//! around the register-tile and cache-block boundaries.
+//!
+//! Tolerance: whatever the summation order (blocking, FMA), a computed dot product of length
+//! k differs from the exact one by at most about k·u·Σ|aᵢ·bᵢ| (u = the unit roundoff); each
+//! element is checked against (k + 2)·ε·Σ|aᵢ·bᵢ|, ε = 2u being the type's epsilon.
+
+use super::*;
+
+fn run_in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool")
+        .install(f)
+}
+
+/// Deterministic values in [-1, 1) with varied mantissas.
+fn values<T: Element>(len: usize, seed: u64) -> Vec<T> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            T::from_f64_lossy(((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0)
+        })
+        .collect()
+}
+
+/// `op(a)·op(b)` computed by `matmul_with` into a NaN-filled C (so an element left unwritten
+/// fails the comparison).
+#[allow(clippy::too_many_arguments)]
+fn product<T: Element>(
+    isa: Isa,
+    par_min: usize,
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+) -> Vec<T> {
+    let mut c = vec![MaybeUninit::new(T::nan()); m * n];
+    matmul_with(isa, par_min, a, b, &mut c, m, k, n, ta, tb);
+    // SAFETY: every element was initialised (NaN) before the call, and the GEMM only ever
+    // stores initialised values.
+    c.into_iter().map(|x| unsafe { x.assume_init() }).collect()
+}
+
+/// Checks `got` against the f64 reference for every element; returns a description of the
+/// first failure.
+#[allow(clippy::too_many_arguments)]
+fn check<T: Element>(
+    got: &[T],
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+) -> Result<(), String> {
+    let at = |i: usize, p: usize| if ta { a[p * m + i] } else { a[i * k + p] }.as_f64();
+    let bt = |p: usize, j: usize| if tb { b[j * k + p] } else { b[p * n + j] }.as_f64();
+    let tol = (k as f64 + 2.0) * T::epsilon().as_f64();
+    for i in 0..m {
+        for j in 0..n {
+            let (mut want, mut mag) = (0.0, 0.0);
+            for p in 0..k {
+                want += at(i, p) * bt(p, j);
+                mag += (at(i, p) * bt(p, j)).abs();
+            }
+            let g = got[i * n + j].as_f64();
+            // A NaN (an element left unwritten) fails too.
+            if (g - want).abs() > tol * mag || g.is_nan() {
+                return Err(format!(
+                    "({i}, {j}) of {m}x{k}x{n} ta={ta} tb={tb}: got {g}, want {want} ± {}",
+                    tol * mag
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+const TRANSPOSES: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
+
+/// Every shape given, every transpose, every available ISA and the fallback, one thread.
+fn sweep<T: Element>(shapes: &[(usize, usize, usize)]) {
+    for isa in Isa::available() {
+        for &(m, k, n) in shapes {
+            let a = values::<T>(m * k, (m * 31 + k) as u64);
+            let b = values::<T>(k * n, (n * 17 + k) as u64);
+            for (ta, tb) in TRANSPOSES {
+                let got = product(isa, usize::MAX, &a, &b, m, k, n, ta, tb);
+                if let Err(e) = check(&got, &a, &b, m, k, n, ta, tb) {
+                    panic!("{isa:?} {}: {e}", T::DTYPE);
+                }
+            }
+        }
+    }
+}
+
+/// All m, n in 1..=40 against depths 1..=40 (every m·n with a stride through k, so each
+/// dimension takes every value in 1..=40).
+fn small_shapes() -> Vec<(usize, usize, usize)> {
+    let mut s = Vec::new();
+    for m in 1..=40 {
+        for n in 1..=40 {
+            s.push((m, (m * 7 + n * 3) % 40 + 1, n));
+        }
+    }
+    s
+}
+
+/// Around the tile (6 rows; 64/32/16/8 columns) and block (kc 256, mc 144, nc 1024/512)
+/// sizes, the in-place-B limit (48 rows), k = 1 and a long k.
+const BOUNDARY: [(usize, usize, usize); 14] = [
+    (6, 1, 64),
+    (7, 255, 65),
+    (5, 256, 63),
+    (48, 257, 129),
+    (49, 100, 200),
+    (97, 257, 17),
+    (145, 40, 9),
+    (143, 513, 130),
+    (191, 300, 33),
+    (5, 1, 1025),
+    (25, 300, 1030),
+    (2, 70, 2049),
+    (3, 3000, 7),
+    (1, 700, 1),
+];
+
+#[test]
+fn small_shapes_f32() {
+    sweep::<f32>(&small_shapes());
+}
+
+#[test]
+fn small_shapes_f64() {
+    sweep::<f64>(&small_shapes());
+}
+
+#[test]
+fn block_boundaries_f32() {
+    sweep::<f32>(&BOUNDARY);
+}
+
+#[test]
+fn block_boundaries_f64() {
+    sweep::<f64>(&BOUNDARY);
+}
+
+/// The parallel splits (rows for tall products, columns for wide ones, forced from the first
+/// multiply-add, on a 3-thread pool to get a short last block) give the serial path's bits,
+/// and are the product.
+fn parallel_matches_serial<T: Element>() {
+    // Tall (row split), wide (column split), and square-ish with a ragged edge.
+    for (m, k, n) in [(211, 300, 19), (13, 70, 531), (100, 257, 100)] {
+        let a = values::<T>(m * k, 3);
+        let b = values::<T>(k * n, 4);
+        for isa in Isa::available() {
+            for (ta, tb) in TRANSPOSES {
+                let serial = product(isa, usize::MAX, &a, &b, m, k, n, ta, tb);
+                let parallel = run_in_pool(3, || product(isa, 0, &a, &b, m, k, n, ta, tb));
+                assert!(
+                    serial
+                        .iter()
+                        .zip(&parallel)
+                        .all(|(s, p)| s.as_f64().to_bits() == p.as_f64().to_bits()),
+                    "{isa:?} {m}x{k}x{n} ta={ta} tb={tb}"
+                );
+                check(&parallel, &a, &b, m, k, n, ta, tb).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn parallel_matches_serial_f32() {
+    parallel_matches_serial::<f32>();
+}
+
+#[test]
+fn parallel_matches_serial_f64() {
+    parallel_matches_serial::<f64>();
+}
+
+/// Through the production entry point: the default dispatch (shape threshold, detected ISA,
+/// default parallel threshold) on a 2-thread pool, a batch of three products reusing the
+/// per-thread packing buffers, both sides of the parallel threshold.
+#[test]
+fn batched_default_dispatch() {
+    for (m, k, n) in [(2, 3, 4), (32, 784, 128), (256, 256, 256)] {
+        let a = values::<f32>(3 * m * k, 5);
+        let b = values::<f32>(2 * k * n, 6);
+        let pairs = [(0, 1), (2, 0), (1, 1)];
+        for (ta, tb) in TRANSPOSES {
+            let c = run_in_pool(2, || batched(&a, &b, &pairs, m, k, n, ta, tb));
+            for (&(ia, ib), cm) in pairs.iter().zip(c.chunks_exact(m * n)) {
+                let am = &a[ia * m * k..(ia + 1) * m * k];
+                let bm = &b[ib * k * n..(ib + 1) * k * n];
+                check(cm, am, bm, m, k, n, ta, tb).unwrap();
+            }
+        }
+    }
+}
+
+/// The fallback's own row split (the path CPUs without AVX2 take for large products).
+#[test]
+fn fallback_parallel_matches_serial() {
+    let (m, k, n) = (211, 300, 190);
+    let a = values::<f64>(m * k, 7);
+    let b = values::<f64>(k * n, 8);
+    for (ta, tb) in TRANSPOSES {
+        let serial = product(Isa::Fallback, usize::MAX, &a, &b, m, k, n, ta, tb);
+        let parallel = run_in_pool(3, || product(Isa::Fallback, 0, &a, &b, m, k, n, ta, tb));
+        assert_eq!(serial, parallel, "ta={ta} tb={tb}");
+        check(&parallel, &a, &b, m, k, n, ta, tb).unwrap();
+    }
+}
+
+/// `k = 0` gives zeros without calling a kernel; empty m or n give an empty product.
+#[test]
+fn degenerate_shapes() {
+    let z = batched::<f32>(&[], &[], &[(0, 0)], 2, 0, 3, false, false);
+    assert_eq!(z, vec![0.0; 6]);
+    let a = values::<f32>(5, 1);
+    assert!(batched::<f32>(&a, &[], &[(0, 0)], 0, 5, 0, false, false).is_empty());
+    for isa in Isa::available() {
+        assert!(product::<f32>(isa, 0, &[], &a, 0, 5, 1, false, false).is_empty());
+        assert!(run_in_pool(2, || product::<f32>(isa, 0, &a, &[], 1, 5, 0, false, false)).is_empty());
+    }
+}
+
+/// The CBLAS path (feature `blas`) against the reference, for the same shapes.
+#[cfg(feature = "blas")]
+#[test]
+fn blas_matches_reference() {
+    fn sweep_blas<T: Element>(shapes: &[(usize, usize, usize)]) {
+        for &(m, k, n) in shapes {
+            let a = values::<T>(m * k, 11);
+            let b = values::<T>(k * n, 12);
+            for (ta, tb) in TRANSPOSES {
+                let mut c = vec![MaybeUninit::new(T::nan()); m * n];
+                assert!(blas::gemm(&a, &b, &mut c, m, k, n, ta, tb));
+                // SAFETY: every element was initialised (NaN) before the call.
+                let got: Vec<T> = c.into_iter().map(|x| unsafe { x.assume_init() }).collect();
+                check(&got, &a, &b, m, k, n, ta, tb).unwrap();
+            }
+        }
+    }
+    let shapes: Vec<_> = small_shapes().into_iter().step_by(7).chain(BOUNDARY).collect();
+    sweep_blas::<f32>(&shapes);
+    sweep_blas::<f64>(&shapes);
+}
