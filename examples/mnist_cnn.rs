@@ -105,7 +105,11 @@ fn run(args: &Args) -> Result<()> {
         .build_global()
         .map_err(|e| Error::bad_value("--threads", e.to_string()))?;
     let mnist = Mnist::load(&args.data)?;
-    let train = mnist.train.take(args.limit);
+    // The first `limit` images; the full set is freed once they are copied out.
+    let train = match mnist.train {
+        t if args.limit < t.len() => t.take(args.limit),
+        t => t,
+    };
     let mut model = convnet(args.seed)?;
     let mut optimizer = Adam::keras_default()?;
     println!("{}", model.summary());
