@@ -195,8 +195,14 @@ impl<T: Element> Tensor<T> {
         for o in 0..if idx.is_empty() { 0 } else { outer } {
             let plane = &mut data[o * d * inner..][..d * inner];
             let block = o * n * inner..(o + 1) * n * inner;
-            for (p, (&k, &v)) in idx[block.clone()].iter().zip(&src[block]).enumerate() {
-                plane[k * inner + p % inner] += v;
+            // One row of `inner` indices per j, as in gather (no division per element).
+            for (ks, vs) in idx[block.clone()]
+                .chunks_exact(inner)
+                .zip(src[block].chunks_exact(inner))
+            {
+                for (i, (&k, &v)) in ks.iter().zip(vs).enumerate() {
+                    plane[k * inner + i] += v;
+                }
             }
         }
         let out = Tensor::from_parts(data, self.shape().clone());
