@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Instructions per training step, counted by callgrind on a portable build (no
-# target-cpu=native: valgrind cannot run AVX-512, and a count must not depend on the
-# build machine). Machine load does not move these numbers, so they catch regressions
+# Instructions per training step, counted by callgrind on a build for baseline x86-64
+# (a count must not depend on the build machine). Valgrind cannot run AVX-512 and does not
+# report it, so the kernels dispatched at run time take their AVX2 (x86-64-v3) paths. Machine load does not move these numbers, so they catch regressions
 # that timings on a shared machine cannot. Prints one RESULT line per model.
 #
 #   bash scripts/instructions.sh [mlp] [cnn]      (default: both)

@@ -168,6 +168,7 @@ impl Rule for AdamConfig {
         adam_from_hyper(h)
     }
 
+    #[inline(always)]
     fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]) {
         adam_update(self, false, t, p, g, prep, st);
     }
@@ -212,6 +213,7 @@ pub(crate) fn adam_from_hyper(h: &mut Hyper<'_>) -> Result<AdamConfig> {
 
 /// One Adam or AdamW update of a parameter (`decoupled`: λ shrinks θ instead of adding
 /// to g). Bias corrections are computed in `f64` once, the per-element arithmetic in `T`.
+#[inline(always)]
 pub(crate) fn adam_update<T: Element, G: Fn(T) -> T + Copy>(
     cfg: &AdamConfig,
     decoupled: bool,

@@ -212,6 +212,7 @@ impl Rule for MomentumConfig {
         Ok(cfg)
     }
 
+    #[inline(always)]
     fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]) {
         let [buf] = st else {
             unreachable!("momentum keeps one buffer")

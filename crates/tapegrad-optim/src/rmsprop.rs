@@ -139,6 +139,7 @@ impl Rule for RmsPropConfig {
         Ok(cfg)
     }
 
+    #[inline(always)]
     fn update<T: Element, G: Fn(T) -> T + Copy>(&self, _t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]) {
         let n = p.len();
         let (lr, rho, eps, mu, wd) = (

@@ -1,22 +1,92 @@
 //! Elementwise maps and broadcasting zips. The inner loops run over the last dimension
 //! with a unit or zero stride, which the compiler vectorises; outer dimensions advance a
 //! small index counter.
+//!
+//! The loops over long slices are compiled for several instruction sets
+//! ([`multiversion`], `targets = "simd"`: x86-64-v4 with AVX-512, v3 with AVX2, v2) and
+//! the best one the CPU has is picked at run time, so a binary built with default flags
+//! runs them on the widest vectors there are. Every path computes the same values: Rust
+//! never fuses `a·b + c` into an FMA unless asked, so the results do not depend on the CPU.
 
 use crate::buffer_cache;
 use crate::element::Element;
 use crate::shape::Shape;
 use crate::storage::Storage;
+use multiversion::multiversion;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Below this many elements a map runs on one thread: spawning costs more than it saves.
 const PAR_MIN: usize = 1 << 16;
+
+/// Parallel maps split into chunks of this many elements (each runs the dispatched loop).
+const PAR_CHUNK: usize = 1 << 14;
+
+/// Slices shorter than this skip the run-time dispatch (a few feature tests) and run the
+/// baseline loop: a tiny tensor gains nothing from wide vectors.
+const DISPATCH_MIN: usize = 64;
+
+/// Appends `f(x)` for every `x` in `src` to `out`, on the CPU's widest vectors.
+#[multiversion(targets = "simd")]
+fn extend_map<T: Element, F: Fn(T) -> T>(out: &mut Vec<T>, src: &[T], f: &F) {
+    out.extend(src.iter().map(|&v| f(v)));
+}
+
+/// Appends `f(a, b)` for every pair of `a` and `b` (equal lengths) to `out`.
+#[multiversion(targets = "simd")]
+fn extend_zip<T: Element, F: Fn(T, T) -> T>(out: &mut Vec<T>, a: &[T], b: &[T], f: &F) {
+    out.extend(a.iter().zip(b).map(|(&x, &y)| f(x, y)));
+}
+
+/// `out[i] = f(src[i])` over equal-length slices (a parallel chunk's body).
+#[multiversion(targets = "simd")]
+fn write_map<T: Element, F: Fn(T) -> T>(out: &mut [MaybeUninit<T>], src: &[T], f: &F) {
+    for (o, &v) in out.iter_mut().zip(src) {
+        o.write(f(v));
+    }
+}
+
+/// `out[i] = f(a[i], b[i])` over equal-length slices (a parallel chunk's body).
+#[multiversion(targets = "simd")]
+fn write_zip<T: Element, F: Fn(T, T) -> T>(out: &mut [MaybeUninit<T>], a: &[T], b: &[T], f: &F) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        o.write(f(x, y));
+    }
+}
+
+/// A buffer of `n` elements, each written by `fill` over matching chunks of the buffer's
+/// first `n` (uninitialised) slots, in parallel.
+#[allow(unsafe_code)] // one set_len, justified below; reached by parallel_elementwise_paths_match_serial_loops
+fn par_fill<T: Element>(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync) -> Vec<T> {
+    let mut v = buffer_cache::vec_with_capacity(n);
+    v.spare_capacity_mut()[..n]
+        .par_chunks_mut(PAR_CHUNK)
+        .enumerate()
+        .for_each(|(i, chunk)| fill(i * PAR_CHUNK, chunk));
+    // SAFETY: the chunks partition the first `n` spare slots (capacity ≥ n was reserved),
+    // and every caller's `fill` writes each slot of its chunk (`write_map`/`write_zip` over
+    // source slices of the chunk's length), so all `n` are initialised.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// `out[i] = f(out[i], src[i])`: one row folded into an accumulator row (reductions).
+#[multiversion(targets = "simd")]
+pub(crate) fn fold_into<T: Element, F: Fn(T, T) -> T>(out: &mut [T], src: &[T], f: &F) {
+    for (o, &v) in out.iter_mut().zip(src) {
+        *o = f(*o, v);
+    }
+}
 
 /// `f` applied to every element, into a buffer from the [`buffer_cache`] when one fits;
 /// from 64 Ki elements on, in parallel.
 pub(crate) fn map<T: Element, F: Fn(T) -> T + Sync>(x: &[T], f: F) -> Storage<T> {
     if x.len() >= PAR_MIN {
+        let v = par_fill(x.len(), |at, o| write_map(o, &x[at..at + o.len()], &f));
+        Storage::from_vec(v)
+    } else if x.len() >= DISPATCH_MIN {
         let mut v = buffer_cache::vec_with_capacity(x.len());
-        x.par_iter().map(|&v| f(v)).collect_into_vec(&mut v);
+        extend_map(&mut v, x, &f);
         Storage::from_vec(v)
     } else {
         Storage::collect_exact(x.len(), x.iter().map(|&v| f(v)))
@@ -35,11 +105,15 @@ pub(crate) fn zip<T: Element, F: Fn(T, T) -> T + Sync>(
 ) -> Storage<T> {
     if sa == sb {
         if a.len() >= PAR_MIN {
+            let v = par_fill(a.len(), |at, o| {
+                let r = at..at + o.len();
+                write_zip(o, &a[r.clone()], &b[r], &f)
+            });
+            return Storage::from_vec(v);
+        }
+        if a.len() >= DISPATCH_MIN {
             let mut v = buffer_cache::vec_with_capacity(a.len());
-            a.par_iter()
-                .zip(b.par_iter())
-                .map(|(&x, &y)| f(x, y))
-                .collect_into_vec(&mut v);
+            extend_zip(&mut v, a, b, &f);
             return Storage::from_vec(v);
         }
         return Storage::collect_exact(a.len(), a.iter().zip(b).map(|(&x, &y)| f(x, y)));
@@ -59,8 +133,11 @@ pub(crate) fn zip<T: Element, F: Fn(T, T) -> T + Sync>(
         let (oa, ob) = (offs[0], offs[1]);
         let (ia, ib) = (stra[out.ndim() - 1], strb[out.ndim() - 1]);
         match (ia, ib) {
+            (1, 1) if len >= DISPATCH_MIN => extend_zip(&mut res, &a[oa..oa + len], &b[ob..ob + len], &f),
             (1, 1) => res.extend(a[oa..oa + len].iter().zip(&b[ob..ob + len]).map(|(&x, &y)| f(x, y))),
+            (1, 0) if len >= DISPATCH_MIN => extend_map(&mut res, &a[oa..oa + len], &|x| f(x, b[ob])),
             (1, 0) => res.extend(a[oa..oa + len].iter().map(|&x| f(x, b[ob]))),
+            (0, 1) if len >= DISPATCH_MIN => extend_map(&mut res, &b[ob..ob + len], &|y| f(a[oa], y)),
             (0, 1) => res.extend(b[ob..ob + len].iter().map(|&y| f(a[oa], y))),
             _ => res.extend((0..len).map(|j| f(a[oa + j * ia], b[ob + j * ib]))),
         }
@@ -139,6 +216,28 @@ pub(crate) fn for_each_row<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Maps and zips of every length class (inline, baseline loop, dispatched loop,
+    /// parallel dispatched chunks) give exactly what a plain loop gives: the vectorised
+    /// paths may not round differently (no FMA contraction), on any number of threads.
+    #[test]
+    fn dispatched_elementwise_paths_match_plain_loops() {
+        for n in [2, DISPATCH_MIN - 1, DISPATCH_MIN + 3, 1000] {
+            let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+            let y: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos()).collect();
+            let g = |a: f64, b: f64| a * b + a / (b.abs() + 1.0) - 0.25 * b;
+            let s = Shape::from([n]);
+            let want: Vec<f64> = x.iter().zip(&y).map(|(&a, &b)| g(a, b)).collect();
+            assert_eq!(&zip(&x, &s, &y, &s, &s, g)[..], &want[..], "zip, n = {n}");
+            let want: Vec<f64> = x.iter().map(|&a| g(a, 0.5)).collect();
+            assert_eq!(&map(&x, |a| g(a, 0.5))[..], &want[..], "map, n = {n}");
+            // A row broadcast against a matrix goes through the dispatched row loop.
+            let m: Vec<f64> = (0..3 * n).map(|i| i as f64 * 0.01).collect();
+            let (sm, out) = (Shape::from([3, n]), Shape::from([3, n]));
+            let want: Vec<f64> = m.iter().enumerate().map(|(i, &a)| g(a, x[i % n])).collect();
+            assert_eq!(&zip(&m, &sm, &x, &s, &out, g)[..], &want[..], "broadcast zip, n = {n}");
+        }
+    }
 
     /// Maps and same-shape zips above PAR_MIN run on rayon's pool; they must give exactly
     /// what a plain serial loop gives, on any number of threads.
