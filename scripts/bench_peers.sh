@@ -4,10 +4,12 @@
 # $OUT (default bench-results.txt). Needs the peers set up as their README says
 # (python venv: peers/python/setup.sh; Rust: cargo build --release -p dfdx-peer|candle-peer|burn-peer).
 #
-#   bash scripts/bench_peers.sh [micro] [mlp2] [mlp10]     (default: all three)
+#   bash scripts/bench_peers.sh [micro] [mlp2] [mlp10] [dependent]   (default: the first three)
 #
 # micro: matmul GFLOP/s and the 10,000-op autograd chain; mlp2: 2-epoch MNIST runs, twice
-# each, interleaved; mlp10: one 10-epoch run each (accuracy and steady epochs).
+# each, interleaved; mlp10: one 10-epoch run each (accuracy and steady epochs); dependent:
+# the workspace's MNIST build against the same example built by a dependent crate with
+# cargo's defaults (scripts/dependent_build.sh), three 2-epoch runs each, alternated.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared}
@@ -47,6 +49,13 @@ for part in $parts; do
                 run "burn-ndarray-e2-$rep" "$PT/burn_mlp" --epochs 2 --backend ndarray
             fi
             run "jax-step-e2-$rep" "$VENV/bin/python" "$SHARED/peers/python/jax_mlp.py" --epochs 2 --mode step
+        done
+        ;;
+    dependent)
+        DEP=$(bash scripts/dependent_build.sh)
+        for rep in 1 2 3; do
+            run "tapegrad-workspace-e2-$rep" target/release/examples/mnist --epochs 2
+            run "tapegrad-dependent-e2-$rep" "$DEP" --epochs 2
         done
         ;;
     mlp10)

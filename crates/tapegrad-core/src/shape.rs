@@ -5,8 +5,17 @@ use smallvec::SmallVec;
 use std::fmt;
 
 /// Dimensions of a tensor, outermost first (row-major). Up to 4 dims live inline.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(PartialEq, Eq, Hash, Default)]
 pub struct Shape(SmallVec<[usize; 4]>);
+
+/// A copy of the dims (SmallVec's own `clone` goes through a generic `extend`, several
+/// times slower for the few dims a shape has; every recorded op clones shapes).
+impl Clone for Shape {
+    #[inline]
+    fn clone(&self) -> Self {
+        Shape(SmallVec::from_slice(&self.0))
+    }
+}
 
 impl Shape {
     /// The shape of a 0-d tensor (a scalar): no dimensions, one element.

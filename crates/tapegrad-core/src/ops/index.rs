@@ -49,10 +49,17 @@ impl IndexTensor {
     }
 }
 
+/// The largest index, on the CPU's widest vectors (64-bit unsigned compares need AVX2 or
+/// AVX-512 to vectorise; see `kernels::elementwise` on the dispatch).
+#[multiversion::multiversion(targets = "simd")]
+fn max_index(idx: &[usize]) -> Option<usize> {
+    idx.iter().copied().max()
+}
+
 fn check_indices(op: &'static str, idx: &[usize], size: usize) -> Result<()> {
     // The maximum first (a loop without an exit, which vectorises), the culprit only
     // when there is one.
-    if idx.iter().copied().max().is_none_or(|m| m < size) {
+    if max_index(idx).is_none_or(|m| m < size) {
         return Ok(());
     }
     let index = idx
