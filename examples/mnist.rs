@@ -29,6 +29,9 @@
 //! run; if writing one still fails after training, the others are written anyway and the
 //! program exits with status 1.
 
+mod common;
+
+use common::parse;
 use std::path::PathBuf;
 use tapegrad::nn::checkpoint;
 use tapegrad::prelude::*;
@@ -69,51 +72,31 @@ fn parse_args() -> std::result::Result<Args, String> {
         #[cfg(feature = "mpi")]
         distributed: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
-        }
-        if flag == "--distributed" {
+    common::parse_flags(USAGE, &["--validate", "--distributed"], |flag, v| {
+        match flag {
+            "--validate" => a.validate = true,
             #[cfg(feature = "mpi")]
-            {
-                a.distributed = true;
-                continue;
-            }
+            "--distributed" => a.distributed = true,
             #[cfg(not(feature = "mpi"))]
-            return Err("--distributed needs the mpi feature: \
-                        cargo build --release --features mpi --example mnist"
-                .into());
+            "--distributed" => {
+                return Err("--distributed needs the mpi feature: \
+                            cargo build --release --features mpi --example mnist"
+                    .into())
+            }
+            "--epochs" => a.epochs = parse(flag, v)?,
+            "--batch-size" => a.batch_size = parse(flag, v)?,
+            "--hidden" => a.hidden = parse(flag, v)?,
+            "--data" => a.data = v.into(),
+            "--seed" => a.seed = parse(flag, v)?,
+            "--threads" => a.threads = parse(flag, v)?,
+            "--plot" => a.plot = Some(v.into()),
+            "--save" => a.save = Some(v.into()),
+            "--limit" => a.limit = Some(parse(flag, v)?),
+            _ => return Err(format!("unknown flag {flag}")),
         }
-        if flag == "--validate" {
-            a.validate = true;
-            continue;
-        }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let num = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag} {v}: {e}"));
-        match flag.as_str() {
-            "--epochs" => a.epochs = num(&value)?,
-            "--batch-size" => a.batch_size = num(&value)?,
-            "--hidden" => a.hidden = num(&value)?,
-            "--data" => a.data = value.into(),
-            "--seed" => a.seed = value.parse().map_err(|e| format!("--seed {value}: {e}"))?,
-            "--threads" => a.threads = num(&value)?,
-            "--plot" => a.plot = Some(value.into()),
-            "--save" => a.save = Some(value.into()),
-            "--limit" => a.limit = Some(num(&value)?),
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
-        }
-    }
+        Ok(())
+    })?;
     Ok(a)
-}
-
-/// Peak resident set size in MB, from /proc/self/status (Linux); 0 elsewhere.
-fn peak_rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
-        .map_or(0, |kb| kb / 1024)
 }
 
 fn main() {
@@ -242,7 +225,7 @@ fn run(args: &Args) -> Result<()> {
         times.iter().sum::<f64>() / times.len() as f64,
         times.last().copied().unwrap_or(0.0),
         test_acc,
-        peak_rss_mb()
+        common::peak_rss_mb()
     );
     for msg in &failed {
         eprintln!("error: {msg}");

@@ -19,6 +19,9 @@
 //! Prints one line per epoch, `test accuracy: 0.XXXX`, and last a `RESULT …` line in the
 //! format of `../shared/peers` (epoch times exclude loading; peak RSS is VmHWM).
 
+mod common;
+
+use common::parse;
 use std::path::PathBuf;
 use tapegrad::nn::{Conv2d, MaxPool2d, Reshape};
 use tapegrad::prelude::*;
@@ -45,33 +48,19 @@ fn parse_args() -> std::result::Result<Args, String> {
         seed: 0,
         threads: 2,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
+    common::parse_flags(USAGE, &[], |flag, v| {
+        match flag {
+            "--epochs" => a.epochs = parse(flag, v)?,
+            "--batch-size" => a.batch_size = parse(flag, v)?,
+            "--limit" => a.limit = parse(flag, v)?,
+            "--data" => a.data = v.into(),
+            "--seed" => a.seed = parse(flag, v)?,
+            "--threads" => a.threads = parse(flag, v)?,
+            _ => return Err(format!("unknown flag {flag}")),
         }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let num = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag} {v}: {e}"));
-        match flag.as_str() {
-            "--epochs" => a.epochs = num(&value)?,
-            "--batch-size" => a.batch_size = num(&value)?,
-            "--limit" => a.limit = num(&value)?,
-            "--data" => a.data = value.into(),
-            "--seed" => a.seed = value.parse().map_err(|e| format!("--seed {value}: {e}"))?,
-            "--threads" => a.threads = num(&value)?,
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
-        }
-    }
+        Ok(())
+    })?;
     Ok(a)
-}
-
-/// Peak resident set size in MB, from /proc/self/status (Linux); 0 elsewhere.
-fn peak_rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
-        .map_or(0, |kb| kb / 1024)
 }
 
 /// The convnet, as Keras's example builds it.
@@ -144,7 +133,7 @@ fn run(args: &Args) -> Result<()> {
         times.iter().sum::<f64>() / times.len() as f64,
         times.last().copied().unwrap_or(0.0),
         test_acc,
-        peak_rss_mb()
+        common::peak_rss_mb()
     );
     Ok(())
 }

@@ -33,6 +33,9 @@
 //! test pairs and on the test pairs, the training time, and last a `RESULT …` line in the
 //! format of `../shared/peers` (peak RSS is VmHWM).
 
+mod common;
+
+use common::parse;
 use std::time::Instant;
 use tapegrad::nn::{Embedding, LayerNorm, Param, TransformerBlock};
 use tapegrad::prelude::rand::seq::SliceRandom;
@@ -63,25 +66,20 @@ fn parse_args() -> std::result::Result<Args, String> {
         seed: 0,
         threads: 2,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
+    common::parse_flags(USAGE, &[], |flag, v| {
+        match flag {
+            "--digits" => a.digits = parse(flag, v)?,
+            "--steps" => a.steps = parse(flag, v)?,
+            "--batch-size" => a.batch_size = parse(flag, v)?,
+            "--embed" => a.embed = parse(flag, v)?,
+            "--heads" => a.heads = parse(flag, v)?,
+            "--lr" => a.lr = parse(flag, v)?,
+            "--seed" => a.seed = parse(flag, v)?,
+            "--threads" => a.threads = parse(flag, v)?,
+            _ => return Err(format!("unknown flag {flag}")),
         }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let num = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag} {v}: {e}"));
-        match flag.as_str() {
-            "--digits" => a.digits = num(&value)?,
-            "--steps" => a.steps = num(&value)?,
-            "--batch-size" => a.batch_size = num(&value)?,
-            "--embed" => a.embed = num(&value)?,
-            "--heads" => a.heads = num(&value)?,
-            "--lr" => a.lr = value.parse().map_err(|e| format!("--lr {value}: {e}"))?,
-            "--seed" => a.seed = value.parse().map_err(|e| format!("--seed {value}: {e}"))?,
-            "--threads" => a.threads = num(&value)?,
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
-        }
-    }
+        Ok(())
+    })?;
     if !(2..=3).contains(&a.digits) {
         return Err(format!("--digits {}: must be 2 or 3\n{USAGE}", a.digits));
     }
@@ -89,15 +87,6 @@ fn parse_args() -> std::result::Result<Args, String> {
         return Err(format!("--steps and --batch-size must be positive\n{USAGE}"));
     }
     Ok(a)
-}
-
-/// Peak resident set size in MB, from /proc/self/status (Linux); 0 elsewhere.
-fn peak_rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
-        .map_or(0, |kb| kb / 1024)
 }
 
 /// The digit tokens of the pair `a`, `b`: `a`'s n digits, `b`'s n digits, and the n + 1
@@ -318,7 +307,7 @@ fn run(args: &Args) -> Result<()> {
         "RESULT framework=tapegrad model=transformer_adder digits={n} steps={} train_s={train_s:.3} \
          test_exact_match={acc:.4} peak_rss_mb={}",
         args.steps,
-        peak_rss_mb()
+        common::peak_rss_mb()
     );
     Ok(())
 }
