@@ -45,7 +45,7 @@ impl Geometry {
 
     /// The input row read by output row `oy` at kernel row `i`, if inside the image.
     #[inline]
-    fn src_y(&self, oy: usize, i: usize) -> Option<usize> {
+    pub(crate) fn src_y(&self, oy: usize, i: usize) -> Option<usize> {
         (oy * self.sh + i * self.dh)
             .checked_sub(self.pt)
             .filter(|&y| y < self.h)
@@ -54,7 +54,7 @@ impl Geometry {
     /// The output columns `lo..hi` whose kernel column `j` falls inside the image, and
     /// the input column of `lo` (input columns then advance by the stride).
     #[inline]
-    fn valid_x(&self, j: usize) -> (usize, usize, usize) {
+    pub(crate) fn valid_x(&self, j: usize) -> (usize, usize, usize) {
         let off = j * self.dw;
         // Smallest ox with ox·sw + off ≥ pl, and the first ox with ox·sw + off ≥ pl + w.
         let lo = self.pl.saturating_sub(off).div_ceil(self.sw).min(self.ow);
@@ -67,7 +67,7 @@ impl Geometry {
 }
 
 /// Below this many output elements the loops stay on one thread.
-const PAR_MIN: usize = 1 << 15;
+pub(crate) const PAR_MIN: usize = 1 << 15;
 
 /// The column matrix `[C·kh·kw, N·OH·OW]` of `x [N, C, H, W]` (row-major, contiguous).
 pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
@@ -139,93 +139,6 @@ pub(crate) fn col2im<T: Element>(cols: &[T], g: &Geometry) -> Vec<T> {
         out.par_chunks_mut(hw).enumerate().for_each(|(nc, p)| fill(nc, p));
     } else {
         out.chunks_mut(hw).enumerate().for_each(|(nc, p)| fill(nc, p));
-    }
-    out
-}
-
-/// For each `(n, c)` plane and output cell, the flat index `y·W + x` of the window's
-/// maximum, `−∞` padding never winning: the first maximum in scan order wins, and a NaN
-/// wins over everything (the last NaN: PyTorch's CPU rule `v > max || isnan(v)`).
-/// Shape `[N·C, OH·OW]`.
-pub(crate) fn max_pool_argmax<T: Copy + PartialOrd + Send + Sync>(
-    x: &[T],
-    g: &Geometry,
-    is_nan: impl Fn(T) -> bool + Sync,
-) -> Vec<usize> {
-    let (l, hw) = (g.oh * g.ow, g.h * g.w);
-    let mut out = vec![0usize; g.n * g.c * l];
-    if l == 0 {
-        return out;
-    }
-    // Per kernel column, the output columns it reaches inside the image.
-    let cols: Vec<(usize, usize, usize)> = (0..g.kw).map(|j| g.valid_x(j)).collect();
-    let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
-    let fill = |nc: usize, dst: &mut [usize]| {
-        let plane = &x[nc * hw..][..hw];
-        if unpadded {
-            // Every window lies inside the image. Each output row keeps its running maxima
-            // in `best` and sweeps the window's cells one at a time across the whole row,
-            // so the windows' comparisons are independent of each other (no chain of
-            // dependent compares per window). The order of the cells per window, and the
-            // rule, are the general path's below.
-            let sw = g.sw;
-            let mut best: smallvec::SmallVec<[T; 64]> = smallvec::SmallVec::from_elem(plane[0], g.ow);
-            for oy in 0..g.oh {
-                let y0 = oy * g.sh;
-                let k = &mut dst[oy * g.ow..][..g.ow];
-                for (ox, (m, kk)) in best.iter_mut().zip(k.iter_mut()).enumerate() {
-                    *kk = y0 * g.w + ox * g.sw;
-                    *m = plane[*kk];
-                }
-                for i in 0..g.kh {
-                    for j in 0..g.kw {
-                        if i == 0 && j == 0 {
-                            continue;
-                        }
-                        let off = (y0 + i * g.dh) * g.w + j * g.dw;
-                        let row = &plane[off..];
-                        for (ox, (m, kk)) in best.iter_mut().zip(k.iter_mut()).enumerate() {
-                            let v = row[ox * sw];
-                            // Selects rather than a branch: which cell wins is data-dependent.
-                            let take = v > *m || is_nan(v);
-                            *m = if take { v } else { *m };
-                            *kk = if take { off + ox * sw } else { *kk };
-                        }
-                    }
-                }
-            }
-            return;
-        }
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let mut best: Option<(usize, T)> = None;
-                for i in 0..g.kh {
-                    let Some(y) = g.src_y(oy, i) else { continue };
-                    let row = &plane[y * g.w..][..g.w];
-                    for &(lo, hi, x0) in &cols {
-                        if ox < lo || ox >= hi {
-                            continue;
-                        }
-                        let xx = x0 + (ox - lo) * g.sw;
-                        let v = row[xx];
-                        let take = match best {
-                            None => true,
-                            Some((_, m)) => v > m || is_nan(v),
-                        };
-                        if take {
-                            best = Some((y * g.w + xx, v));
-                        }
-                    }
-                }
-                // The caller guarantees every window covers at least one input cell.
-                dst[oy * g.ow + ox] = best.map_or(0, |(k, _)| k);
-            }
-        }
-    };
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(l).enumerate().for_each(|(nc, d)| fill(nc, d));
-    } else {
-        out.chunks_mut(l).enumerate().for_each(|(nc, d)| fill(nc, d));
     }
     out
 }
