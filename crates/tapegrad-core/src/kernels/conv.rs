@@ -124,6 +124,35 @@ pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
     out
 }
 
+/// The convolution's output `[N, O, L]` (NCHW, `L = OH·OW`) from the GEMM's `[O, N·L]`
+/// product, with `bias[o]` added on channel `o` in the same pass.
+#[allow(unsafe_code)]
+pub(crate) fn nchw_from_columns<T: Element>(y: &[T], bias: Option<&[T]>, o: usize, n: usize, l: usize) -> Vec<T> {
+    let len = o * n * l;
+    let mut out = buffer_cache::vec_with_capacity(len);
+    let buf = &mut out.spare_capacity_mut()[..len];
+    let fill = |q: usize, dst: &mut [MaybeUninit<T>]| {
+        let (ni, oi) = (q / o, q % o);
+        let src = &y[(oi * n + ni) * l..][..l];
+        match bias {
+            Some(b) => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v + b[oi])),
+            None => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v)),
+        }
+    };
+    if l > 0 {
+        if len >= PAR_MIN {
+            buf.par_chunks_mut(l).enumerate().for_each(|(q, d)| fill(q, d));
+        } else {
+            buf.chunks_mut(l).enumerate().for_each(|(q, d)| fill(q, d));
+        }
+    }
+    // SAFETY: `len` ≤ the capacity reserved above, and with l > 0 the N·O chunks of `l`
+    // elements cover the first `len` exactly, each written whole by `fill` (`src` has `l`
+    // elements: y holds O·N·L); with l == 0, `len` is 0.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// The adjoint of [`im2col`]: `[N, C, H, W]` with every column entry added back at its cell.
 pub(crate) fn col2im<T: Element>(cols: &[T], g: &Geometry) -> Vec<T> {
     let (ncols, l, hw) = (g.cols(), g.oh * g.ow, g.h * g.w);

@@ -173,6 +173,7 @@ op_kinds! {
     Erf => "erf",
     Im2col => "im2col",
     Col2im => "col2im",
+    Conv2d => "conv2d",
     MaxPool2d => "max_pool2d",
     MaxPool2dBackward => "max_pool2d_backward",
     Custom => "custom",
