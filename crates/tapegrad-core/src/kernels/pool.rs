@@ -7,25 +7,48 @@ use crate::buffer_cache;
 use crate::element::Element;
 use crate::kernels::conv::{Geometry, PAR_MIN};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
-/// Runs `f(plane, a, b)` over matching chunks of `a` and `b` (`la` and `lb` elements per
-/// plane), on rayon's pool when the planes hold at least [`PAR_MIN`] elements in all.
-fn per_plane<A: Send, B: Send>(
-    a: &mut [A],
-    la: usize,
-    b: &mut [B],
-    lb: usize,
-    f: impl Fn(usize, &mut [A], &mut [B]) + Sync,
-) {
-    if la == 0 || lb == 0 {
-        return;
+/// A new `Vec` of `len` elements made by `fill(i, piece, side_piece)` on each `chunk`-long
+/// piece (the last may be shorter) and the matching `side_chunk`-long piece of `side`, on
+/// rayon's pool from [`PAR_MIN`] elements. `fill` must write every element of its piece:
+/// the buffer is not zero-filled first (for the MNIST CNN, that fill was a pass over the
+/// first convolution's 11 MB gradient per step).
+#[allow(unsafe_code)]
+fn fill_chunks<T: Element, U: Send>(
+    len: usize,
+    chunk: usize,
+    side: &mut [U],
+    side_chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>], &mut [U]) + Sync,
+) -> Vec<T> {
+    let mut out = buffer_cache::vec_with_capacity(len);
+    let buf = &mut out.spare_capacity_mut()[..len];
+    if len > 0 {
+        let (chunk, side_chunk) = (chunk.max(1), side_chunk.max(1));
+        assert!(
+            side.len().div_ceil(side_chunk) >= len.div_ceil(chunk),
+            "fill_chunks: side too short"
+        );
+        let run = |(i, (c, s)): (usize, (&mut [MaybeUninit<T>], &mut [U]))| fill(i, c, s);
+        if len >= PAR_MIN {
+            buf.par_chunks_mut(chunk)
+                .zip(side.par_chunks_mut(side_chunk))
+                .enumerate()
+                .for_each(run);
+        } else {
+            buf.chunks_mut(chunk)
+                .zip(side.chunks_mut(side_chunk))
+                .enumerate()
+                .for_each(run);
+        }
     }
-    let run = |(p, (ca, cb)): (usize, (&mut [A], &mut [B]))| f(p, ca, cb);
-    if a.len().max(b.len()) >= PAR_MIN {
-        a.par_chunks_mut(la).zip(b.par_chunks_mut(lb)).enumerate().for_each(run);
-    } else {
-        a.chunks_mut(la).zip(b.chunks_mut(lb)).enumerate().for_each(run);
-    }
+    // SAFETY: `len` ≤ the capacity reserved above; the pieces cover the first `len`
+    // elements (the assert makes `side` long enough that the zip stops at none of them),
+    // and each piece's `fill` call wrote every element of it (the callers below do: see
+    // their comments).
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// Whether `v` takes over from the running maximum `m`: PyTorch's CPU rule
@@ -36,38 +59,47 @@ fn takes<T: Element>(v: T, m: T) -> bool {
     v > m || v.is_nan()
 }
 
+/// `(max, position)` of two cells in scan order: the second wins by PyTorch's rule.
+#[inline(always)]
+fn pick<T: Element>(m: T, i: u32, v: T, j: u32) -> (T, u32) {
+    // Selects rather than a branch: which cell wins is data-dependent.
+    let t = takes(v, m);
+    (if t { v } else { m }, if t { j } else { i })
+}
+
 /// Each window's maximum of `x [N, C, H, W]` and its position in the plane, both
 /// `[N·C, OH·OW]`; `−∞` padding never wins (every window covers an input cell, which the
 /// caller's geometry guarantees). Cells are scanned row by row of the window.
 pub(crate) fn max_pool<T: Element>(x: &[T], g: &Geometry) -> (Vec<T>, Vec<u32>) {
     let (l, hw) = (g.oh * g.ow, g.h * g.w);
-    let mut vals = buffer_cache::vec_filled(g.n * g.c * l, T::zero());
     let mut args = vec![0u32; g.n * g.c * l];
     let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
     let pair = unpadded && [g.kh, g.kw, g.sh, g.sw, g.dh, g.dw] == [2, 2, 2, 2, 1, 1];
     // Per kernel column, the output columns it reaches inside the image.
     let cols: Vec<(usize, usize, usize)> = (0..g.kw).map(|j| g.valid_x(j)).collect();
-    per_plane(&mut vals, l, &mut args, l, |nc, best, arg| {
+    // Writes each window's value once (every path below writes all OW of each row).
+    let sweep = |nc: usize, best: &mut [MaybeUninit<T>], arg: &mut [u32]| {
         let plane = &x[nc * hw..][..hw];
+        let mut run = vec![T::zero(); if pair { 0 } else { g.ow }];
         for oy in 0..g.oh {
             let m = &mut best[oy * g.ow..][..g.ow];
             let k = &mut arg[oy * g.ow..][..g.ow];
             if pair {
-                // 2×2 windows, stride 2 (the usual pooling): the four cells in scan order.
+                // 2×2 windows, stride 2 (the usual pooling). `pick` is associative (the
+                // first maximum, or the last NaN, with its position), so each window is
+                // its top pair combined with its bottom pair: the scan order's result,
+                // with independent steps that vectorise.
                 let y0 = 2 * oy * g.w;
                 let (r0, r1) = (&plane[y0..][..2 * g.ow], &plane[y0 + g.w..][..2 * g.ow]);
                 let cells = r0.chunks_exact(2).zip(r1.chunks_exact(2));
                 for (ox, ((m, k), (a, b))) in m.iter_mut().zip(k.iter_mut()).zip(cells).enumerate() {
-                    let at = y0 + 2 * ox;
-                    let (mut mv, mut mk) = (a[0], at);
-                    for (v, kk) in [(a[1], at + 1), (b[0], at + g.w), (b[1], at + g.w + 1)] {
-                        // Selects rather than a branch: which cell wins is data-dependent.
-                        let t = takes(v, mv);
-                        mv = if t { v } else { mv };
-                        mk = if t { kk } else { mk };
-                    }
-                    *m = mv;
-                    *k = mk as u32;
+                    let at = (y0 + 2 * ox) as u32;
+                    let below = at + g.w as u32;
+                    let (top, i) = pick(a[0], at, a[1], at + 1);
+                    let (bottom, j) = pick(b[0], below, b[1], below + 1);
+                    let (v, p) = pick(top, i, bottom, j);
+                    m.write(v);
+                    *k = p;
                 }
             } else if unpadded {
                 // Every window lies inside the image: sweep each window cell across the
@@ -77,17 +109,18 @@ pub(crate) fn max_pool<T: Element>(x: &[T], g: &Geometry) -> (Vec<T>, Vec<u32>) 
                     for j in 0..g.kw {
                         let off = (y0 + i * g.dh) * g.w + j * g.dw;
                         let row = plane[off..].iter().step_by(g.sw);
-                        for (ox, ((m, k), &v)) in m.iter_mut().zip(k.iter_mut()).zip(row).enumerate() {
+                        for (ox, ((r, k), &v)) in run.iter_mut().zip(k.iter_mut()).zip(row).enumerate() {
                             let here = (off + ox * g.sw) as u32;
-                            if (i, j) == (0, 0) {
-                                (*m, *k) = (v, here);
+                            (*r, *k) = if (i, j) == (0, 0) {
+                                (v, here)
                             } else {
-                                let t = takes(v, *m);
-                                *m = if t { v } else { *m };
-                                *k = if t { here } else { *k };
-                            }
+                                pick(*r, *k, v, here)
+                            };
                         }
                     }
+                }
+                for (m, &r) in m.iter_mut().zip(&run) {
+                    m.write(r);
                 }
             } else {
                 for (ox, (m, k)) in m.iter_mut().zip(k.iter_mut()).enumerate() {
@@ -105,21 +138,57 @@ pub(crate) fn max_pool<T: Element>(x: &[T], g: &Geometry) -> (Vec<T>, Vec<u32>) 
                             }
                         }
                     }
-                    if let Some((at, v)) = win {
-                        (*m, *k) = (v, at as u32);
-                    }
+                    // The op's geometry gives every window a cell; −∞ would be the padding.
+                    let (at, v) = win.unwrap_or((0, T::neg_infinity()));
+                    m.write(v);
+                    *k = at as u32;
                 }
             }
         }
-    });
+    };
+    let vals = fill_chunks(args.len(), l, &mut args, l, sweep);
     (vals, args)
 }
 
-/// The adjoint of gathering at `args`: `[planes, hw]` zeros with each `grad` element
-/// added at its plane's position `args` (positions shared by overlapping windows sum).
-pub(crate) fn scatter<T: Element>(grad: &[T], args: &[u32], planes: usize, hw: usize) -> Vec<T> {
+/// The adjoint of gathering at `args`: `[N, C, H, W]` with each element of `grad`
+/// (`[N·C, OH·OW]`, as [`max_pool`] gives `args`) added at its position, 0 elsewhere;
+/// positions shared by overlapping windows sum.
+pub(crate) fn scatter<T: Element>(grad: &[T], args: &[u32], g: &Geometry) -> Vec<T> {
+    let (planes, l, hw) = (g.n * g.c, g.oh * g.ow, g.h * g.w);
+    let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
+    if unpadded && g.dh == 1 && g.dw == 1 && g.sh >= g.kh && g.sw >= g.kw && l > 0 {
+        // Windows that do not overlap: each cell lies in at most one, so each is written
+        // once, `0 + grad` at its window's position (the sum the general path would form,
+        // −0 included) and 0 elsewhere, without a zero fill first. Every row of every
+        // plane is written whole: zeroed, or cut into stride-wide pieces each written whole.
+        let mut planes_side = vec![(); planes];
+        return fill_chunks(planes * hw, hw, &mut planes_side, 1, |p, plane, _| {
+            let (grad, args) = (&grad[p * l..][..l], &args[p * l..][..l]);
+            for (y, row) in plane.chunks_mut(g.w).enumerate() {
+                let (oy, i) = (y / g.sh, y % g.sh);
+                if oy >= g.oh || i >= g.kh {
+                    row.iter_mut().for_each(|c| _ = c.write(T::zero()));
+                    continue;
+                }
+                let (grad, args) = (&grad[oy * g.ow..][..g.ow], &args[oy * g.ow..][..g.ow]);
+                for (ox, piece) in row.chunks_mut(g.sw).enumerate() {
+                    let Some((&gv, &at)) = grad.get(ox).zip(args.get(ox)) else {
+                        piece.iter_mut().for_each(|c| _ = c.write(T::zero()));
+                        continue;
+                    };
+                    let base = y * g.w + ox * g.sw;
+                    for (j, c) in piece.iter_mut().enumerate() {
+                        c.write(if j < g.kw && at as usize == base + j {
+                            T::zero() + gv
+                        } else {
+                            T::zero()
+                        });
+                    }
+                }
+            }
+        });
+    }
     let mut out = buffer_cache::vec_filled(planes * hw, T::zero());
-    let l = if planes == 0 { 0 } else { args.len() / planes };
     if l == 0 || hw == 0 {
         return out;
     }
@@ -136,25 +205,17 @@ pub(crate) fn scatter<T: Element>(grad: &[T], args: &[u32], planes: usize, hw: u
     out
 }
 
-/// `src [planes, hw]` read at each plane's positions `args`: `[planes, args.len()/planes]`.
-pub(crate) fn gather<T: Element>(src: &[T], args: &[u32], planes: usize, hw: usize) -> Vec<T> {
-    let l = if planes == 0 { 0 } else { args.len() / planes };
-    let mut out = buffer_cache::vec_filled(args.len(), T::zero());
-    let fill = |p: usize, dst: &mut [T]| {
+/// `src [N, C, H, W]` read at each plane's positions `args`: `[N·C, OH·OW]`.
+pub(crate) fn gather<T: Element>(src: &[T], args: &[u32], g: &Geometry) -> Vec<T> {
+    let (l, hw) = (g.oh * g.ow, g.h * g.w);
+    let mut planes_side = vec![(); g.n * g.c];
+    // Each output element is written, from its position.
+    fill_chunks(args.len(), l, &mut planes_side, 1, |p, dst, _| {
         let plane = &src[p * hw..][..hw];
         for (d, &k) in dst.iter_mut().zip(&args[p * l..][..l]) {
-            *d = plane[k as usize];
+            d.write(plane[k as usize]);
         }
-    };
-    if l == 0 {
-        return out;
-    }
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(l).enumerate().for_each(|(p, c)| fill(p, c));
-    } else {
-        out.chunks_mut(l).enumerate().for_each(|(p, c)| fill(p, c));
-    }
-    out
+    })
 }
 
 #[cfg(test)]
@@ -223,6 +284,8 @@ mod tests {
             geometry([8, 8], [2, 3], [2, 1], 0, 2),
             geometry([7, 6], [3, 3], [2, 2], 1, 1),
             geometry([5, 5], [2, 2], [2, 2], 1, 1),
+            geometry([7, 8], [2, 1], [3, 2], 0, 1),
+            geometry([11, 11], [2, 2], [2, 2], 0, 1),
         ];
         for (t, g) in cases.iter().enumerate() {
             let x: Vec<f64> = (0..g.n * g.c * g.h * g.w)
@@ -237,11 +300,18 @@ mod tests {
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&vals), bits(&rv), "{g:?}");
             // The values are the input at the positions, and scatter is gather's adjoint.
-            let planes = g.n * g.c;
-            assert_eq!(bits(&gather(&x, &args, planes, g.h * g.w)), bits(&vals));
-            let ones = vec![1.0; args.len()];
-            let s = scatter(&ones, &args, planes, g.h * g.w);
-            assert_eq!(s.iter().sum::<f64>(), args.len() as f64);
+            assert_eq!(bits(&gather(&x, &args, g)), bits(&vals));
+            // The scatter (one pass when windows do not overlap) is the plain scatter-add
+            // into zeros, bit for bit, a −0 gradient included.
+            let grad: Vec<f64> = (0..args.len())
+                .map(|i| if i % 5 == 0 { -0.0 } else { i as f64 * 0.37 - 3.0 })
+                .collect();
+            let (l, hw) = (g.oh * g.ow, g.h * g.w);
+            let mut want = vec![0.0; g.n * g.c * hw];
+            for (i, (&k, &v)) in args.iter().zip(&grad).enumerate() {
+                want[(i / l) * hw + k as usize] += v;
+            }
+            assert_eq!(bits(&scatter(&grad, &args, g)), bits(&want), "{g:?}");
         }
     }
 }

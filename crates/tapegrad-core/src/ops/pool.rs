@@ -14,27 +14,24 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
-/// `x [N, C, H, W]` read at the positions `args` (flat `y·W + x` per plane) into `vals`
-/// (already computed by the caller, of shape `out`), recorded as max_pool2d: ∂/∂x
-/// scatters the gradient back to the positions.
-fn pool_at<T: Element>(x: &Tensor<T>, args: Arc<Vec<u32>>, vals: Vec<T>, out: [usize; 4]) -> Tensor<T> {
-    let in_dims: [usize; 4] = [x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]];
-    let y = Tensor::from_parts(vals, Shape::from(out));
+/// `x [N, C, H, W]` read at the positions `args` (flat `y·W + x` per plane) of the
+/// windows `g` into `vals` (already computed by the caller), recorded as max_pool2d:
+/// ∂/∂x scatters the gradient back to the positions.
+fn pool_at<T: Element>(x: &Tensor<T>, args: Arc<Vec<u32>>, vals: Vec<T>, g: kernel::Geometry) -> Tensor<T> {
+    let y = Tensor::from_parts(vals, Shape::from([g.n, g.c, g.oh, g.ow]));
     record(OpKind::MaxPool2d, &[x], y, false, move |ctx| {
-        Ok(one(unpool(ctx.grad, args.clone(), in_dims)))
+        Ok(one(unpool(ctx.grad, args.clone(), g)))
     })
 }
 
-/// The gradient `g [N, C, OH, OW]` of a max pooling added at its positions `args` into
-/// zeros of `in_dims` (recorded as max_pool2d_backward: ∂/∂g gathers at the positions).
-fn unpool<T: Element>(g: &Tensor<T>, args: Arc<Vec<u32>>, in_dims: [usize; 4]) -> Tensor<T> {
-    let (planes, hw) = (in_dims[0] * in_dims[1], in_dims[2] * in_dims[3]);
-    let data = pool_kernel::scatter(g.data(), &args, planes, hw);
-    let out = Tensor::from_parts(data, Shape::from(in_dims));
-    let g_dims: [usize; 4] = [g.dims()[0], g.dims()[1], g.dims()[2], g.dims()[3]];
-    record(OpKind::MaxPool2dBackward, &[g], out, false, move |ctx| {
-        let vals = pool_kernel::gather(ctx.grad.data(), &args, planes, hw);
-        Ok(one(pool_at(ctx.grad, args.clone(), vals, g_dims)))
+/// The gradient `grad [N, C, OH, OW]` of a max pooling added at its positions `args` into
+/// zeros `[N, C, H, W]` (recorded as max_pool2d_backward: ∂/∂grad gathers at the positions).
+fn unpool<T: Element>(grad: &Tensor<T>, args: Arc<Vec<u32>>, g: kernel::Geometry) -> Tensor<T> {
+    let data = pool_kernel::scatter(grad.data(), &args, &g);
+    let out = Tensor::from_parts(data, Shape::from([g.n, g.c, g.h, g.w]));
+    record(OpKind::MaxPool2dBackward, &[grad], out, false, move |ctx| {
+        let vals = pool_kernel::gather(ctx.grad.data(), &args, &g);
+        Ok(one(pool_at(ctx.grad, args.clone(), vals, g)))
     })
 }
 
@@ -114,11 +111,11 @@ impl<T: Element> Tensor<T> {
         if h * w > u32::MAX as usize {
             return Err(Error::bad_shape(
                 "max_pool2d",
-                format!("planes of more than 2³² cells are not supported, got {}", self.shape()),
+                format!("planes of 2³² cells or more are not supported, got {}", self.shape()),
             ));
         }
         let (vals, args) = pool_kernel::max_pool(self.data(), &g);
-        Ok(pool_at(self, Arc::new(args), vals, [n, c, oh, ow]))
+        Ok(pool_at(self, Arc::new(args), vals, g))
     }
 
     /// The mean of each `kernel` window of `x [N, C, H, W]`, as
