@@ -52,6 +52,19 @@ impl Geometry {
             .filter(|&y| y < self.h)
     }
 
+    /// The output rows `lo..hi` whose kernel row `i` falls inside the image, and the input
+    /// row of `lo` (input rows then advance by the stride): [`Geometry::valid_x`] for rows.
+    #[inline]
+    pub(crate) fn valid_y(&self, i: usize) -> (usize, usize, usize) {
+        let off = i * self.dh;
+        let lo = self.pt.saturating_sub(off).div_ceil(self.sh).min(self.oh);
+        let hi = (self.pt + self.h).saturating_sub(off).div_ceil(self.sh).min(self.oh);
+        if hi <= lo {
+            return (lo, lo, 0); // no row of the output reaches the image
+        }
+        (lo, hi, lo * self.sh + off - self.pt)
+    }
+
     /// The output columns `lo..hi` whose kernel column `j` falls inside the image, and
     /// the input column of `lo` (input columns then advance by the stride).
     #[inline]
@@ -85,25 +98,27 @@ pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
     let fill = |r: usize, row: &mut [MaybeUninit<T>]| {
         let (c, ij) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
         let (i, j) = (ij / g.kw, ij % g.kw);
-        let (lo, hi, x0) = g.valid_x(j);
-        for n in 0..g.n {
+        let ((lo, hi, x0), (ylo, yhi, y0)) = (g.valid_x(j), g.valid_y(i));
+        for (n, block) in row.chunks_exact_mut(l).enumerate() {
             let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-            for oy in 0..g.oh {
-                let dst = &mut row[n * l + oy * g.ow..][..g.ow];
-                let Some(y) = g.src_y(oy, i) else {
-                    zero(dst);
-                    continue;
-                };
-                let src = &plane[y * g.w..][..g.w];
-                zero(&mut dst[..lo]);
-                zero(&mut dst[hi..]);
+            // Output rows above and below the image's reach are all padding.
+            let (top, rest) = block.split_at_mut(ylo * g.ow);
+            let (mid, bottom) = rest.split_at_mut((yhi - ylo) * g.ow);
+            zero(top);
+            zero(bottom);
+            for (k, dst) in mid.chunks_exact_mut(g.ow).enumerate() {
+                let start = (y0 + k * g.sh) * g.w + x0;
+                let (left, rest) = dst.split_at_mut(lo);
+                let (inner, right) = rest.split_at_mut(hi - lo);
+                zero(left);
+                zero(right);
                 if g.sw == 1 {
-                    for (d, &v) in dst[lo..hi].iter_mut().zip(&src[x0..x0 + hi - lo]) {
+                    for (d, &v) in inner.iter_mut().zip(&plane[start..start + (hi - lo)]) {
                         d.write(v);
                     }
                 } else {
-                    for (d, &v) in dst[lo..hi].iter_mut().zip(src[x0..].iter().step_by(g.sw)) {
-                        d.write(v);
+                    for (q, d) in inner.iter_mut().enumerate() {
+                        d.write(plane[start + q * g.sw]);
                     }
                 }
             }
@@ -117,9 +132,12 @@ pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
         }
     }
     // SAFETY: `len` ≤ the capacity reserved above, and `fill` wrote every element of the
-    // first `len`: each row is N·OH runs of OW cells, and each run is either zeroed whole
-    // (its image row is in the padding) or split into `..lo` (zeroed), `lo..hi` (copied,
-    // as `valid_x` gives lo ≤ hi ≤ OW) and `hi..` (zeroed). With `cols == 0`, `len` is 0.
+    // first `len` (a panic in `fill` leaves `out` empty): each row is N blocks of OH runs
+    // of OW cells (cols = N·OH·OW > 0); a block splits into the runs `..ylo` and `yhi..`
+    // (zeroed) and `ylo..yhi` (valid_y gives ylo ≤ yhi ≤ OH), and each of those runs into
+    // `..lo` and `hi..` (zeroed) and `lo..hi` (valid_x gives lo ≤ hi ≤ OW), written
+    // element by element from a bounds-checked source of exactly hi − lo values (stride 1)
+    // or one bounds-checked read per element. With `cols == 0`, `len` is 0.
     unsafe { out.set_len(len) };
     out
 }
@@ -163,21 +181,20 @@ pub(crate) fn col2im<T: Element>(cols: &[T], g: &Geometry) -> Vec<T> {
     let fill = |nc: usize, plane: &mut [T]| {
         let (n, c) = (nc / g.c, nc % g.c);
         for i in 0..g.kh {
+            let (ylo, yhi, y0) = g.valid_y(i);
             for j in 0..g.kw {
                 let row = &cols[((c * g.kh + i) * g.kw + j) * ncols + n * l..][..l];
                 let (lo, hi, x0) = g.valid_x(j);
-                for oy in 0..g.oh {
-                    let Some(y) = g.src_y(oy, i) else { continue };
-                    let dst = &mut plane[y * g.w..][..g.w];
-                    let src = &row[oy * g.ow..][lo..hi];
+                for (k, src) in row[ylo * g.ow..yhi * g.ow].chunks_exact(g.ow).enumerate() {
+                    let (start, src) = ((y0 + k * g.sh) * g.w + x0, &src[lo..hi]);
                     if g.sw == 1 {
                         // Contiguous on both sides: a plain zip, which vectorises.
-                        for (d, &v) in dst[x0..x0 + src.len()].iter_mut().zip(src) {
+                        for (d, &v) in plane[start..start + src.len()].iter_mut().zip(src) {
                             *d += v;
                         }
                     } else {
-                        for (d, &v) in dst[x0..].iter_mut().step_by(g.sw).zip(src) {
-                            *d += v;
+                        for (q, &v) in src.iter().enumerate() {
+                            plane[start + q * g.sw] += v;
                         }
                     }
                 }
@@ -222,43 +239,69 @@ mod tests {
         out
     }
 
+    /// Geometries with padding on every side, strides and dilations, where runs of cells
+    /// fall in the padding above, below, left and right, or none do.
+    fn geometries() -> Vec<Geometry> {
+        let (h, w) = (40, 45);
+        let cases = [
+            (1, 1, [2, 1, 1, 2]),
+            (2, 2, [1, 3, 2, 0]),
+            (3, 1, [0, 0, 0, 0]),
+            (1, 1, [0, 0, 0, 0]),
+            (2, 1, [0, 2, 3, 0]),
+        ];
+        cases
+            .into_iter()
+            .map(|(stride, dil, [pt, pb, pl, pr])| {
+                let (kh, kw) = (3, 2);
+                Geometry {
+                    n: 3,
+                    c: 4,
+                    h,
+                    w,
+                    kh,
+                    kw,
+                    sh: stride,
+                    sw: stride,
+                    dh: dil,
+                    dw: dil,
+                    pt,
+                    pb,
+                    pl,
+                    pr,
+                    oh: (h + pt + pb - dil * (kh - 1) - 1) / stride + 1,
+                    ow: (w + pl + pr - dil * (kw - 1) - 1) / stride + 1,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), c> = <x, col2im(c)> for every x and c: checked on values whose
+        // products are exact in f64 (small integers), so the sums agree exactly.
+        for g in geometries() {
+            let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(|i| (i % 7) as f64 - 3.0).collect();
+            let c: Vec<f64> = (0..g.rows() * g.cols()).map(|i| (i % 5) as f64 - 2.0).collect();
+            let lhs: f64 = im2col_naive(&x, &g).iter().zip(&c).map(|(a, b)| a * b).sum();
+            let rhs: f64 = x.iter().zip(col2im(&c, &g)).map(|(a, b)| a * b).sum();
+            assert_eq!(lhs, rhs, "{g:?}");
+        }
+    }
+
     #[test]
     fn im2col_writes_every_cell_of_a_dirty_recycled_buffer() {
-        // Padding on every side, a stride and a dilation: runs of cells fall in the padding
-        // above, below, left and right. The column buffer comes from the buffer cache full
-        // of NaN, so a cell im2col failed to write would show.
-        let (h, w) = (40, 45);
-        for (stride, dil, pad) in [(1, 1, [2, 1, 1, 2]), (2, 2, [1, 3, 2, 0]), (3, 1, [0, 0, 0, 0])] {
-            let [pt, pb, pl, pr] = pad;
-            let (kh, kw) = (3, 2);
-            let oh = (h + pt + pb - dil * (kh - 1) - 1) / stride + 1;
-            let ow = (w + pl + pr - dil * (kw - 1) - 1) / stride + 1;
-            let g = Geometry {
-                n: 3,
-                c: 4,
-                h,
-                w,
-                kh,
-                kw,
-                sh: stride,
-                sw: stride,
-                dh: dil,
-                dw: dil,
-                pt,
-                pb,
-                pl,
-                pr,
-                oh,
-                ow,
-            };
-            let x: Vec<f64> = (0..g.n * g.c * h * w).map(|i| 1.0 + i as f64).collect();
+        // The column buffer comes from the buffer cache full of NaN, so a cell im2col
+        // failed to write would show.
+        for g in geometries() {
+            let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(|i| 1.0 + i as f64).collect();
             let len = g.rows() * g.cols();
             assert!(len * 8 >= buffer_cache::MIN_BYTES, "the buffer must be one the cache keeps");
             let mut dirty = buffer_cache::vec_with_capacity::<f64>(len);
             dirty.resize(len, f64::NAN);
             buffer_cache::recycle(dirty);
             let got = im2col(&x, &g);
-            assert_eq!(got, im2col_naive(&x, &g), "stride {stride} dilation {dil} padding {pad:?}");
+            assert_eq!(got, im2col_naive(&x, &g), "{g:?}");
         }
     }
 }
