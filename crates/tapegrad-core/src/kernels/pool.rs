@@ -151,43 +151,13 @@ pub(crate) fn max_pool<T: Element>(x: &[T], g: &Geometry) -> (Vec<T>, Vec<u32>) 
 }
 
 /// The adjoint of gathering at `args`: `[N, C, H, W]` with each element of `grad`
-/// (`[N·C, OH·OW]`, as [`max_pool`] gives `args`) added at its position, 0 elsewhere;
+/// (`[N·C, OH·OW]`, as [`max_pool`] gives `args`) added at its position into zeros;
 /// positions shared by overlapping windows sum.
 pub(crate) fn scatter<T: Element>(grad: &[T], args: &[u32], g: &Geometry) -> Vec<T> {
+    // One pass over the gradient into a zeroed buffer. (Writing each cell once instead,
+    // when windows do not overlap, measured slower: a compare per cell costs more than
+    // the fill.)
     let (planes, l, hw) = (g.n * g.c, g.oh * g.ow, g.h * g.w);
-    let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
-    if unpadded && g.dh == 1 && g.dw == 1 && g.sh >= g.kh && g.sw >= g.kw && l > 0 {
-        // Windows that do not overlap: each cell lies in at most one, so each is written
-        // once, `0 + grad` at its window's position (the sum the general path would form,
-        // −0 included) and 0 elsewhere, without a zero fill first. Every row of every
-        // plane is written whole: zeroed, or cut into stride-wide pieces each written whole.
-        let mut planes_side = vec![(); planes];
-        return fill_chunks(planes * hw, hw, &mut planes_side, 1, |p, plane, _| {
-            let (grad, args) = (&grad[p * l..][..l], &args[p * l..][..l]);
-            for (y, row) in plane.chunks_mut(g.w).enumerate() {
-                let (oy, i) = (y / g.sh, y % g.sh);
-                if oy >= g.oh || i >= g.kh {
-                    row.iter_mut().for_each(|c| _ = c.write(T::zero()));
-                    continue;
-                }
-                let (grad, args) = (&grad[oy * g.ow..][..g.ow], &args[oy * g.ow..][..g.ow]);
-                for (ox, piece) in row.chunks_mut(g.sw).enumerate() {
-                    let Some((&gv, &at)) = grad.get(ox).zip(args.get(ox)) else {
-                        piece.iter_mut().for_each(|c| _ = c.write(T::zero()));
-                        continue;
-                    };
-                    let base = y * g.w + ox * g.sw;
-                    for (j, c) in piece.iter_mut().enumerate() {
-                        c.write(if j < g.kw && at as usize == base + j {
-                            T::zero() + gv
-                        } else {
-                            T::zero()
-                        });
-                    }
-                }
-            }
-        });
-    }
     let mut out = buffer_cache::vec_filled(planes * hw, T::zero());
     if l == 0 || hw == 0 {
         return out;
@@ -301,8 +271,7 @@ mod tests {
             assert_eq!(bits(&vals), bits(&rv), "{g:?}");
             // The values are the input at the positions, and scatter is gather's adjoint.
             assert_eq!(bits(&gather(&x, &args, g)), bits(&vals));
-            // The scatter (one pass when windows do not overlap) is the plain scatter-add
-            // into zeros, bit for bit, a −0 gradient included.
+            // The scatter is the plain scatter-add into zeros, bit for bit.
             let grad: Vec<f64> = (0..args.len())
                 .map(|i| if i % 5 == 0 { -0.0 } else { i as f64 * 0.37 - 3.0 })
                 .collect();
