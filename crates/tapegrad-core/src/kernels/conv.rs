@@ -94,11 +94,17 @@ pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
     let len = g.rows() * cols;
     let mut out = buffer_cache::vec_with_capacity(len);
     let buf = &mut out.spare_capacity_mut()[..len];
-    let zero = |d: &mut [MaybeUninit<T>]| d.iter_mut().for_each(|d| _ = d.write(T::zero()));
+    let zero = |d: &mut [MaybeUninit<T>]| {
+        // Most runs have no padding to zero: skip the call into memset for those.
+        if !d.is_empty() {
+            d.iter_mut().for_each(|d| _ = d.write(T::zero()));
+        }
+    };
     let fill = |r: usize, row: &mut [MaybeUninit<T>]| {
         let (c, ij) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
         let (i, j) = (ij / g.kw, ij % g.kw);
         let ((lo, hi, x0), (ylo, yhi, y0)) = (g.valid_x(j), g.valid_y(i));
+        let whole = lo == 0 && hi == g.ow && g.sw == 1;
         for (n, block) in row.chunks_exact_mut(l).enumerate() {
             let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
             // Output rows above and below the image's reach are all padding.
@@ -108,6 +114,13 @@ pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
             zero(bottom);
             for (k, dst) in mid.chunks_exact_mut(g.ow).enumerate() {
                 let start = (y0 + k * g.sh) * g.w + x0;
+                if whole {
+                    // The whole run reads one stretch of the image row (the usual case).
+                    for (d, &v) in dst.iter_mut().zip(&plane[start..start + g.ow]) {
+                        d.write(v);
+                    }
+                    continue;
+                }
                 let (left, rest) = dst.split_at_mut(lo);
                 let (inner, right) = rest.split_at_mut(hi - lo);
                 zero(left);
@@ -137,7 +150,8 @@ pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
     // (zeroed) and `ylo..yhi` (valid_y gives ylo ≤ yhi ≤ OH), and each of those runs into
     // `..lo` and `hi..` (zeroed) and `lo..hi` (valid_x gives lo ≤ hi ≤ OW), written
     // element by element from a bounds-checked source of exactly hi − lo values (stride 1)
-    // or one bounds-checked read per element. With `cols == 0`, `len` is 0.
+    // or one bounds-checked read per element (a `whole` run, lo = 0 and hi = OW, is written
+    // from a bounds-checked source of exactly OW values). With `cols == 0`, `len` is 0.
     unsafe { out.set_len(len) };
     out
 }
@@ -296,7 +310,10 @@ mod tests {
         for g in geometries() {
             let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(|i| 1.0 + i as f64).collect();
             let len = g.rows() * g.cols();
-            assert!(len * 8 >= buffer_cache::MIN_BYTES, "the buffer must be one the cache keeps");
+            assert!(
+                len * 8 >= buffer_cache::MIN_BYTES,
+                "the buffer must be one the cache keeps"
+            );
             let mut dirty = buffer_cache::vec_with_capacity::<f64>(len);
             dirty.resize(len, f64::NAN);
             buffer_cache::recycle(dirty);
