@@ -87,8 +87,8 @@ pub(crate) fn max_pool<T: Element>(x: &[T], g: &Geometry) -> (Vec<T>, Vec<u32>) 
             if pair {
                 // 2×2 windows, stride 2 (the usual pooling). `pick` is associative (the
                 // first maximum, or the last NaN, with its position), so each window is
-                // its top pair combined with its bottom pair: the scan order's result,
-                // with independent steps that vectorise.
+                // its top pair combined with its bottom pair: the scan order's result in
+                // two levels of compares instead of a chain of three.
                 let y0 = 2 * oy * g.w;
                 let (r0, r1) = (&plane[y0..][..2 * g.ow], &plane[y0 + g.w..][..2 * g.ow]);
                 let cells = r0.chunks_exact(2).zip(r1.chunks_exact(2));
