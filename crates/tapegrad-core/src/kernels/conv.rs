@@ -9,6 +9,7 @@
 use crate::buffer_cache;
 use crate::element::Element;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Spatial geometry of one convolution or pooling window sweep over `[N, C, H, W]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,16 +46,29 @@ impl Geometry {
 
     /// The input row read by output row `oy` at kernel row `i`, if inside the image.
     #[inline]
-    fn src_y(&self, oy: usize, i: usize) -> Option<usize> {
+    pub(crate) fn src_y(&self, oy: usize, i: usize) -> Option<usize> {
         (oy * self.sh + i * self.dh)
             .checked_sub(self.pt)
             .filter(|&y| y < self.h)
     }
 
+    /// The output rows `lo..hi` whose kernel row `i` falls inside the image, and the input
+    /// row of `lo` (input rows then advance by the stride): [`Geometry::valid_x`] for rows.
+    #[inline]
+    pub(crate) fn valid_y(&self, i: usize) -> (usize, usize, usize) {
+        let off = i * self.dh;
+        let lo = self.pt.saturating_sub(off).div_ceil(self.sh).min(self.oh);
+        let hi = (self.pt + self.h).saturating_sub(off).div_ceil(self.sh).min(self.oh);
+        if hi <= lo {
+            return (lo, lo, 0); // no row of the output reaches the image
+        }
+        (lo, hi, lo * self.sh + off - self.pt)
+    }
+
     /// The output columns `lo..hi` whose kernel column `j` falls inside the image, and
     /// the input column of `lo` (input columns then advance by the stride).
     #[inline]
-    fn valid_x(&self, j: usize) -> (usize, usize, usize) {
+    pub(crate) fn valid_x(&self, j: usize) -> (usize, usize, usize) {
         let off = j * self.dw;
         // Smallest ox with ox·sw + off ≥ pl, and the first ox with ox·sw + off ≥ pl + w.
         let lo = self.pl.saturating_sub(off).div_ceil(self.sw).min(self.ow);
@@ -67,40 +81,107 @@ impl Geometry {
 }
 
 /// Below this many output elements the loops stay on one thread.
-const PAR_MIN: usize = 1 << 15;
+pub(crate) const PAR_MIN: usize = 1 << 15;
 
 /// The column matrix `[C·kh·kw, N·OH·OW]` of `x [N, C, H, W]` (row-major, contiguous).
+///
+/// Each cell is written once, copied from the image or set to 0 where its window reaches
+/// into the padding, so the buffer is not zero-filled first (a pass over 18 MB per step
+/// for the MNIST CNN's second convolution).
+#[allow(unsafe_code)]
 pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
     let (cols, l) = (g.cols(), g.oh * g.ow);
-    let mut out = buffer_cache::vec_filled(g.rows() * cols, T::zero());
-    if cols == 0 {
-        return out;
-    }
-    let fill = |r: usize, row: &mut [T]| {
+    let len = g.rows() * cols;
+    let mut out = buffer_cache::vec_with_capacity(len);
+    let buf = &mut out.spare_capacity_mut()[..len];
+    let zero = |d: &mut [MaybeUninit<T>]| {
+        // Most runs have no padding to zero: skip the call into memset for those.
+        if !d.is_empty() {
+            d.iter_mut().for_each(|d| _ = d.write(T::zero()));
+        }
+    };
+    let fill = |r: usize, row: &mut [MaybeUninit<T>]| {
         let (c, ij) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
         let (i, j) = (ij / g.kw, ij % g.kw);
-        let (lo, hi, x0) = g.valid_x(j);
-        for n in 0..g.n {
+        let ((lo, hi, x0), (ylo, yhi, y0)) = (g.valid_x(j), g.valid_y(i));
+        let whole = lo == 0 && hi == g.ow && g.sw == 1;
+        for (n, block) in row.chunks_exact_mut(l).enumerate() {
             let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-            for oy in 0..g.oh {
-                let dst = &mut row[n * l + oy * g.ow..][..g.ow];
-                let Some(y) = g.src_y(oy, i) else { continue };
-                let src = &plane[y * g.w..][..g.w];
+            // Output rows above and below the image's reach are all padding.
+            let (top, rest) = block.split_at_mut(ylo * g.ow);
+            let (mid, bottom) = rest.split_at_mut((yhi - ylo) * g.ow);
+            zero(top);
+            zero(bottom);
+            for (k, dst) in mid.chunks_exact_mut(g.ow).enumerate() {
+                let start = (y0 + k * g.sh) * g.w + x0;
+                if whole {
+                    // The whole run reads one stretch of the image row (the usual case).
+                    for (d, &v) in dst.iter_mut().zip(&plane[start..start + g.ow]) {
+                        d.write(v);
+                    }
+                    continue;
+                }
+                let (left, rest) = dst.split_at_mut(lo);
+                let (inner, right) = rest.split_at_mut(hi - lo);
+                zero(left);
+                zero(right);
                 if g.sw == 1 {
-                    dst[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
+                    for (d, &v) in inner.iter_mut().zip(&plane[start..start + (hi - lo)]) {
+                        d.write(v);
+                    }
                 } else {
-                    for (d, &v) in dst[lo..hi].iter_mut().zip(src[x0..].iter().step_by(g.sw)) {
-                        *d = v;
+                    for (q, d) in inner.iter_mut().enumerate() {
+                        d.write(plane[start + q * g.sw]);
                     }
                 }
             }
         }
     };
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(cols).enumerate().for_each(|(r, row)| fill(r, row));
-    } else {
-        out.chunks_mut(cols).enumerate().for_each(|(r, row)| fill(r, row));
+    if cols > 0 {
+        if len >= PAR_MIN {
+            buf.par_chunks_mut(cols).enumerate().for_each(|(r, row)| fill(r, row));
+        } else {
+            buf.chunks_mut(cols).enumerate().for_each(|(r, row)| fill(r, row));
+        }
     }
+    // SAFETY: `len` ≤ the capacity reserved above, and `fill` wrote every element of the
+    // first `len` (a panic in `fill` leaves `out` empty): each row is N blocks of OH runs
+    // of OW cells (cols = N·OH·OW > 0); a block splits into the runs `..ylo` and `yhi..`
+    // (zeroed) and `ylo..yhi` (valid_y gives ylo ≤ yhi ≤ OH), and each of those runs into
+    // `..lo` and `hi..` (zeroed) and `lo..hi` (valid_x gives lo ≤ hi ≤ OW), written
+    // element by element from a bounds-checked source of exactly hi − lo values (stride 1)
+    // or one bounds-checked read per element (a `whole` run, lo = 0 and hi = OW, is written
+    // from a bounds-checked source of exactly OW values). With `cols == 0`, `len` is 0.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// The convolution's output `[N, O, L]` (NCHW, `L = OH·OW`) from the GEMM's `[O, N·L]`
+/// product, with `bias[o]` added on channel `o` in the same pass.
+#[allow(unsafe_code)]
+pub(crate) fn nchw_from_columns<T: Element>(y: &[T], bias: Option<&[T]>, o: usize, n: usize, l: usize) -> Vec<T> {
+    let len = o * n * l;
+    let mut out = buffer_cache::vec_with_capacity(len);
+    let buf = &mut out.spare_capacity_mut()[..len];
+    let fill = |q: usize, dst: &mut [MaybeUninit<T>]| {
+        let (ni, oi) = (q / o, q % o);
+        let src = &y[(oi * n + ni) * l..][..l];
+        match bias {
+            Some(b) => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v + b[oi])),
+            None => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v)),
+        }
+    };
+    if l > 0 {
+        if len >= PAR_MIN {
+            buf.par_chunks_mut(l).enumerate().for_each(|(q, d)| fill(q, d));
+        } else {
+            buf.chunks_mut(l).enumerate().for_each(|(q, d)| fill(q, d));
+        }
+    }
+    // SAFETY: `len` ≤ the capacity reserved above, and with l > 0 the N·O chunks of `l`
+    // elements cover the first `len` exactly, each written whole by `fill` (`src` has `l`
+    // elements: y holds O·N·L); with l == 0, `len` is 0.
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -114,21 +195,20 @@ pub(crate) fn col2im<T: Element>(cols: &[T], g: &Geometry) -> Vec<T> {
     let fill = |nc: usize, plane: &mut [T]| {
         let (n, c) = (nc / g.c, nc % g.c);
         for i in 0..g.kh {
+            let (ylo, yhi, y0) = g.valid_y(i);
             for j in 0..g.kw {
                 let row = &cols[((c * g.kh + i) * g.kw + j) * ncols + n * l..][..l];
                 let (lo, hi, x0) = g.valid_x(j);
-                for oy in 0..g.oh {
-                    let Some(y) = g.src_y(oy, i) else { continue };
-                    let dst = &mut plane[y * g.w..][..g.w];
-                    let src = &row[oy * g.ow..][lo..hi];
+                for (k, src) in row[ylo * g.ow..yhi * g.ow].chunks_exact(g.ow).enumerate() {
+                    let (start, src) = ((y0 + k * g.sh) * g.w + x0, &src[lo..hi]);
                     if g.sw == 1 {
                         // Contiguous on both sides: a plain zip, which vectorises.
-                        for (d, &v) in dst[x0..x0 + src.len()].iter_mut().zip(src) {
+                        for (d, &v) in plane[start..start + src.len()].iter_mut().zip(src) {
                             *d += v;
                         }
                     } else {
-                        for (d, &v) in dst[x0..].iter_mut().step_by(g.sw).zip(src) {
-                            *d += v;
+                        for (q, &v) in src.iter().enumerate() {
+                            plane[start + q * g.sw] += v;
                         }
                     }
                 }
@@ -143,89 +223,102 @@ pub(crate) fn col2im<T: Element>(cols: &[T], g: &Geometry) -> Vec<T> {
     out
 }
 
-/// For each `(n, c)` plane and output cell, the flat index `y·W + x` of the window's
-/// maximum, `−∞` padding never winning: the first maximum in scan order wins, and a NaN
-/// wins over everything (the last NaN: PyTorch's CPU rule `v > max || isnan(v)`).
-/// Shape `[N·C, OH·OW]`.
-pub(crate) fn max_pool_argmax<T: Copy + PartialOrd + Send + Sync>(
-    x: &[T],
-    g: &Geometry,
-    is_nan: impl Fn(T) -> bool + Sync,
-) -> Vec<usize> {
-    let (l, hw) = (g.oh * g.ow, g.h * g.w);
-    let mut out = vec![0usize; g.n * g.c * l];
-    if l == 0 {
-        return out;
-    }
-    // Per kernel column, the output columns it reaches inside the image.
-    let cols: Vec<(usize, usize, usize)> = (0..g.kw).map(|j| g.valid_x(j)).collect();
-    let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
-    let fill = |nc: usize, dst: &mut [usize]| {
-        let plane = &x[nc * hw..][..hw];
-        if unpadded {
-            // Every window lies inside the image. Each output row keeps its running maxima
-            // in `best` and sweeps the window's cells one at a time across the whole row,
-            // so the windows' comparisons are independent of each other (no chain of
-            // dependent compares per window). The order of the cells per window, and the
-            // rule, are the general path's below.
-            let sw = g.sw;
-            let mut best: smallvec::SmallVec<[T; 64]> = smallvec::SmallVec::from_elem(plane[0], g.ow);
-            for oy in 0..g.oh {
-                let y0 = oy * g.sh;
-                let k = &mut dst[oy * g.ow..][..g.ow];
-                for (ox, (m, kk)) in best.iter_mut().zip(k.iter_mut()).enumerate() {
-                    *kk = y0 * g.w + ox * g.sw;
-                    *m = plane[*kk];
-                }
-                for i in 0..g.kh {
-                    for j in 0..g.kw {
-                        if i == 0 && j == 0 {
-                            continue;
-                        }
-                        let off = (y0 + i * g.dh) * g.w + j * g.dw;
-                        let row = &plane[off..];
-                        for (ox, (m, kk)) in best.iter_mut().zip(k.iter_mut()).enumerate() {
-                            let v = row[ox * sw];
-                            // Selects rather than a branch: which cell wins is data-dependent.
-                            let take = v > *m || is_nan(v);
-                            *m = if take { v } else { *m };
-                            *kk = if take { off + ox * sw } else { *kk };
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// im2col straight from its definition, one cell at a time.
+    fn im2col_naive(x: &[f64], g: &Geometry) -> Vec<f64> {
+        let mut out = Vec::new();
+        for c in 0..g.c {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    for n in 0..g.n {
+                        for oy in 0..g.oh {
+                            for ox in 0..g.ow {
+                                let y = (oy * g.sh + i * g.dh) as isize - g.pt as isize;
+                                let xx = (ox * g.sw + j * g.dw) as isize - g.pl as isize;
+                                let inside = (0..g.h as isize).contains(&y) && (0..g.w as isize).contains(&xx);
+                                out.push(if inside {
+                                    x[((n * g.c + c) * g.h + y as usize) * g.w + xx as usize]
+                                } else {
+                                    0.0
+                                });
+                            }
                         }
                     }
                 }
             }
-            return;
         }
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let mut best: Option<(usize, T)> = None;
-                for i in 0..g.kh {
-                    let Some(y) = g.src_y(oy, i) else { continue };
-                    let row = &plane[y * g.w..][..g.w];
-                    for &(lo, hi, x0) in &cols {
-                        if ox < lo || ox >= hi {
-                            continue;
-                        }
-                        let xx = x0 + (ox - lo) * g.sw;
-                        let v = row[xx];
-                        let take = match best {
-                            None => true,
-                            Some((_, m)) => v > m || is_nan(v),
-                        };
-                        if take {
-                            best = Some((y * g.w + xx, v));
-                        }
-                    }
-                }
-                // The caller guarantees every window covers at least one input cell.
-                dst[oy * g.ow + ox] = best.map_or(0, |(k, _)| k);
-            }
-        }
-    };
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(l).enumerate().for_each(|(nc, d)| fill(nc, d));
-    } else {
-        out.chunks_mut(l).enumerate().for_each(|(nc, d)| fill(nc, d));
+        out
     }
-    out
+
+    /// Geometries with padding on every side, strides and dilations, where runs of cells
+    /// fall in the padding above, below, left and right, or none do.
+    fn geometries() -> Vec<Geometry> {
+        let (h, w) = (40, 45);
+        let cases = [
+            (1, 1, [2, 1, 1, 2]),
+            (2, 2, [1, 3, 2, 0]),
+            (3, 1, [0, 0, 0, 0]),
+            (1, 1, [0, 0, 0, 0]),
+            (2, 1, [0, 2, 3, 0]),
+        ];
+        cases
+            .into_iter()
+            .map(|(stride, dil, [pt, pb, pl, pr])| {
+                let (kh, kw) = (3, 2);
+                Geometry {
+                    n: 3,
+                    c: 4,
+                    h,
+                    w,
+                    kh,
+                    kw,
+                    sh: stride,
+                    sw: stride,
+                    dh: dil,
+                    dw: dil,
+                    pt,
+                    pb,
+                    pl,
+                    pr,
+                    oh: (h + pt + pb - dil * (kh - 1) - 1) / stride + 1,
+                    ow: (w + pl + pr - dil * (kw - 1) - 1) / stride + 1,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), c> = <x, col2im(c)> for every x and c: checked on values whose
+        // products are exact in f64 (small integers), so the sums agree exactly.
+        for g in geometries() {
+            let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(|i| (i % 7) as f64 - 3.0).collect();
+            let c: Vec<f64> = (0..g.rows() * g.cols()).map(|i| (i % 5) as f64 - 2.0).collect();
+            let lhs: f64 = im2col_naive(&x, &g).iter().zip(&c).map(|(a, b)| a * b).sum();
+            let rhs: f64 = x.iter().zip(col2im(&c, &g)).map(|(a, b)| a * b).sum();
+            assert_eq!(lhs, rhs, "{g:?}");
+        }
+    }
+
+    #[test]
+    fn im2col_writes_every_cell_of_a_dirty_recycled_buffer() {
+        // The column buffer comes from the buffer cache full of NaN, so a cell im2col
+        // failed to write would show.
+        for g in geometries() {
+            let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(|i| 1.0 + i as f64).collect();
+            let len = g.rows() * g.cols();
+            assert!(
+                len * 8 >= buffer_cache::MIN_BYTES,
+                "the buffer must be one the cache keeps"
+            );
+            let mut dirty = buffer_cache::vec_with_capacity::<f64>(len);
+            dirty.resize(len, f64::NAN);
+            buffer_cache::recycle(dirty);
+            let got = im2col(&x, &g);
+            assert_eq!(got, im2col_naive(&x, &g), "{g:?}");
+        }
+    }
 }

@@ -7,4 +7,5 @@
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod gemm;
+pub(crate) mod pool;
 pub(crate) mod reduce;

@@ -6,11 +6,13 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::conv::{self, Geometry};
+use crate::kernels::gemm;
 use crate::ops::record;
 use crate::ops::OpKind;
 use crate::shape::Shape;
-use crate::tape::one;
+use crate::tape::{one, InputGrads};
 use crate::tensor::Tensor;
+use smallvec::smallvec;
 
 /// A window sweep over the two spatial dims of `[N, C, H, W]`: kernel size, stride,
 /// per-side padding and dilation, each `[height, width]` (padding `[[top, bottom],
@@ -243,8 +245,11 @@ impl<T: Element> Tensor<T> {
     /// `y[n, o, p, q] = b[o] + Σ_{c, i, j} w[o, c, i, j] · x[n, g·C/groups + c, p·s₀ + i·d₀ − pad, q·s₁ + j·d₁ − pad]`
     ///
     /// where `g` is `o`'s group. Computed as one GEMM per group over the whole batch
-    /// (`weight [O/groups, C/groups·kh·kw] × im2col(x)`); the gradients come from the GEMM's
-    /// and im2col's rules.
+    /// (`weight [O/groups, C/groups·kh·kw] × im2col(x)`, `[O, N·OH·OW]`), written out in
+    /// `[N, O, OH, OW]` with the bias added in the same pass. With `G` the output's gradient
+    /// laid out as that product, `∂x = col2im(Wᵀ·G)`, `∂W = G·im2col(x)ᵀ` and
+    /// `∂b[o] = Σ_{n,p,q} ∂y[n, o, p, q]`; the rule is written in those differentiable ops
+    /// (permute, matmul, col2im, im2col, sum), so second derivatives work.
     ///
     /// Errors, naming conv2d and the shapes, if x or the weight is not 4-D, channels or
     /// outputs are not divisible by `groups`, the weight's channels are not `C/groups`,
@@ -313,18 +318,65 @@ impl<T: Element> Tensor<T> {
             padding: pad,
             dilation,
         };
-        let [oh, ow] = window.output_size("conv2d", [x.dims()[2], x.dims()[3]])?;
-        let k = cg * kh * kw;
-        let cols = x.im2col(&window)?.reshape([groups, k, n * oh * ow])?;
-        let y = w
-            .reshape([groups, o / groups, k])?
-            .matmul(&cols)?
-            .reshape([o, n, oh, ow])?
-            .permute([1, 0, 2, 3])?;
-        match bias {
-            Some(b) => y.add(&b.reshape([1, o, 1, 1])?),
-            None => Ok(y),
-        }
+        let g = window.geometry("conv2d", x.dims())?;
+        let (l, k, og) = (g.oh * g.ow, cg * kh * kw, o / groups);
+        let out_shape = Shape::from([n, o, g.oh, g.ow]);
+        crate::storage::ensure_alloc::<T>("conv2d", &out_shape)?;
+        crate::storage::ensure_alloc::<T>("conv2d", &Shape::from([c * kh * kw, n * l]))?;
+        // One GEMM per group over the whole batch: [O/groups, k] × [k, N·L] → [O, N·L],
+        // then one pass into NCHW with the bias added.
+        let cols = conv::im2col(x.data(), &g);
+        let pairs: Vec<(usize, usize)> = (0..groups).map(|i| (i, i)).collect();
+        let y = gemm::batched(w.data(), &cols, &pairs, og, k, n * l, false, false);
+        let out = conv::nchw_from_columns(&y, bias.map(Tensor::data), o, n, l);
+        crate::buffer_cache::recycle(y);
+        let out = Tensor::from_parts(out, out_shape);
+        // The weight's gradient needs the columns; keep them rather than unroll x again.
+        let cols = if w.is_tracked() && crate::grad_mode::is_grad_enabled() {
+            Some(Tensor::from_parts(cols, Shape::from([groups, k, n * l])))
+        } else {
+            crate::buffer_cache::recycle(cols);
+            None
+        };
+        let has_bias = bias.is_some();
+        let mut inputs = vec![x, w];
+        inputs.extend(bias);
+        Ok(record(OpKind::Conv2d, &inputs, out, false, move |ctx| {
+            // y = reshape(permute(W·im2col(x))) + b, differentiated through those ops:
+            // with G the gradient as [groups, O/groups, N·L],
+            // ∂x = col2im(Wᵀ·G), ∂W = G·im2col(x)ᵀ, ∂b = Σ_{n, p, q} grad.
+            let gy = ctx
+                .grad
+                .reshape([n, o, l])?
+                .permute([1, 0, 2])?
+                .reshape([groups, og, n * l])?;
+            let gx = if ctx.needs(0) {
+                let w = ctx.input(1).reshape([groups, og, k])?;
+                let gcols = w.matmul_t(&gy, true, false)?.reshape([c * kh * kw, n * l])?;
+                Some(gcols.col2im(&window, [n, c, g.h, g.w])?)
+            } else {
+                None
+            };
+            let gw = if ctx.needs(1) {
+                // Under create_graph the columns must be a tracked function of x.
+                let cols = match &cols {
+                    Some(saved) if !ctx.create_graph() => saved.clone(),
+                    _ => ctx.input(0).im2col(&window)?.reshape([groups, k, n * l])?,
+                };
+                Some(gy.matmul_t(&cols, false, true)?.reshape([o, cg, kh, kw])?)
+            } else {
+                None
+            };
+            let mut grads: InputGrads<T> = smallvec![gx, gw];
+            if has_bias {
+                grads.push(if ctx.needs(2) {
+                    Some(gy.sum(2, false)?.reshape([o])?)
+                } else {
+                    None
+                });
+            }
+            Ok(grads)
+        }))
     }
 
     /// 1-D convolution, as `torch.nn.functional.conv1d`: x `[N, C, L]`, weight

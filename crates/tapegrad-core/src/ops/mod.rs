@@ -14,7 +14,7 @@
 //! | [`compare`] | `eq ne lt le gt ge argmax argmin sign` (no gradient) |
 //! | [`custom`] | `custom_op`: a user's own op with its own gradient rule |
 //! | [`conv`] | `im2col col2im conv2d conv1d` |
-//! | [`pool`] | `max_pool2d avg_pool2d adaptive_avg_pool2d` (composites) |
+//! | [`pool`] | `max_pool2d` (and its rule's `max_pool2d_backward`); composites `avg_pool2d adaptive_avg_pool2d` |
 //! | [`norm`] | `layer_norm batch_norm` (composites) |
 //! | [`nn_fn`] | `erf`; composites `gelu gelu_tanh silu embedding scaled_dot_product_attention` |
 
@@ -173,6 +173,9 @@ op_kinds! {
     Erf => "erf",
     Im2col => "im2col",
     Col2im => "col2im",
+    Conv2d => "conv2d",
+    MaxPool2d => "max_pool2d",
+    MaxPool2dBackward => "max_pool2d_backward",
     Custom => "custom",
     Alias => "alias",
 }

@@ -1,14 +1,39 @@
 //! Pooling over the spatial dims of `[N, C, H, W]`, as `torch.nn.functional`'s
-//! `max_pool2d`, `avg_pool2d` and `adaptive_avg_pool2d`. All three are composites: max
-//! pooling is a `gather` at each window's argmax (its rule scatters the gradient there),
-//! average pooling a mean over [`Tensor::im2col`]'s windows.
+//! `max_pool2d`, `avg_pool2d` and `adaptive_avg_pool2d`. Max pooling is its own op: one
+//! sweep finds each window's maximum and where it lies, and its rule scatters the gradient
+//! to those places (`max_pool2d_backward`, whose own rule gathers there again, so second
+//! order works). Average pooling is a mean over [`Tensor::im2col`]'s windows.
 
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::conv as kernel;
-use crate::ops::conv::{rename, Window2d};
+use crate::kernels::pool as pool_kernel;
+use crate::ops::conv::Window2d;
+use crate::ops::{one, record, OpKind};
+use crate::shape::Shape;
 use crate::tensor::Tensor;
-use crate::IndexTensor;
+use std::sync::Arc;
+
+/// `x [N, C, H, W]` read at the positions `args` (flat `y·W + x` per plane) of the
+/// windows `g` into `vals` (already computed by the caller), recorded as max_pool2d:
+/// ∂/∂x scatters the gradient back to the positions.
+fn pool_at<T: Element>(x: &Tensor<T>, args: Arc<Vec<u32>>, vals: Vec<T>, g: kernel::Geometry) -> Tensor<T> {
+    let y = Tensor::from_parts(vals, Shape::from([g.n, g.c, g.oh, g.ow]));
+    record(OpKind::MaxPool2d, &[x], y, false, move |ctx| {
+        Ok(one(unpool(ctx.grad, args.clone(), g)))
+    })
+}
+
+/// The gradient `grad [N, C, OH, OW]` of a max pooling added at its positions `args` into
+/// zeros `[N, C, H, W]` (recorded as max_pool2d_backward: ∂/∂grad gathers at the positions).
+fn unpool<T: Element>(grad: &Tensor<T>, args: Arc<Vec<u32>>, g: kernel::Geometry) -> Tensor<T> {
+    let data = pool_kernel::scatter(grad.data(), &args, &g);
+    let out = Tensor::from_parts(data, Shape::from([g.n, g.c, g.h, g.w]));
+    record(OpKind::MaxPool2dBackward, &[grad], out, false, move |ctx| {
+        let vals = pool_kernel::gather(ctx.grad.data(), &args, &g);
+        Ok(one(pool_at(ctx.grad, args.clone(), vals, g)))
+    })
+}
 
 /// The window of a pooling op: stride defaults to the kernel (PyTorch's `stride=None`),
 /// and padding may be at most half the kernel (PyTorch's rule).
@@ -83,12 +108,14 @@ impl<T: Element> Tensor<T> {
             oh,
             ow,
         };
-        let idx = kernel::max_pool_argmax(self.data(), &g, |v: T| v.is_nan());
-        let index = IndexTensor::from_vec(idx, [n * c, oh * ow])?;
-        self.reshape([n * c, h * w])?
-            .gather(1, &index)
-            .map_err(|e| rename(e, "max_pool2d"))?
-            .reshape([n, c, oh, ow])
+        if h * w > u32::MAX as usize {
+            return Err(Error::bad_shape(
+                "max_pool2d",
+                format!("planes of 2³² cells or more are not supported, got {}", self.shape()),
+            ));
+        }
+        let (vals, args) = pool_kernel::max_pool(self.data(), &g);
+        Ok(pool_at(self, Arc::new(args), vals, g))
     }
 
     /// The mean of each `kernel` window of `x [N, C, H, W]`, as

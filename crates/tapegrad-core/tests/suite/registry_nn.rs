@@ -7,7 +7,7 @@ use crate::registry::{case, sample, unary, OpCase};
 use proptest::prelude::*;
 use tapegrad_core::ops::conv::{Padding, Window2d};
 use tapegrad_core::ops::norm::RunningStats;
-use tapegrad_core::{IndexTensor, Tensor};
+use tapegrad_core::{func, IndexTensor, Tensor};
 
 /// `n` distinct values spread over [−2, 2) in random order (gaps ≥ 4/n: no ties for max).
 fn spread(n: usize) -> impl Strategy<Value = Vec<f64>> {
@@ -191,6 +191,29 @@ fn pool_cases() -> Vec<OpCase> {
                     sample(vec![x], format!("max_pool2d k {k:?} s {s:?} p {p:?}"), move |xs| {
                         xs[0].max_pool2d(k, s, p)
                     })
+                }),
+        ),
+        case(
+            // The rule of max_pool2d as an op of its own (a cotangent `v` scattered to the
+            // argmax cells), so that its rule — a gather there — is swept too.
+            "max_pool2d_backward",
+            pool_spec()
+                .prop_flat_map(|(d, k, s, p)| {
+                    let s = s.unwrap_or(k);
+                    let out = |i: usize| (d[2 + i] + 2 * p[i] - k[i]) / s[i] + 1;
+                    let vd = vec![d[0], d[1], out(0), out(1)];
+                    (tensor(d, spread), tensor(vd, |n| values(n, -2.0, 2.0)), Just((k, s, p)))
+                })
+                .prop_map(|(x, v, (k, s, p))| {
+                    sample(
+                        vec![x, v],
+                        format!("max_pool2d_backward k {k:?} s {s:?} p {p:?}"),
+                        move |xs| {
+                            let (_, pullback) =
+                                func::vjp(|ys: &[Tensor<f64>]| ys[0].max_pool2d(k, Some(s), p), &xs[..1])?;
+                            Ok(pullback.call(&xs[1])?.remove(0))
+                        },
+                    )
                 }),
         ),
         case(

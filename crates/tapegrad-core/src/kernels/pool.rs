@@ -1,0 +1,286 @@
+//! Max pooling's kernels: one sweep that gives each window's maximum and where it lies,
+//! the scatter of a gradient back to those places, and the gather at them (the scatter's
+//! adjoint). Positions are flat offsets `y·W + x` within each `(n, c)` plane, as `u32`
+//! (the op refuses planes of more than `u32::MAX` cells).
+
+use crate::buffer_cache;
+use crate::element::Element;
+use crate::kernels::conv::{Geometry, PAR_MIN};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// A new `Vec` of `len` elements made by `fill(i, piece, side_piece)` on each `chunk`-long
+/// piece (the last may be shorter) and the matching `side_chunk`-long piece of `side`, on
+/// rayon's pool from [`PAR_MIN`] elements. `fill` must write every element of its piece:
+/// the buffer is not zero-filled first (for the MNIST CNN, that fill was a pass over the
+/// first convolution's 11 MB gradient per step).
+#[allow(unsafe_code)]
+fn fill_chunks<T: Element, U: Send>(
+    len: usize,
+    chunk: usize,
+    side: &mut [U],
+    side_chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>], &mut [U]) + Sync,
+) -> Vec<T> {
+    let mut out = buffer_cache::vec_with_capacity(len);
+    let buf = &mut out.spare_capacity_mut()[..len];
+    if len > 0 {
+        let (chunk, side_chunk) = (chunk.max(1), side_chunk.max(1));
+        assert!(
+            side.len().div_ceil(side_chunk) >= len.div_ceil(chunk),
+            "fill_chunks: side too short"
+        );
+        let run = |(i, (c, s)): (usize, (&mut [MaybeUninit<T>], &mut [U]))| fill(i, c, s);
+        if len >= PAR_MIN {
+            buf.par_chunks_mut(chunk)
+                .zip(side.par_chunks_mut(side_chunk))
+                .enumerate()
+                .for_each(run);
+        } else {
+            buf.chunks_mut(chunk)
+                .zip(side.chunks_mut(side_chunk))
+                .enumerate()
+                .for_each(run);
+        }
+    }
+    // SAFETY: `len` ≤ the capacity reserved above; the pieces cover the first `len`
+    // elements (the assert makes `side` long enough that the zip stops at none of them),
+    // and each piece's `fill` call wrote every element of it (the callers below do: see
+    // their comments).
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Whether `v` takes over from the running maximum `m`: PyTorch's CPU rule
+/// `v > max || isnan(v)`, so the first maximum in scan order wins and a NaN (the last
+/// one) wins over everything.
+#[inline(always)]
+fn takes<T: Element>(v: T, m: T) -> bool {
+    v > m || v.is_nan()
+}
+
+/// `(max, position)` of two cells in scan order: the second wins by PyTorch's rule.
+#[inline(always)]
+fn pick<T: Element>(m: T, i: u32, v: T, j: u32) -> (T, u32) {
+    // Selects rather than a branch: which cell wins is data-dependent.
+    let t = takes(v, m);
+    (if t { v } else { m }, if t { j } else { i })
+}
+
+/// Each window's maximum of `x [N, C, H, W]` and its position in the plane, both
+/// `[N·C, OH·OW]`; `−∞` padding never wins (every window covers an input cell, which the
+/// caller's geometry guarantees). Cells are scanned row by row of the window.
+pub(crate) fn max_pool<T: Element>(x: &[T], g: &Geometry) -> (Vec<T>, Vec<u32>) {
+    let (l, hw) = (g.oh * g.ow, g.h * g.w);
+    let mut args = vec![0u32; g.n * g.c * l];
+    let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
+    let pair = unpadded && [g.kh, g.kw, g.sh, g.sw, g.dh, g.dw] == [2, 2, 2, 2, 1, 1];
+    // Per kernel column, the output columns it reaches inside the image.
+    let cols: Vec<(usize, usize, usize)> = (0..g.kw).map(|j| g.valid_x(j)).collect();
+    // Writes each window's value once (every path below writes all OW of each row).
+    let sweep = |nc: usize, best: &mut [MaybeUninit<T>], arg: &mut [u32]| {
+        let plane = &x[nc * hw..][..hw];
+        let mut run = vec![T::zero(); if pair { 0 } else { g.ow }];
+        for oy in 0..g.oh {
+            let m = &mut best[oy * g.ow..][..g.ow];
+            let k = &mut arg[oy * g.ow..][..g.ow];
+            if pair {
+                // 2×2 windows, stride 2 (the usual pooling). `pick` is associative (the
+                // first maximum, or the last NaN, with its position), so each window is
+                // its top pair combined with its bottom pair: the scan order's result in
+                // two levels of compares instead of a chain of three.
+                let y0 = 2 * oy * g.w;
+                let (r0, r1) = (&plane[y0..][..2 * g.ow], &plane[y0 + g.w..][..2 * g.ow]);
+                let cells = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+                for (ox, ((m, k), (a, b))) in m.iter_mut().zip(k.iter_mut()).zip(cells).enumerate() {
+                    let at = (y0 + 2 * ox) as u32;
+                    let below = at + g.w as u32;
+                    let (top, i) = pick(a[0], at, a[1], at + 1);
+                    let (bottom, j) = pick(b[0], below, b[1], below + 1);
+                    let (v, p) = pick(top, i, bottom, j);
+                    m.write(v);
+                    *k = p;
+                }
+            } else if unpadded {
+                // Every window lies inside the image: sweep each window cell across the
+                // whole row of windows, so the windows' comparisons are independent.
+                let y0 = oy * g.sh;
+                for i in 0..g.kh {
+                    for j in 0..g.kw {
+                        let off = (y0 + i * g.dh) * g.w + j * g.dw;
+                        let row = plane[off..].iter().step_by(g.sw);
+                        for (ox, ((r, k), &v)) in run.iter_mut().zip(k.iter_mut()).zip(row).enumerate() {
+                            let here = (off + ox * g.sw) as u32;
+                            (*r, *k) = if (i, j) == (0, 0) {
+                                (v, here)
+                            } else {
+                                pick(*r, *k, v, here)
+                            };
+                        }
+                    }
+                }
+                for (m, &r) in m.iter_mut().zip(&run) {
+                    m.write(r);
+                }
+            } else {
+                for (ox, (m, k)) in m.iter_mut().zip(k.iter_mut()).enumerate() {
+                    let mut win: Option<(usize, T)> = None;
+                    for i in 0..g.kh {
+                        let Some(y) = g.src_y(oy, i) else { continue };
+                        for &(lo, hi, x0) in &cols {
+                            if ox < lo || ox >= hi {
+                                continue;
+                            }
+                            let at = y * g.w + x0 + (ox - lo) * g.sw;
+                            let v = plane[at];
+                            if win.is_none_or(|(_, m)| takes(v, m)) {
+                                win = Some((at, v));
+                            }
+                        }
+                    }
+                    // The op's geometry gives every window a cell; −∞ would be the padding.
+                    let (at, v) = win.unwrap_or((0, T::neg_infinity()));
+                    m.write(v);
+                    *k = at as u32;
+                }
+            }
+        }
+    };
+    let vals = fill_chunks(args.len(), l, &mut args, l, sweep);
+    (vals, args)
+}
+
+/// The adjoint of gathering at `args`: `[N, C, H, W]` with each element of `grad`
+/// (`[N·C, OH·OW]`, as [`max_pool`] gives `args`) added at its position into zeros;
+/// positions shared by overlapping windows sum.
+pub(crate) fn scatter<T: Element>(grad: &[T], args: &[u32], g: &Geometry) -> Vec<T> {
+    // One pass over the gradient into a zeroed buffer. (Writing each cell once instead,
+    // when windows do not overlap, measured slower: a compare per cell costs more than
+    // the fill.)
+    let (planes, l, hw) = (g.n * g.c, g.oh * g.ow, g.h * g.w);
+    let mut out = buffer_cache::vec_filled(planes * hw, T::zero());
+    if l == 0 || hw == 0 {
+        return out;
+    }
+    let fill = |p: usize, plane: &mut [T]| {
+        for (&k, &g) in args[p * l..][..l].iter().zip(&grad[p * l..][..l]) {
+            plane[k as usize] += g;
+        }
+    };
+    if out.len() >= PAR_MIN {
+        out.par_chunks_mut(hw).enumerate().for_each(|(p, c)| fill(p, c));
+    } else {
+        out.chunks_mut(hw).enumerate().for_each(|(p, c)| fill(p, c));
+    }
+    out
+}
+
+/// `src [N, C, H, W]` read at each plane's positions `args`: `[N·C, OH·OW]`.
+pub(crate) fn gather<T: Element>(src: &[T], args: &[u32], g: &Geometry) -> Vec<T> {
+    let (l, hw) = (g.oh * g.ow, g.h * g.w);
+    let mut planes_side = vec![(); g.n * g.c];
+    // Each output element is written, from its position.
+    fill_chunks(args.len(), l, &mut planes_side, 1, |p, dst, _| {
+        let plane = &src[p * hw..][..hw];
+        for (d, &k) in dst.iter_mut().zip(&args[p * l..][..l]) {
+            d.write(plane[k as usize]);
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The window maxima by the definition, one window at a time.
+    fn reference(x: &[f64], g: &Geometry) -> (Vec<f64>, Vec<u32>) {
+        let (mut vals, mut args) = (vec![], vec![]);
+        for nc in 0..g.n * g.c {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut win: Option<(usize, f64)> = None;
+                    for i in 0..g.kh {
+                        for j in 0..g.kw {
+                            let (y, xx) = (oy * g.sh + i * g.dh, ox * g.sw + j * g.dw);
+                            if y < g.pt || xx < g.pl || y - g.pt >= g.h || xx - g.pl >= g.w {
+                                continue;
+                            }
+                            let at = (y - g.pt) * g.w + xx - g.pl;
+                            let v = x[nc * g.h * g.w + at];
+                            if win.is_none_or(|(_, m)| v > m || v.is_nan()) {
+                                win = Some((at, v));
+                            }
+                        }
+                    }
+                    let (at, v) = win.unwrap();
+                    vals.push(v);
+                    args.push(at as u32);
+                }
+            }
+        }
+        (vals, args)
+    }
+
+    fn geometry(hw: [usize; 2], k: [usize; 2], s: [usize; 2], p: usize, dil: usize) -> Geometry {
+        let out = |d: usize| (hw[d] + 2 * p - dil * (k[d] - 1) - 1) / s[d] + 1;
+        Geometry {
+            n: 2,
+            c: 3,
+            h: hw[0],
+            w: hw[1],
+            kh: k[0],
+            kw: k[1],
+            sh: s[0],
+            sw: s[1],
+            dh: dil,
+            dw: dil,
+            pt: p,
+            pb: p,
+            pl: p,
+            pr: p,
+            oh: out(0),
+            ow: out(1),
+        }
+    }
+
+    #[test]
+    fn every_path_matches_the_definition_with_ties_and_nan() {
+        // Few distinct values (many ties) and some NaN, through the 2×2 path, the unpadded
+        // path and the padded path, odd sizes (a dropped last row and column) included.
+        let cases = [
+            geometry([6, 8], [2, 2], [2, 2], 0, 1),
+            geometry([7, 9], [2, 2], [2, 2], 0, 1),
+            geometry([7, 9], [3, 2], [1, 2], 0, 1),
+            geometry([8, 8], [2, 3], [2, 1], 0, 2),
+            geometry([7, 6], [3, 3], [2, 2], 1, 1),
+            geometry([5, 5], [2, 2], [2, 2], 1, 1),
+            geometry([7, 8], [2, 1], [3, 2], 0, 1),
+            geometry([11, 11], [2, 2], [2, 2], 0, 1),
+        ];
+        for (t, g) in cases.iter().enumerate() {
+            let x: Vec<f64> = (0..g.n * g.c * g.h * g.w)
+                .map(|i| match (i * 7 + t) % 11 {
+                    0 => f64::NAN,
+                    r => (r % 4) as f64 - 1.5,
+                })
+                .collect();
+            let (vals, args) = max_pool(&x, g);
+            let (rv, ra) = reference(&x, g);
+            assert_eq!(args, ra, "{g:?}");
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&vals), bits(&rv), "{g:?}");
+            // The values are the input at the positions, and scatter is gather's adjoint.
+            assert_eq!(bits(&gather(&x, &args, g)), bits(&vals));
+            // The scatter is the plain scatter-add into zeros, bit for bit.
+            let grad: Vec<f64> = (0..args.len())
+                .map(|i| if i % 5 == 0 { -0.0 } else { i as f64 * 0.37 - 3.0 })
+                .collect();
+            let (l, hw) = (g.oh * g.ow, g.h * g.w);
+            let mut want = vec![0.0; g.n * g.c * hw];
+            for (i, (&k, &v)) in args.iter().zip(&grad).enumerate() {
+                want[(i / l) * hw + k as usize] += v;
+            }
+            assert_eq!(bits(&scatter(&grad, &args, g)), bits(&want), "{g:?}");
+        }
+    }
+}
