@@ -8,6 +8,7 @@
 
 use crate::buffer_cache;
 use crate::element::Element;
+use crate::kernels::fill::{fill_chunks, PAR_MIN};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -80,20 +81,14 @@ impl Geometry {
     }
 }
 
-/// Below this many output elements the loops stay on one thread.
-pub(crate) const PAR_MIN: usize = 1 << 15;
-
 /// The column matrix `[C·kh·kw, N·OH·OW]` of `x [N, C, H, W]` (row-major, contiguous).
 ///
 /// Each cell is written once, copied from the image or set to 0 where its window reaches
 /// into the padding, so the buffer is not zero-filled first (a pass over 18 MB per step
 /// for the MNIST CNN's second convolution).
-#[allow(unsafe_code)]
 pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
     let (cols, l) = (g.cols(), g.oh * g.ow);
     let len = g.rows() * cols;
-    let mut out = buffer_cache::vec_with_capacity(len);
-    let buf = &mut out.spare_capacity_mut()[..len];
     let zero = |d: &mut [MaybeUninit<T>]| {
         // Most runs have no padding to zero: skip the call into memset for those.
         if !d.is_empty() {
@@ -137,52 +132,26 @@ pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
             }
         }
     };
-    if cols > 0 {
-        if len >= PAR_MIN {
-            buf.par_chunks_mut(cols).enumerate().for_each(|(r, row)| fill(r, row));
-        } else {
-            buf.chunks_mut(cols).enumerate().for_each(|(r, row)| fill(r, row));
-        }
-    }
-    // SAFETY: `len` ≤ the capacity reserved above, and `fill` wrote every element of the
-    // first `len` (a panic in `fill` leaves `out` empty): each row is N blocks of OH runs
-    // of OW cells (cols = N·OH·OW > 0); a block splits into the runs `..ylo` and `yhi..`
-    // (zeroed) and `ylo..yhi` (valid_y gives ylo ≤ yhi ≤ OH), and each of those runs into
-    // `..lo` and `hi..` (zeroed) and `lo..hi` (valid_x gives lo ≤ hi ≤ OW), written
-    // element by element from a bounds-checked source of exactly hi − lo values (stride 1)
-    // or one bounds-checked read per element (a `whole` run, lo = 0 and hi = OW, is written
-    // from a bounds-checked source of exactly OW values). With `cols == 0`, `len` is 0.
-    unsafe { out.set_len(len) };
-    out
+    // Every cell of a row is written: a row is N blocks of OH runs of OW cells; a block
+    // splits into the runs `..ylo` and `yhi..` (zeroed) and `ylo..yhi` (valid_y gives
+    // ylo ≤ yhi ≤ OH), and each of those runs into `..lo` and `hi..` (zeroed) and `lo..hi`
+    // (valid_x gives lo ≤ hi ≤ OW), written from a source of exactly hi − lo values (stride
+    // 1) or one read per element (a `whole` run, lo = 0 and hi = OW, from OW values).
+    fill_chunks(len, cols, fill)
 }
 
 /// The convolution's output `[N, O, L]` (NCHW, `L = OH·OW`) from the GEMM's `[O, N·L]`
 /// product, with `bias[o]` added on channel `o` in the same pass.
-#[allow(unsafe_code)]
 pub(crate) fn nchw_from_columns<T: Element>(y: &[T], bias: Option<&[T]>, o: usize, n: usize, l: usize) -> Vec<T> {
-    let len = o * n * l;
-    let mut out = buffer_cache::vec_with_capacity(len);
-    let buf = &mut out.spare_capacity_mut()[..len];
-    let fill = |q: usize, dst: &mut [MaybeUninit<T>]| {
+    // Piece q = (n, o) is written whole from `src`, which has `l` elements (y holds O·N·L).
+    fill_chunks(o * n * l, l, |q: usize, dst: &mut [MaybeUninit<T>]| {
         let (ni, oi) = (q / o, q % o);
         let src = &y[(oi * n + ni) * l..][..l];
         match bias {
             Some(b) => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v + b[oi])),
             None => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v)),
         }
-    };
-    if l > 0 {
-        if len >= PAR_MIN {
-            buf.par_chunks_mut(l).enumerate().for_each(|(q, d)| fill(q, d));
-        } else {
-            buf.chunks_mut(l).enumerate().for_each(|(q, d)| fill(q, d));
-        }
-    }
-    // SAFETY: `len` ≤ the capacity reserved above, and with l > 0 the N·O chunks of `l`
-    // elements cover the first `len` exactly, each written whole by `fill` (`src` has `l`
-    // elements: y holds O·N·L); with l == 0, `len` is 0.
-    unsafe { out.set_len(len) };
-    out
+    })
 }
 
 /// The adjoint of [`im2col`]: `[N, C, H, W]` with every column entry added back at its cell.

@@ -10,10 +10,10 @@
 
 use crate::buffer_cache;
 use crate::element::Element;
+use crate::kernels::fill::fill_chunks;
 use crate::shape::Shape;
 use crate::storage::Storage;
 use multiversion::multiversion;
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Below this many elements a map runs on one thread: spawning costs more than it saves.
@@ -54,22 +54,6 @@ fn write_zip<T: Element, F: Fn(T, T) -> T>(out: &mut [MaybeUninit<T>], a: &[T], 
     }
 }
 
-/// A buffer of `n` elements, each written by `fill` over matching chunks of the buffer's
-/// first `n` (uninitialised) slots, in parallel.
-#[allow(unsafe_code)] // one set_len, justified below; reached by parallel_elementwise_paths_match_serial_loops
-fn par_fill<T: Element>(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync) -> Vec<T> {
-    let mut v = buffer_cache::vec_with_capacity(n);
-    v.spare_capacity_mut()[..n]
-        .par_chunks_mut(PAR_CHUNK)
-        .enumerate()
-        .for_each(|(i, chunk)| fill(i * PAR_CHUNK, chunk));
-    // SAFETY: the chunks partition the first `n` spare slots (capacity ≥ n was reserved),
-    // and every caller's `fill` writes each slot of its chunk (`write_map`/`write_zip` over
-    // source slices of the chunk's length), so all `n` are initialised.
-    unsafe { v.set_len(n) };
-    v
-}
-
 /// `out[i] = f(out[i], src[i])`: one row folded into an accumulator row (reductions).
 #[multiversion(targets = "simd")]
 pub(crate) fn fold_into<T: Element, F: Fn(T, T) -> T>(out: &mut [T], src: &[T], f: &F) {
@@ -82,7 +66,9 @@ pub(crate) fn fold_into<T: Element, F: Fn(T, T) -> T>(out: &mut [T], src: &[T], 
 /// from 64 Ki elements on, in parallel.
 pub(crate) fn map<T: Element, F: Fn(T) -> T + Sync>(x: &[T], f: F) -> Storage<T> {
     if x.len() >= PAR_MIN {
-        let v = par_fill(x.len(), |at, o| write_map(o, &x[at..at + o.len()], &f));
+        let v = fill_chunks(x.len(), PAR_CHUNK, |i, o| {
+            write_map(o, &x[i * PAR_CHUNK..][..o.len()], &f)
+        });
         Storage::from_vec(v)
     } else if x.len() >= DISPATCH_MIN {
         let mut v = buffer_cache::vec_with_capacity(x.len());
@@ -105,8 +91,8 @@ pub(crate) fn zip<T: Element, F: Fn(T, T) -> T + Sync>(
 ) -> Storage<T> {
     if sa == sb {
         if a.len() >= PAR_MIN {
-            let v = par_fill(a.len(), |at, o| {
-                let r = at..at + o.len();
+            let v = fill_chunks(a.len(), PAR_CHUNK, |i, o| {
+                let r = i * PAR_CHUNK..i * PAR_CHUNK + o.len();
                 write_zip(o, &a[r.clone()], &b[r], &f)
             });
             return Storage::from_vec(v);

@@ -6,6 +6,7 @@
 
 pub(crate) mod conv;
 pub(crate) mod elementwise;
+pub(crate) mod fill;
 pub(crate) mod gemm;
 pub(crate) mod pool;
 pub(crate) mod reduce;

@@ -5,51 +5,10 @@
 
 use crate::buffer_cache;
 use crate::element::Element;
-use crate::kernels::conv::{Geometry, PAR_MIN};
+use crate::kernels::conv::Geometry;
+use crate::kernels::fill::{fill_chunks, fill_chunks_with, PAR_MIN};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
-
-/// A new `Vec` of `len` elements made by `fill(i, piece, side_piece)` on each `chunk`-long
-/// piece (the last may be shorter) and the matching `side_chunk`-long piece of `side`, on
-/// rayon's pool from [`PAR_MIN`] elements. `fill` must write every element of its piece:
-/// the buffer is not zero-filled first (for the MNIST CNN, that fill was a pass over the
-/// first convolution's 11 MB gradient per step).
-#[allow(unsafe_code)]
-fn fill_chunks<T: Element, U: Send>(
-    len: usize,
-    chunk: usize,
-    side: &mut [U],
-    side_chunk: usize,
-    fill: impl Fn(usize, &mut [MaybeUninit<T>], &mut [U]) + Sync,
-) -> Vec<T> {
-    let mut out = buffer_cache::vec_with_capacity(len);
-    let buf = &mut out.spare_capacity_mut()[..len];
-    if len > 0 {
-        let (chunk, side_chunk) = (chunk.max(1), side_chunk.max(1));
-        assert!(
-            side.len().div_ceil(side_chunk) >= len.div_ceil(chunk),
-            "fill_chunks: side too short"
-        );
-        let run = |(i, (c, s)): (usize, (&mut [MaybeUninit<T>], &mut [U]))| fill(i, c, s);
-        if len >= PAR_MIN {
-            buf.par_chunks_mut(chunk)
-                .zip(side.par_chunks_mut(side_chunk))
-                .enumerate()
-                .for_each(run);
-        } else {
-            buf.chunks_mut(chunk)
-                .zip(side.chunks_mut(side_chunk))
-                .enumerate()
-                .for_each(run);
-        }
-    }
-    // SAFETY: `len` ≤ the capacity reserved above; the pieces cover the first `len`
-    // elements (the assert makes `side` long enough that the zip stops at none of them),
-    // and each piece's `fill` call wrote every element of it (the callers below do: see
-    // their comments).
-    unsafe { out.set_len(len) };
-    out
-}
 
 /// Whether `v` takes over from the running maximum `m`: PyTorch's CPU rule
 /// `v > max || isnan(v)`, so the first maximum in scan order wins and a NaN (the last
@@ -146,7 +105,7 @@ pub(crate) fn max_pool<T: Element>(x: &[T], g: &Geometry) -> (Vec<T>, Vec<u32>) 
             }
         }
     };
-    let vals = fill_chunks(args.len(), l, &mut args, l, sweep);
+    let vals = fill_chunks_with(args.len(), l, &mut args, l, sweep);
     (vals, args)
 }
 
@@ -178,9 +137,8 @@ pub(crate) fn scatter<T: Element>(grad: &[T], args: &[u32], g: &Geometry) -> Vec
 /// `src [N, C, H, W]` read at each plane's positions `args`: `[N·C, OH·OW]`.
 pub(crate) fn gather<T: Element>(src: &[T], args: &[u32], g: &Geometry) -> Vec<T> {
     let (l, hw) = (g.oh * g.ow, g.h * g.w);
-    let mut planes_side = vec![(); g.n * g.c];
     // Each output element is written, from its position.
-    fill_chunks(args.len(), l, &mut planes_side, 1, |p, dst, _| {
+    fill_chunks(args.len(), l, |p, dst| {
         let plane = &src[p * hw..][..hw];
         for (d, &k) in dst.iter_mut().zip(&args[p * l..][..l]) {
             d.write(plane[k as usize]);
