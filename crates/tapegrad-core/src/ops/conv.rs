@@ -363,7 +363,11 @@ impl<T: Element> Tensor<T> {
                     Some(saved) if !ctx.create_graph() => saved.clone(),
                     _ => ctx.input(0).im2col(&window)?.reshape([groups, k, n * l])?,
                 };
-                Some(gy.matmul_t(&cols, false, true)?.reshape([o, cg, kh, kw])?)
+                // As (cols·Gᵀ)ᵀ: the GEMM then packs the transposed G ([O, N·L]) rather than
+                // the 4.5× larger transposed column matrix, and the transpose of the small
+                // [k, O/groups] result is cheap.
+                let gw_t = cols.matmul_t(&gy, false, true)?;
+                Some(gw_t.permute([0, 2, 1])?.reshape([o, cg, kh, kw])?)
             } else {
                 None
             };
