@@ -144,12 +144,8 @@ fn run(args: &Args) -> Result<()> {
         None => mnist.train,
     };
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let mut model = Sequential::<f32>::new()
-        .add(Flatten)
-        .add(Dense::new(28 * 28, args.hidden, &mut rng)?.with_activation(Activation::Relu))
-        // Each rank its own Dropout masks.
-        .add(Dropout::new(0.2, args.seed.wrapping_add(1 + rank as u64))?)
-        .add(Dense::new(args.hidden, 10, &mut rng)?);
+    // Each rank its own Dropout masks.
+    let mut model = common::seed_mlp(args.hidden, &mut rng, args.seed.wrapping_add(1 + rank as u64))?;
     #[cfg(feature = "mpi")]
     if let Some(d) = &dist {
         d.broadcast_parameters(&mut model)?;

@@ -23,7 +23,6 @@ mod common;
 
 use common::parse;
 use std::path::PathBuf;
-use tapegrad::nn::{Conv2d, MaxPool2d, Reshape};
 use tapegrad::prelude::*;
 
 struct Args {
@@ -63,20 +62,6 @@ fn parse_args() -> std::result::Result<Args, String> {
     Ok(a)
 }
 
-/// The convnet, as Keras's example builds it.
-fn convnet(seed: u64) -> Result<Sequential<f32>> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    Ok(Sequential::new()
-        .add(Reshape::new(&[1, 28, 28]))
-        .add(Conv2d::new(1, 32, [3, 3], &mut rng)?.with_activation(Activation::Relu))
-        .add(MaxPool2d::new([2, 2]))
-        .add(Conv2d::new(32, 64, [3, 3], &mut rng)?.with_activation(Activation::Relu))
-        .add(MaxPool2d::new([2, 2]))
-        .add(Flatten)
-        .add(Dropout::new(0.5, seed.wrapping_add(1))?)
-        .add(Dense::new(64 * 5 * 5, 10, &mut rng)?))
-}
-
 fn main() {
     let args = parse_args().unwrap_or_else(|msg| {
         eprintln!("{msg}");
@@ -99,7 +84,7 @@ fn run(args: &Args) -> Result<()> {
         t if args.limit < t.len() => t.take(args.limit),
         t => t,
     };
-    let mut model = convnet(args.seed)?;
+    let mut model = common::convnet(args.seed)?;
     let mut optimizer = Adam::keras_default()?;
     println!("{}", model.summary());
     println!(

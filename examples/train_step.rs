@@ -12,51 +12,31 @@
 //! defaults) at batch 32; the CNN is `examples/mnist_cnn.rs`'s model at batch 128. One
 //! rayon thread, so that the count is the same on every machine.
 
-use tapegrad::nn::{Conv2d, MaxPool2d, Reshape};
+mod common;
+
 use tapegrad::prelude::*;
 
+const USAGE: &str = "usage: train_step [--model mlp|cnn] [--steps N]";
+
 fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1);
     let (mut model_name, mut steps) = (String::from("mlp"), 10usize);
-    while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_default();
-        match flag.as_str() {
-            "--model" => model_name = value,
-            "--steps" => steps = value.parse().map_err(|_| Error::bad_value("train_step", "--steps N"))?,
-            other => {
-                return Err(Error::bad_value(
-                    "train_step",
-                    format!("unknown flag {other}; usage: train_step [--model mlp|cnn] [--steps N]"),
-                ))
-            }
+    common::parse_flags(USAGE, &[], |flag, v| {
+        match flag {
+            "--model" => model_name = v.to_string(),
+            "--steps" => steps = common::parse(flag, v)?,
+            _ => return Err(format!("unknown flag {flag}")),
         }
-    }
+        Ok(())
+    })
+    .map_err(|e| Error::bad_value("train_step", e))?;
     rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build_global()
         .map_err(|e| Error::bad_value("train_step", e.to_string()))?;
     let mut rng = StdRng::seed_from_u64(0);
     let (mut model, batch) = match model_name.as_str() {
-        "mlp" => (
-            Sequential::<f32>::new()
-                .add(Flatten)
-                .add(Dense::new(28 * 28, 128, &mut rng)?.with_activation(Activation::Relu))
-                .add(Dropout::new(0.2, 1)?)
-                .add(Dense::new(128, 10, &mut rng)?),
-            32,
-        ),
-        "cnn" => (
-            Sequential::<f32>::new()
-                .add(Reshape::new(&[1, 28, 28]))
-                .add(Conv2d::new(1, 32, [3, 3], &mut rng)?.with_activation(Activation::Relu))
-                .add(MaxPool2d::new([2, 2]))
-                .add(Conv2d::new(32, 64, [3, 3], &mut rng)?.with_activation(Activation::Relu))
-                .add(MaxPool2d::new([2, 2]))
-                .add(Flatten)
-                .add(Dropout::new(0.5, 1)?)
-                .add(Dense::new(1600, 10, &mut rng)?),
-            128,
-        ),
+        "mlp" => (common::seed_mlp(128, &mut rng, 1)?, 32),
+        "cnn" => (common::convnet(0)?, 128),
         other => return Err(Error::bad_value("train_step", format!("--model mlp|cnn, got {other}"))),
     };
     let mut optimizer = Adam::keras_default()?;

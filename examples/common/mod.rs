@@ -1,8 +1,38 @@
-//! What the examples share: their command-line loop and the peak memory their `RESULT`
-//! lines report. Each example includes it with `mod common;`.
+//! What the examples share: their models, their command-line loop and the peak memory
+//! their `RESULT` lines report. Each example includes it with `mod common;` and uses the
+//! part it needs (hence `dead_code` is allowed here).
+#![allow(dead_code)]
 
 use std::fmt::Display;
 use std::str::FromStr;
+use tapegrad::nn::{Conv2d, MaxPool2d, Reshape};
+use tapegrad::prelude::*;
+
+/// The seed's worked example: Flatten(28×28) → Dense(`hidden`, relu) → Dropout(0.2) →
+/// Dense(10), weights drawn from `rng`, dropout masks seeded with `dropout_seed`.
+pub fn seed_mlp(hidden: usize, rng: &mut StdRng, dropout_seed: u64) -> Result<Sequential<f32>> {
+    Ok(Sequential::new()
+        .add(Flatten)
+        .add(Dense::new(28 * 28, hidden, rng)?.with_activation(Activation::Relu))
+        .add(Dropout::new(0.2, dropout_seed)?)
+        .add(Dense::new(hidden, 10, rng)?))
+}
+
+/// Keras's "simple MNIST convnet": Reshape(1×28×28) → Conv2D(32, 3×3, relu) → MaxPool(2) →
+/// Conv2D(64, 3×3, relu) → MaxPool(2) → Flatten → Dropout(0.5) → Dense(10); weights from a
+/// generator seeded with `seed`, dropout masks with `seed + 1`.
+pub fn convnet(seed: u64) -> Result<Sequential<f32>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Ok(Sequential::new()
+        .add(Reshape::new(&[1, 28, 28]))
+        .add(Conv2d::new(1, 32, [3, 3], &mut rng)?.with_activation(Activation::Relu))
+        .add(MaxPool2d::new([2, 2]))
+        .add(Conv2d::new(32, 64, [3, 3], &mut rng)?.with_activation(Activation::Relu))
+        .add(MaxPool2d::new([2, 2]))
+        .add(Flatten)
+        .add(Dropout::new(0.5, seed.wrapping_add(1))?)
+        .add(Dense::new(64 * 5 * 5, 10, &mut rng)?))
+}
 
 /// Walks the command line: calls `set(flag, value)` for each `--flag value` pair, and
 /// `set(flag, "")` for each flag listed in `switches` (flags that take no value).
