@@ -24,7 +24,7 @@ const PAR_CHUNK: usize = 1 << 14;
 
 /// Slices shorter than this skip the run-time dispatch (a few feature tests) and run the
 /// baseline loop: a tiny tensor gains nothing from wide vectors.
-const DISPATCH_MIN: usize = 64;
+pub(crate) const DISPATCH_MIN: usize = 64;
 
 /// Appends `f(x)` for every `x` in `src` to `out`, on the CPU's widest vectors.
 #[multiversion(targets = "simd")]

@@ -34,7 +34,7 @@ pub(crate) fn reduce<T: crate::element::Element, F: Fn(T, T) -> T>(
         let row = &x[i..i + len];
         if last_reduced {
             out[o] = row.iter().fold(out[o], |acc, &v| f(acc, v));
-        } else if len >= 64 {
+        } else if len >= super::elementwise::DISPATCH_MIN {
             super::elementwise::fold_into(&mut out[o..o + len], row, &f);
         } else {
             for (dst, &v) in out[o..o + len].iter_mut().zip(row) {
