@@ -69,6 +69,39 @@ fn main() {
     if part == "all" || part == "conv" {
         conv(threads);
     }
+    if part == "all" || part == "pool" {
+        pool(threads);
+    }
+}
+
+/// max_pool2d (2×2, stride 2) forward, and forward + backward, at the CNN's shapes.
+fn pool(threads: usize) {
+    for (name, d) in [("pool1", [128, 32, 26, 26]), ("pool2", [128, 64, 11, 11])] {
+        let n: usize = d.iter().product();
+        // Distinct-ish values in no order, so the windows' maxima fall anywhere.
+        let v = (0..n).map(|i| ((i * 7919) % 1009) as f32).collect();
+        let x = Tensor::<f32>::from_vec(v, d).unwrap().requires_grad();
+        let plain = x.detach();
+        let (tf, _) = time_median(
+            || drop(std::hint::black_box(plain.max_pool2d([2, 2], None, [0, 0]).unwrap())),
+            5,
+            1.0,
+        );
+        let (t, reps) = time_median(
+            || {
+                let y = x.max_pool2d([2, 2], None, [0, 0]).unwrap();
+                std::hint::black_box(y.sum_all().backward().unwrap());
+            },
+            5,
+            1.0,
+        );
+        println!(
+            "RESULT framework=tapegrad bench=max_pool2d layer={name} threads={threads} fwd_ms={:.3} \
+             fwd_bwd_ms={:.3} reps={reps}",
+            tf * 1e3,
+            t * 1e3
+        );
+    }
 }
 
 /// conv2d forward + backward at the CNN's shapes: (input dims, weight dims, whether the
@@ -83,25 +116,43 @@ fn conv(threads: usize) {
         let x = Tensor::<f32>::full(xd, 0.5).unwrap();
         let x = if x_grad { x.requires_grad() } else { x };
         let w = Tensor::<f32>::full(wd, 0.1).unwrap().requires_grad();
+        let b = Tensor::<f32>::full([wd[0]], 0.1).unwrap().requires_grad();
         let (oh, ow) = (xd[2] - wd[2] + 1, xd[3] - wd[3] + 1);
         let (k, cols) = (wd[1] * wd[2] * wd[3], xd[0] * oh * ow);
         let fwd = 2.0 * (wd[0] * k * cols) as f64;
         let flops = fwd * if x_grad { 3.0 } else { 2.0 };
+        let (wp, bp) = (w.detach(), b.detach());
+        let (tf, _) = time_median(
+            || {
+                drop(std::hint::black_box(x.detach().conv2d(
+                    &wp,
+                    Some(&bp),
+                    [1, 1],
+                    Padding::Valid,
+                    [1, 1],
+                    1,
+                )))
+            },
+            5,
+            1.0,
+        );
+        // The output's gradient: ones, made once (not a broadcast the sweep would copy).
+        let seed = Tensor::<f32>::ones([xd[0], wd[0], oh, ow]).unwrap();
         let (t, reps) = time_median(
             || {
-                let y = x.conv2d(&w, None, [1, 1], Padding::Valid, [1, 1], 1).unwrap();
-                let g = y.sum_all().backward().unwrap();
-                std::hint::black_box(g);
+                let y = x.conv2d(&w, Some(&b), [1, 1], Padding::Valid, [1, 1], 1).unwrap();
+                std::hint::black_box(y.backward_with(&seed, false).unwrap());
             },
             5,
             1.0,
         );
         let a = Tensor::<f32>::full([wd[0], k], 0.1).unwrap();
-        let b = Tensor::<f32>::full([k, cols], 0.5).unwrap();
-        let (tg, _) = time_median(|| drop(std::hint::black_box(a.matmul(&b).unwrap())), 5, 1.0);
+        let bm = Tensor::<f32>::full([k, cols], 0.5).unwrap();
+        let (tg, _) = time_median(|| drop(std::hint::black_box(a.matmul(&bm).unwrap())), 5, 1.0);
         println!(
-            "RESULT framework=tapegrad bench=conv2d layer={name} threads={threads} fwd_bwd_ms={:.2} gflops={:.1} \
-             gemm_gflops={:.1} reps={reps}",
+            "RESULT framework=tapegrad bench=conv2d layer={name} threads={threads} fwd_ms={:.2} fwd_bwd_ms={:.2} \
+             gflops={:.1} gemm_gflops={:.1} reps={reps}",
+            tf * 1e3,
             t * 1e3,
             flops / t / 1e9,
             fwd / tg / 1e9

@@ -81,115 +81,136 @@ impl Geometry {
     }
 }
 
+/// A destination cell a kernel writes once: a plain element, or one of a new buffer that
+/// starts uninitialised ([`crate::kernels::fill`]). Lets one loop fill either.
+pub(crate) trait Slot<T>: Sized {
+    fn put(&mut self, v: T);
+}
+impl<T: Element> Slot<T> for T {
+    #[inline(always)]
+    fn put(&mut self, v: T) {
+        *self = v;
+    }
+}
+impl<T: Element> Slot<T> for MaybeUninit<T> {
+    #[inline(always)]
+    fn put(&mut self, v: T) {
+        self.write(v);
+    }
+}
+
 /// The column matrix `[C·kh·kw, N·OH·OW]` of `x [N, C, H, W]` (row-major, contiguous).
 ///
 /// Each cell is written once, copied from the image or set to 0 where its window reaches
 /// into the padding, so the buffer is not zero-filled first (a pass over 18 MB per step
 /// for the MNIST CNN's second convolution).
 pub(crate) fn im2col<T: Element>(x: &[T], g: &Geometry) -> Vec<T> {
-    let (cols, l) = (g.cols(), g.oh * g.ow);
-    let len = g.rows() * cols;
-    let zero = |d: &mut [MaybeUninit<T>]| {
-        // Most runs have no padding to zero: skip the call into memset for those.
+    fill_chunks(g.rows() * g.cols(), g.cols(), |r, row| im2col_row(x, g, r, row))
+}
+
+/// One image's column matrix `[C·kh·kw, OH·OW]` written into `out` (`g.n` must be 1).
+pub(crate) fn im2col_into<T: Element>(x: &[T], g: &Geometry, out: &mut [T]) {
+    debug_assert_eq!(g.n, 1);
+    let l = g.cols();
+    for (r, row) in out[..g.rows() * l].chunks_exact_mut(l).enumerate() {
+        im2col_row(x, g, r, row);
+    }
+}
+
+/// Row `r` of the column matrix (`N·OH·OW` cells), every cell written once.
+fn im2col_row<T: Element, S: Slot<T>>(x: &[T], g: &Geometry, r: usize, row: &mut [S]) {
+    let l = g.oh * g.ow;
+    let zero = |d: &mut [S]| {
+        // Most runs have no padding to zero: skip the loop for those.
         if !d.is_empty() {
-            d.iter_mut().for_each(|d| _ = d.write(T::zero()));
+            d.iter_mut().for_each(|d| d.put(T::zero()));
         }
     };
-    let fill = |r: usize, row: &mut [MaybeUninit<T>]| {
-        let (c, ij) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
-        let (i, j) = (ij / g.kw, ij % g.kw);
-        let ((lo, hi, x0), (ylo, yhi, y0)) = (g.valid_x(j), g.valid_y(i));
-        let whole = lo == 0 && hi == g.ow && g.sw == 1;
-        for (n, block) in row.chunks_exact_mut(l).enumerate() {
-            let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-            // Output rows above and below the image's reach are all padding.
-            let (top, rest) = block.split_at_mut(ylo * g.ow);
-            let (mid, bottom) = rest.split_at_mut((yhi - ylo) * g.ow);
-            zero(top);
-            zero(bottom);
-            for (k, dst) in mid.chunks_exact_mut(g.ow).enumerate() {
-                let start = (y0 + k * g.sh) * g.w + x0;
-                if whole {
-                    // The whole run reads one stretch of the image row (the usual case).
-                    for (d, &v) in dst.iter_mut().zip(&plane[start..start + g.ow]) {
-                        d.write(v);
-                    }
-                    continue;
-                }
-                let (left, rest) = dst.split_at_mut(lo);
-                let (inner, right) = rest.split_at_mut(hi - lo);
-                zero(left);
-                zero(right);
-                if g.sw == 1 {
-                    for (d, &v) in inner.iter_mut().zip(&plane[start..start + (hi - lo)]) {
-                        d.write(v);
-                    }
-                } else {
-                    for (q, d) in inner.iter_mut().enumerate() {
-                        d.write(plane[start + q * g.sw]);
-                    }
-                }
-            }
-        }
-    };
-    // Every cell of a row is written: a row is N blocks of OH runs of OW cells; a block
+    let (c, ij) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
+    let (i, j) = (ij / g.kw, ij % g.kw);
+    let ((lo, hi, x0), (ylo, yhi, y0)) = (g.valid_x(j), g.valid_y(i));
+    let whole = lo == 0 && hi == g.ow && g.sw == 1;
+    // Every cell of the row is written: it is N blocks of OH runs of OW cells; a block
     // splits into the runs `..ylo` and `yhi..` (zeroed) and `ylo..yhi` (valid_y gives
     // ylo ≤ yhi ≤ OH), and each of those runs into `..lo` and `hi..` (zeroed) and `lo..hi`
     // (valid_x gives lo ≤ hi ≤ OW), written from a source of exactly hi − lo values (stride
     // 1) or one read per element (a `whole` run, lo = 0 and hi = OW, from OW values).
-    fill_chunks(len, cols, fill)
-}
-
-/// The convolution's output `[N, O, L]` (NCHW, `L = OH·OW`) from the GEMM's `[O, N·L]`
-/// product, with `bias[o]` added on channel `o` in the same pass.
-pub(crate) fn nchw_from_columns<T: Element>(y: &[T], bias: Option<&[T]>, o: usize, n: usize, l: usize) -> Vec<T> {
-    // Piece q = (n, o) is written whole from `src`, which has `l` elements (y holds O·N·L).
-    fill_chunks(o * n * l, l, |q: usize, dst: &mut [MaybeUninit<T>]| {
-        let (ni, oi) = (q / o, q % o);
-        let src = &y[(oi * n + ni) * l..][..l];
-        match bias {
-            Some(b) => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v + b[oi])),
-            None => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v)),
+    for (n, block) in row.chunks_exact_mut(l).enumerate() {
+        let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
+        // Output rows above and below the image's reach are all padding.
+        let (top, rest) = block.split_at_mut(ylo * g.ow);
+        let (mid, bottom) = rest.split_at_mut((yhi - ylo) * g.ow);
+        zero(top);
+        zero(bottom);
+        for (k, dst) in mid.chunks_exact_mut(g.ow).enumerate() {
+            let start = (y0 + k * g.sh) * g.w + x0;
+            if whole {
+                // The whole run reads one stretch of the image row (the usual case).
+                for (d, &v) in dst.iter_mut().zip(&plane[start..start + g.ow]) {
+                    d.put(v);
+                }
+                continue;
+            }
+            let (left, rest) = dst.split_at_mut(lo);
+            let (inner, right) = rest.split_at_mut(hi - lo);
+            zero(left);
+            zero(right);
+            if g.sw == 1 {
+                for (d, &v) in inner.iter_mut().zip(&plane[start..start + (hi - lo)]) {
+                    d.put(v);
+                }
+            } else {
+                for (q, d) in inner.iter_mut().enumerate() {
+                    d.put(plane[start + q * g.sw]);
+                }
+            }
         }
-    })
+    }
 }
 
 /// The adjoint of [`im2col`]: `[N, C, H, W]` with every column entry added back at its cell.
 pub(crate) fn col2im<T: Element>(cols: &[T], g: &Geometry) -> Vec<T> {
-    let (ncols, l, hw) = (g.cols(), g.oh * g.ow, g.h * g.w);
+    let hw = g.h * g.w;
     let mut out = buffer_cache::vec_filled(g.n * g.c * hw, T::zero());
     if hw == 0 {
         return out;
     }
-    let fill = |nc: usize, plane: &mut [T]| {
-        let (n, c) = (nc / g.c, nc % g.c);
-        for i in 0..g.kh {
-            let (ylo, yhi, y0) = g.valid_y(i);
-            for j in 0..g.kw {
-                let row = &cols[((c * g.kh + i) * g.kw + j) * ncols + n * l..][..l];
-                let (lo, hi, x0) = g.valid_x(j);
-                for (k, src) in row[ylo * g.ow..yhi * g.ow].chunks_exact(g.ow).enumerate() {
-                    let (start, src) = ((y0 + k * g.sh) * g.w + x0, &src[lo..hi]);
-                    if g.sw == 1 {
-                        // Contiguous on both sides: a plain zip, which vectorises.
-                        for (d, &v) in plane[start..start + src.len()].iter_mut().zip(src) {
-                            *d += v;
-                        }
-                    } else {
-                        for (q, &v) in src.iter().enumerate() {
-                            plane[start + q * g.sw] += v;
-                        }
+    if out.len() >= PAR_MIN {
+        out.par_chunks_mut(hw)
+            .enumerate()
+            .for_each(|(nc, p)| col2im_plane(cols, g, nc, p));
+    } else {
+        out.chunks_mut(hw)
+            .enumerate()
+            .for_each(|(nc, p)| col2im_plane(cols, g, nc, p));
+    }
+    out
+}
+
+/// Adds the column entries of plane `nc = n·C + c` (`[H, W]`) into `plane`.
+pub(crate) fn col2im_plane<T: Element>(cols: &[T], g: &Geometry, nc: usize, plane: &mut [T]) {
+    let (ncols, l) = (g.cols(), g.oh * g.ow);
+    let (n, c) = (nc / g.c, nc % g.c);
+    for i in 0..g.kh {
+        let (ylo, yhi, y0) = g.valid_y(i);
+        for j in 0..g.kw {
+            let row = &cols[((c * g.kh + i) * g.kw + j) * ncols + n * l..][..l];
+            let (lo, hi, x0) = g.valid_x(j);
+            for (k, src) in row[ylo * g.ow..yhi * g.ow].chunks_exact(g.ow).enumerate() {
+                let (start, src) = ((y0 + k * g.sh) * g.w + x0, &src[lo..hi]);
+                if g.sw == 1 {
+                    // Contiguous on both sides: a plain zip, which vectorises.
+                    for (d, &v) in plane[start..start + src.len()].iter_mut().zip(src) {
+                        *d += v;
+                    }
+                } else {
+                    for (q, &v) in src.iter().enumerate() {
+                        plane[start + q * g.sw] += v;
                     }
                 }
             }
         }
-    };
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(hw).enumerate().for_each(|(nc, p)| fill(nc, p));
-    } else {
-        out.chunks_mut(hw).enumerate().for_each(|(nc, p)| fill(nc, p));
     }
-    out
 }
 
 #[cfg(test)]

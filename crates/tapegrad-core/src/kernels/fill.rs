@@ -19,12 +19,25 @@ pub(crate) const PAR_MIN: usize = 1 << 15;
 /// its piece.
 ///
 /// Panics if `side` has fewer pieces than the output (a caller's bug).
-#[allow(unsafe_code)]
 pub(crate) fn fill_chunks_with<T: Element, U: Send>(
     len: usize,
     chunk: usize,
     side: &mut [U],
     side_chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>], &mut [U]) + Sync,
+) -> Vec<T> {
+    fill_pieces(len, chunk, side, side_chunk, len >= PAR_MIN, fill)
+}
+
+/// [`fill_chunks_with`], on rayon's pool when `parallel` (for kernels whose pieces are
+/// worth a thread for reasons other than their length, such as a GEMM per piece).
+#[allow(unsafe_code)]
+pub(crate) fn fill_pieces<T: Element, U: Send>(
+    len: usize,
+    chunk: usize,
+    side: &mut [U],
+    side_chunk: usize,
+    parallel: bool,
     fill: impl Fn(usize, &mut [MaybeUninit<T>], &mut [U]) + Sync,
 ) -> Vec<T> {
     let mut out = buffer_cache::vec_with_capacity(len);
@@ -36,7 +49,7 @@ pub(crate) fn fill_chunks_with<T: Element, U: Send>(
             "fill_chunks_with: side too short"
         );
         let run = |(i, (c, s)): (usize, (&mut [MaybeUninit<T>], &mut [U]))| fill(i, c, s);
-        if len >= PAR_MIN {
+        if parallel {
             buf.par_chunks_mut(chunk)
                 .zip(side.par_chunks_mut(side_chunk))
                 .enumerate()

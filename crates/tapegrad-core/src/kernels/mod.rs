@@ -5,6 +5,7 @@
 //! shapes, so a kernel never sees inconsistent input.
 
 pub(crate) mod conv;
+pub(crate) mod conv_gemm;
 pub(crate) mod elementwise;
 pub(crate) mod fill;
 pub(crate) mod gemm;

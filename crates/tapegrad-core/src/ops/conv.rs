@@ -2,11 +2,15 @@
 //! a column of one matrix, the kernel becomes a matrix with one row per output channel,
 //! and their product is the convolution. `col2im` is im2col's transpose; each is the
 //! other's gradient rule, so the pair closes under differentiation (second order works).
-
+//!
+//! `conv2d` itself lowers one image at a time ([`crate::kernels::conv_gemm`]), and its
+//! gradients are two more ops lowered the same way: `conv2d_input_grad` (the transposed
+//! convolution) and `conv2d_weight_grad`. The three are bilinear, and each one's rule is
+//! written in the other two, so the trio closes under differentiation too.
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::conv::{self, Geometry};
-use crate::kernels::gemm;
+use crate::kernels::conv_gemm::Conv;
 use crate::ops::record;
 use crate::ops::OpKind;
 use crate::shape::Shape;
@@ -244,12 +248,14 @@ impl<T: Element> Tensor<T> {
     ///
     /// `y[n, o, p, q] = b[o] + Σ_{c, i, j} w[o, c, i, j] · x[n, g·C/groups + c, p·s₀ + i·d₀ − pad, q·s₁ + j·d₁ − pad]`
     ///
-    /// where `g` is `o`'s group. Computed as one GEMM per group over the whole batch
-    /// (`weight [O/groups, C/groups·kh·kw] × im2col(x)`, `[O, N·OH·OW]`), written out in
-    /// `[N, O, OH, OW]` with the bias added in the same pass. With `G` the output's gradient
-    /// laid out as that product, `∂x = col2im(Wᵀ·G)`, `∂W = G·im2col(x)ᵀ` and
-    /// `∂b[o] = Σ_{n,p,q} ∂y[n, o, p, q]`; the rule is written in those differentiable ops
-    /// (permute, matmul, col2im, im2col, sum), so second derivatives work.
+    /// where `g` is `o`'s group. Computed one image at a time, images in parallel: per
+    /// image and group one GEMM `weight [O/groups, C/groups·kh·kw] × im2col(xₙ)`, whose
+    /// `[O/groups, OH·OW]` product is already the image's NCHW output, the bias added as it
+    /// is written out. With `G` the output's gradient laid out as `[O, N·OH·OW]`,
+    /// `∂x = col2im(Wᵀ·G)`, `∂W = G·im2col(x)ᵀ` and `∂b[o] = Σ_{n,p,q} ∂y[n, o, p, q]`;
+    /// the first two are ops of their own, `conv2d_input_grad` and `conv2d_weight_grad`
+    /// (PyTorch's `torch.nn.grad.conv2d_input` and `conv2d_weight`), computed per image the
+    /// same way, whose rules are each other and conv2d, so derivatives of every order work.
     ///
     /// Errors, naming conv2d and the shapes, if x or the weight is not 4-D, channels or
     /// outputs are not divisible by `groups`, the weight's channels are not `C/groups`,
@@ -287,7 +293,7 @@ impl<T: Element> Tensor<T> {
                 "input [N, C, H, W] and weight [O, C/groups, kh, kw]",
             ));
         }
-        let (n, c) = (x.dims()[0], x.dims()[1]);
+        let c = x.dims()[1];
         let (o, cg, kh, kw) = (w.dims()[0], w.dims()[1], w.dims()[2], w.dims()[3]);
         if groups == 0 || c % groups != 0 || o % groups != 0 || cg * groups != c {
             return Err(Error::bad_shape(
@@ -318,68 +324,104 @@ impl<T: Element> Tensor<T> {
             padding: pad,
             dilation,
         };
-        let g = window.geometry("conv2d", x.dims())?;
-        let (l, k, og) = (g.oh * g.ow, cg * kh * kw, o / groups);
-        let out_shape = Shape::from([n, o, g.oh, g.ow]);
+        x.conv2d_window(w, bias, window, groups)
+    }
+
+    /// [`Tensor::conv2d`] over a resolved window, its arguments checked by the caller.
+    /// The rule: `∂x = conv2d_input_grad(∂y, W)`, `∂W = conv2d_weight_grad(x, ∂y)`,
+    /// `∂b[o] = Σ_{n,p,q} ∂y[n, o, p, q]`.
+    fn conv2d_window(
+        &self,
+        w: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        window: Window2d,
+        groups: usize,
+    ) -> Result<Tensor<T>> {
+        let g = window.geometry("conv2d", self.dims())?;
+        let o = w.dims()[0];
+        let out_shape = Shape::from([g.n, o, g.oh, g.ow]);
         crate::storage::ensure_alloc::<T>("conv2d", &out_shape)?;
-        crate::storage::ensure_alloc::<T>("conv2d", &Shape::from([c * kh * kw, n * l]))?;
-        // One GEMM per group over the whole batch: [O/groups, k] × [k, N·L] → [O, N·L],
-        // then one pass into NCHW with the bias added.
-        let cols = conv::im2col(x.data(), &g);
-        let pairs: Vec<(usize, usize)> = (0..groups).map(|i| (i, i)).collect();
-        let y = gemm::batched(w.data(), &cols, &pairs, og, k, n * l, false, false);
-        let out = conv::nchw_from_columns(&y, bias.map(Tensor::data), o, n, l);
-        crate::buffer_cache::recycle(y);
-        let out = Tensor::from_parts(out, out_shape);
-        // The weight's gradient needs the columns; keep them rather than unroll x again.
-        let cols = if w.is_tracked() && crate::grad_mode::is_grad_enabled() {
-            Some(Tensor::from_parts(cols, Shape::from([groups, k, n * l])))
-        } else {
-            crate::buffer_cache::recycle(cols);
-            None
-        };
+        let conv = Conv { g, o, groups };
+        let out = Tensor::from_parts(conv.forward(self.data(), w.data(), bias.map(Tensor::data)), out_shape);
         let has_bias = bias.is_some();
-        let mut inputs = vec![x, w];
+        let mut inputs = vec![self, w];
         inputs.extend(bias);
         Ok(record(OpKind::Conv2d, &inputs, out, false, move |ctx| {
-            // y = reshape(permute(W·im2col(x))) + b, differentiated through those ops:
-            // with G the gradient as [groups, O/groups, N·L],
-            // ∂x = col2im(Wᵀ·G), ∂W = G·im2col(x)ᵀ, ∂b = Σ_{n, p, q} grad.
-            let gy = ctx
-                .grad
-                .reshape([n, o, l])?
-                .permute([1, 0, 2])?
-                .reshape([groups, og, n * l])?;
-            let gx = if ctx.needs(0) {
-                let w = ctx.input(1).reshape([groups, og, k])?;
-                let gcols = w.matmul_t(&gy, true, false)?.reshape([c * kh * kw, n * l])?;
-                Some(gcols.col2im(&window, [n, c, g.h, g.w])?)
-            } else {
-                None
-            };
-            let gw = if ctx.needs(1) {
-                // Under create_graph the columns must be a tracked function of x.
-                let cols = match &cols {
-                    Some(saved) if !ctx.create_graph() => saved.clone(),
-                    _ => ctx.input(0).im2col(&window)?.reshape([groups, k, n * l])?,
-                };
-                // As (cols·Gᵀ)ᵀ: the GEMM then packs the transposed G ([O, N·L]) rather than
-                // the 4.5× larger transposed column matrix, and the transpose of the small
-                // [k, O/groups] result is cheap.
-                let gw_t = cols.matmul_t(&gy, false, true)?;
-                Some(gw_t.permute([0, 2, 1])?.reshape([o, cg, kh, kw])?)
-            } else {
-                None
-            };
+            let (x, w, gy) = (ctx.input(0), ctx.input(1), ctx.grad);
+            let gx = ctx
+                .needs(0)
+                .then(|| gy.conv2d_input_grad(w, window, groups, x.shape()))
+                .transpose()?;
+            let gw = ctx
+                .needs(1)
+                .then(|| x.conv2d_weight_grad(gy, window, groups, w.shape()))
+                .transpose()?;
             let mut grads: InputGrads<T> = smallvec![gx, gw];
             if has_bias {
-                grads.push(if ctx.needs(2) {
-                    Some(gy.sum(2, false)?.reshape([o])?)
-                } else {
-                    None
-                });
+                grads.push(ctx.needs(2).then(|| gy.sum([0, 2, 3], false)).transpose()?);
             }
             Ok(grads)
+        }))
+    }
+
+    /// The gradient of a convolution's input (`torch.nn.grad.conv2d_input`, the transposed
+    /// convolution): `self` is `∂y [N, O, OH, OW]`, the result `∂x` of shape `x_shape`,
+    /// `∂x[n] = col2im(W_gᵀ · ∂yₙ,g)` per image and group. Linear in `∂y` and in `W`, so
+    /// for a cotangent `H` of `∂x`'s shape its rule is `∂(∂y) = conv2d(H, W)` and
+    /// `∂W = conv2d_weight_grad(H, ∂y)`.
+    fn conv2d_input_grad(&self, w: &Tensor<T>, window: Window2d, groups: usize, x_shape: &Shape) -> Result<Tensor<T>> {
+        let g = window.geometry("conv2d", x_shape.dims())?;
+        crate::storage::ensure_alloc::<T>("conv2d", x_shape)?;
+        let conv = Conv {
+            g,
+            o: w.dims()[0],
+            groups,
+        };
+        let out = Tensor::from_parts(conv.input_grad(w.data(), self.data()), x_shape.clone());
+        Ok(record(OpKind::Conv2dInputGrad, &[self, w], out, false, move |ctx| {
+            let (gy, w, h) = (ctx.input(0), ctx.input(1), ctx.grad);
+            let dgy = ctx
+                .needs(0)
+                .then(|| h.conv2d_window(w, None, window, groups))
+                .transpose()?;
+            let dw = ctx
+                .needs(1)
+                .then(|| h.conv2d_weight_grad(gy, window, groups, w.shape()))
+                .transpose()?;
+            Ok(smallvec![dgy, dw])
+        }))
+    }
+
+    /// The gradient of a convolution's weight (`torch.nn.grad.conv2d_weight`): `self` is
+    /// the input `x`, `gy` is `∂y`, the result `∂W` of shape `w_shape`,
+    /// `∂W_g = Σₙ ∂yₙ,g · im2col(xₙ)_gᵀ`. Bilinear in `x` and `∂y`, so for a cotangent `K`
+    /// of the weight's shape its rule is `∂x = conv2d_input_grad(∂y, K)` and
+    /// `∂(∂y) = conv2d(x, K)`.
+    fn conv2d_weight_grad(
+        &self,
+        gy: &Tensor<T>,
+        window: Window2d,
+        groups: usize,
+        w_shape: &Shape,
+    ) -> Result<Tensor<T>> {
+        let g = window.geometry("conv2d", self.dims())?;
+        let conv = Conv {
+            g,
+            o: w_shape.dims()[0],
+            groups,
+        };
+        let out = Tensor::from_parts(conv.weight_grad(self.data(), gy.data()), w_shape.clone());
+        Ok(record(OpKind::Conv2dWeightGrad, &[self, gy], out, false, move |ctx| {
+            let (x, gy, k) = (ctx.input(0), ctx.input(1), ctx.grad);
+            let dx = ctx
+                .needs(0)
+                .then(|| gy.conv2d_input_grad(k, window, groups, x.shape()))
+                .transpose()?;
+            let dgy = ctx
+                .needs(1)
+                .then(|| x.conv2d_window(k, None, window, groups))
+                .transpose()?;
+            Ok(smallvec![dx, dgy])
         }))
     }
 

@@ -99,6 +99,40 @@ fn conv2d_case() -> OpCase {
     )
 }
 
+/// The rule of conv2d as ops of their own: `conv2d_input_grad` (`pick` 0, ∂x) or
+/// `conv2d_weight_grad` (`pick` 1, ∂W) of a cotangent `v`, as the pullback of conv2d gives
+/// them, so that their rules (each other and conv2d) are swept too.
+fn conv2d_grad_case(name: &'static str, pick: usize) -> OpCase {
+    case(
+        name,
+        conv_spec()
+            .prop_flat_map(|s| {
+                let (c, o) = (s.groups * s.cg, s.groups * s.og);
+                let out = |d: usize| {
+                    if s.same {
+                        s.hw[d]
+                    } else {
+                        (s.hw[d] + 2 * s.pad[d] - s.dilation[d] * (s.kernel[d] - 1) - 1) / s.stride[d] + 1
+                    }
+                };
+                (
+                    tensor(vec![s.n, c, s.hw[0], s.hw[1]], |n| values(n, -2.0, 2.0)),
+                    tensor(vec![o, s.cg, s.kernel[0], s.kernel[1]], |n| values(n, -1.0, 1.0)),
+                    tensor(vec![s.n, o, out(0), out(1)], |n| values(n, -1.0, 1.0)),
+                    Just(s),
+                )
+            })
+            .prop_map(move |(x, w, v, s)| {
+                sample(vec![x, w, v], format!("{name} {s:?}"), move |xs| {
+                    let pad = if s.same { Padding::Same } else { Padding::from(s.pad) };
+                    let conv = |ys: &[Tensor<f64>]| ys[0].conv2d(&ys[1], None, s.stride, pad, s.dilation, s.groups);
+                    let (_, pullback) = func::vjp(conv, &xs[..2])?;
+                    Ok(pullback.call(&xs[2])?.remove(pick))
+                })
+            }),
+    )
+}
+
 fn conv1d_case() -> OpCase {
     case(
         "conv1d",
@@ -356,6 +390,8 @@ pub(crate) fn nn_op_cases() -> Vec<OpCase> {
     let sym = |n| values(n, -2.0, 2.0);
     let mut cases = vec![
         conv2d_case(),
+        conv2d_grad_case("conv2d_input_grad", 0),
+        conv2d_grad_case("conv2d_weight_grad", 1),
         conv1d_case(),
         embedding_case(),
         attention_case(),

@@ -61,6 +61,21 @@ pub(crate) fn batched<T: Element>(
     out
 }
 
+/// `c = op(a) · op(b)` into an initialised `c` (`m×n`, row-major): [`batched`]'s single
+/// product for kernels that keep their own scratch buffers. `k` may be 0 (c becomes 0).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_into<T: Element>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize, ta: bool, tb: bool) {
+    if k == 0 {
+        c.fill(T::zero());
+        return;
+    }
+    // SAFETY: MaybeUninit<T> has T's layout, and `matmul` only stores initialised values
+    // into c (it writes every element, β = 0, and reads none), so c holds valid values of
+    // T whenever this borrow ends, a panic included.
+    let c = unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) };
+    matmul(a, b, c, m, k, n, ta, tb);
+}
+
 /// The instruction sets a GEMM kernel exists for, best first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {

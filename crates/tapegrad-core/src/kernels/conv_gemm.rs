@@ -1,0 +1,333 @@
+//! The convolution and its gradients one image at a time, images in parallel: each image's
+//! column matrix ([`im2col`](super::conv::im2col) of one image, `[C·kh·kw, OH·OW]`) is
+//! unrolled into a scratch buffer that stays in cache and multiplied by the kernel with the
+//! GEMM, and the product `[O, OH·OW]` is already that image's part of the NCHW output.
+//!
+//! Lowering the whole batch to one column matrix `[C·kh·kw, N·OH·OW]` (what
+//! `Tensor::im2col` does, and the rule under `create_graph` still does) writes that matrix
+//! to memory and reads it back (18 MB per step for the MNIST CNN's second convolution), and
+//! needs a pass that permutes the `[O, N·L]` product into `[N, O, L]`, and another that
+//! permutes the gradient back; per image, neither exists.
+//!
+//! The weight and bias gradients are sums over the batch: each task sums a fixed run of
+//! images (set by the batch size, not the thread count) and the tasks' partial sums are
+//! added in task order, so the result is the same bits on any number of threads.
+
+use crate::buffer_cache;
+use crate::element::Element;
+use crate::kernels::conv::{col2im_plane, im2col_into, Geometry};
+use crate::kernels::fill::fill_pieces;
+use crate::kernels::gemm::matmul_into;
+use rayon::prelude::*;
+
+/// From this many multiply-adds per pass, the images are spread over rayon's pool.
+const PAR_MIN_MACS: usize = 1 << 22;
+
+/// The most tasks a batch is cut into (each sums its own share of the weight gradient).
+const MAX_TASKS: usize = 16;
+
+/// One convolution: the batch's window geometry, the output channels and the groups.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Conv {
+    pub g: Geometry,
+    pub o: usize,
+    pub groups: usize,
+}
+
+/// The sizes a pass works with, derived once.
+struct Dims {
+    /// One image's geometry.
+    g1: Geometry,
+    /// Rows of an image's column matrix (`C·kh·kw`), and of one group's share (`kg`).
+    r: usize,
+    kg: usize,
+    /// Output positions per channel, output channels per group, input cells per image.
+    l: usize,
+    og: usize,
+    chw: usize,
+    /// Images per task, and tasks.
+    per: usize,
+    tasks: usize,
+    parallel: bool,
+}
+
+impl Conv {
+    fn dims(&self) -> Dims {
+        let g = &self.g;
+        let (r, l) = (g.rows(), g.oh * g.ow);
+        let per = g.n.div_ceil(MAX_TASKS).max(1);
+        let macs =
+            g.n.saturating_mul(self.o)
+                .saturating_mul(l)
+                .saturating_mul(r / self.groups);
+        Dims {
+            g1: Geometry { n: 1, ..*g },
+            r,
+            kg: r / self.groups,
+            l,
+            og: self.o / self.groups,
+            chw: g.c * g.h * g.w,
+            per,
+            tasks: g.n.div_ceil(per),
+            parallel: g.n > 1 && macs >= PAR_MIN_MACS,
+        }
+    }
+
+    /// `y [N, O, OH, OW]`: for each image `n` and group `g`, `W_g [O/groups, kg] ×
+    /// cols_g(xₙ) [kg, OH·OW]`, plus `bias[o]` on channel `o`.
+    pub(crate) fn forward<T: Element>(&self, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+        let d = self.dims();
+        let (l, og, kg) = (d.l, d.og, d.kg);
+        let ol = self.o * l;
+        let mut none = vec![(); d.tasks];
+        fill_pieces(self.g.n * ol, d.per * ol, &mut none, 1, d.parallel, |t, out, _| {
+            let mut cols = buffer_cache::vec_filled(d.r * l, T::zero());
+            let mut y = buffer_cache::vec_filled(og * l, T::zero());
+            for (i, out) in out.chunks_mut(ol).enumerate() {
+                im2col_into(&x[(t * d.per + i) * d.chw..][..d.chw], &d.g1, &mut cols);
+                for gi in 0..self.groups {
+                    let wg = &w[gi * og * kg..][..og * kg];
+                    matmul_into(wg, &cols[gi * kg * l..][..kg * l], &mut y, og, kg, l, false, false);
+                    let rows = out[gi * og * l..][..og * l].chunks_exact_mut(l);
+                    for (oi, (dst, src)) in rows.zip(y.chunks_exact(l)).enumerate() {
+                        match bias {
+                            Some(b) => {
+                                let b = b[gi * og + oi];
+                                dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v + b));
+                            }
+                            None => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v)),
+                        }
+                    }
+                }
+            }
+            buffer_cache::recycle(cols);
+            buffer_cache::recycle(y);
+        })
+    }
+
+    /// `∂x [N, C, H, W]` for `gy = ∂L/∂y [N, O, OH, OW]`: with `Gₙ,g` image `n`'s
+    /// gradient for group `g` as `[O/groups, L]`, `∂x[n] = col2im(W_gᵀ · Gₙ,g)` (the
+    /// transposed convolution of `gy` by `w`).
+    pub(crate) fn input_grad<T: Element>(&self, w: &[T], gy: &[T]) -> Vec<T> {
+        let d = self.dims();
+        let (l, og, kg, chw) = (d.l, d.og, d.kg, d.chw);
+        let (ol, hw) = (self.o * l, self.g.h * self.g.w);
+        let mut none = vec![(); d.tasks];
+        fill_pieces(self.g.n * chw, d.per * chw, &mut none, 1, d.parallel, |t, dx, _| {
+            let mut cols = buffer_cache::vec_filled(d.r * l, T::zero());
+            let mut img = buffer_cache::vec_filled(chw, T::zero());
+            for (i, dst) in dx.chunks_mut(chw).enumerate() {
+                let gn = &gy[(t * d.per + i) * ol..][..ol];
+                for gi in 0..self.groups {
+                    // cols_g [kg, L] = W_gᵀ · Gₙ,g, then added back onto the image's cells.
+                    let (wg, gg) = (&w[gi * og * kg..][..og * kg], &gn[gi * og * l..][..og * l]);
+                    matmul_into(wg, gg, &mut cols[gi * kg * l..][..kg * l], kg, og, l, true, false);
+                }
+                img.fill(T::zero());
+                for (c, plane) in img.chunks_exact_mut(hw).enumerate() {
+                    col2im_plane(&cols, &d.g1, c, plane);
+                }
+                dst.iter_mut().zip(&img).for_each(|(d, &v)| _ = d.write(v));
+            }
+            buffer_cache::recycle(cols);
+            buffer_cache::recycle(img);
+        })
+    }
+
+    /// `∂W [O, C/groups, kh, kw]` for `gy = ∂L/∂y [N, O, OH, OW]`:
+    /// `∂W_g = Σₙ Gₙ,g · cols_g(xₙ)ᵀ`, summed per task of images, then over the tasks in
+    /// order.
+    pub(crate) fn weight_grad<T: Element>(&self, x: &[T], gy: &[T]) -> Vec<T> {
+        let d = self.dims();
+        let (l, og, kg, chw) = (d.l, d.og, d.kg, d.chw);
+        let (ol, part) = (self.o * l, (d.r * og).max(1));
+        // Per task: its sum of ∂Wᵀ, one [kg, O/groups] block per group.
+        let mut partials = buffer_cache::vec_filled(d.tasks * part, T::zero());
+        let task = |t: usize, acc: &mut [T]| {
+            let mut cols = buffer_cache::vec_filled(d.r * l, T::zero());
+            let mut wt = buffer_cache::vec_filled(kg * og, T::zero());
+            for n in t * d.per..((t + 1) * d.per).min(self.g.n) {
+                im2col_into(&x[n * chw..][..chw], &d.g1, &mut cols);
+                for gi in 0..self.groups {
+                    // ∂W_gᵀ += cols_g [kg, L] · Gₙ,gᵀ [L, O/groups]: the GEMM gathers the
+                    // smaller operand (G) for its transpose.
+                    let gg = &gy[n * ol + gi * og * l..][..og * l];
+                    matmul_into(&cols[gi * kg * l..][..kg * l], gg, &mut wt, kg, l, og, false, true);
+                    let acc = &mut acc[gi * kg * og..][..kg * og];
+                    acc.iter_mut().zip(&wt).for_each(|(a, &v)| *a += v);
+                }
+            }
+            buffer_cache::recycle(cols);
+            buffer_cache::recycle(wt);
+        };
+        if d.parallel {
+            partials.par_chunks_mut(part).enumerate().for_each(|(t, p)| task(t, p));
+        } else {
+            partials.chunks_mut(part).enumerate().for_each(|(t, p)| task(t, p));
+        }
+        let mut total = vec![T::zero(); part];
+        for p in partials.chunks_exact(part) {
+            total.iter_mut().zip(p).for_each(|(a, &v)| *a += v);
+        }
+        buffer_cache::recycle(partials);
+        // [groups, kg, O/groups] → [groups, O/groups, kg] = [O, C/groups, kh, kw].
+        let mut gw = vec![T::zero(); d.r * og];
+        for gi in 0..self.groups {
+            let (src, dst) = (&total[gi * kg * og..][..kg * og], &mut gw[gi * og * kg..][..og * kg]);
+            for (k, row) in src.chunks_exact(og.max(1)).enumerate() {
+                for (oi, &v) in row.iter().enumerate() {
+                    dst[oi * kg + k] = v;
+                }
+            }
+        }
+        gw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::{col2im, im2col};
+
+    /// The convolution from its definition, one output cell at a time.
+    fn conv_naive(x: &[f64], w: &[f64], b: &[f64], c: &Conv) -> Vec<f64> {
+        let g = &c.g;
+        let (cg, og) = (g.c / c.groups, c.o / c.groups);
+        let mut y = Vec::new();
+        for n in 0..g.n {
+            for o in 0..c.o {
+                let gi = o / og;
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let mut s = b[o];
+                        for ci in 0..cg {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let yy = (oy * g.sh + i * g.dh) as isize - g.pt as isize;
+                                    let xx = (ox * g.sw + j * g.dw) as isize - g.pl as isize;
+                                    if (0..g.h as isize).contains(&yy) && (0..g.w as isize).contains(&xx) {
+                                        let cc = gi * cg + ci;
+                                        let xv = x[((n * g.c + cc) * g.h + yy as usize) * g.w + xx as usize];
+                                        s += w[((o * cg + ci) * g.kh + i) * g.kw + j] * xv;
+                                    }
+                                }
+                            }
+                        }
+                        y.push(s);
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn cases() -> Vec<Conv> {
+        let geo = |n, c, h, w, k: [usize; 2], s, d, p: [usize; 4]| {
+            let [pt, pb, pl, pr] = p;
+            Geometry {
+                n,
+                c,
+                h,
+                w,
+                kh: k[0],
+                kw: k[1],
+                sh: s,
+                sw: s,
+                dh: d,
+                dw: d,
+                pt,
+                pb,
+                pl,
+                pr,
+                oh: (h + pt + pb - d * (k[0] - 1) - 1) / s + 1,
+                ow: (w + pl + pr - d * (k[1] - 1) - 1) / s + 1,
+            }
+        };
+        vec![
+            // Big enough to run in parallel, with a batch that is not a multiple of the tasks.
+            Conv {
+                g: geo(37, 6, 20, 20, [3, 3], 1, 1, [0; 4]),
+                o: 8,
+                groups: 1,
+            },
+            Conv {
+                g: geo(5, 4, 9, 11, [3, 2], 2, 1, [1, 2, 0, 1]),
+                o: 6,
+                groups: 2,
+            },
+            Conv {
+                g: geo(3, 3, 8, 8, [2, 2], 1, 2, [2, 0, 1, 1]),
+                o: 3,
+                groups: 3,
+            },
+            Conv {
+                g: geo(2, 1, 6, 7, [1, 1], 1, 1, [0; 4]),
+                o: 4,
+                groups: 1,
+            },
+        ]
+    }
+
+    fn data(len: usize, seed: usize) -> Vec<f64> {
+        // Small integers and halves: every product and sum below is exact in f64.
+        (0..len).map(|i| ((i * 7 + seed * 3) % 11) as f64 / 2.0 - 2.5).collect()
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for c in cases() {
+            let g = &c.g;
+            assert_eq!(c.dims().parallel, g.n == 37, "{c:?}");
+            let x = data(g.n * g.c * g.h * g.w, 1);
+            let w = data(c.o * g.rows() / c.groups, 2);
+            let b = data(c.o, 3);
+            assert_eq!(c.forward(&x, &w, Some(&b)), conv_naive(&x, &w, &b, &c), "{c:?}");
+            let zero = vec![0.0; c.o];
+            assert_eq!(c.forward(&x, &w, None), conv_naive(&x, &w, &zero, &c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn gradients_match_the_whole_batch_lowering() {
+        // ∂x = col2im(Wᵀ·G) and ∂W = G·colsᵀ, computed here over the whole
+        // batch's column matrix with plain loops, on values whose sums are exact.
+        for c in cases() {
+            let (g, (og, kg)) = (&c.g, (c.o / c.groups, c.g.rows() / c.groups));
+            let (l, cols_n) = (g.oh * g.ow, g.cols());
+            let x = data(g.n * g.c * g.h * g.w, 4);
+            let w = data(c.o * kg, 5);
+            let gy = data(g.n * c.o * l, 6);
+            let cols = im2col(&x, g);
+            // G as [O, N·L].
+            let gt = |o: usize, q: usize| gy[((q / l) * c.o + o) * l + q % l];
+            let mut dcols = vec![0.0; g.rows() * cols_n];
+            let mut dw = vec![0.0; c.o * kg];
+            for o in 0..c.o {
+                let gi = o / og;
+                for k in 0..kg {
+                    let r = gi * kg + k;
+                    for q in 0..cols_n {
+                        dcols[r * cols_n + q] += w[o * kg + k] * gt(o, q);
+                        dw[o * kg + k] += gt(o, q) * cols[r * cols_n + q];
+                    }
+                }
+            }
+            assert_eq!(c.input_grad(&w, &gy), col2im(&dcols, g), "{c:?}");
+            assert_eq!(c.weight_grad(&x, &gy), dw, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn the_weight_gradient_does_not_depend_on_the_thread_count() {
+        let c = &cases()[0];
+        let g = &c.g;
+        // Values whose sums round, so a different order of addition would show.
+        let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(|i| (i as f64 * 0.37).sin()).collect();
+        let gy: Vec<f64> = (0..g.n * c.o * g.oh * g.ow).map(|i| (i as f64 * 0.23).sin()).collect();
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| c.weight_grad(&x, &gy))
+        };
+        assert_eq!(run(1), run(3));
+    }
+}
