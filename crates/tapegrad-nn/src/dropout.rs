@@ -1,6 +1,7 @@
 //! [`Dropout`]: inverted dropout with its own seeded RNG.
 
 use crate::module::Module;
+use rand::distr::Bernoulli;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tapegrad_core::{Element, Error, Result, Tensor};
@@ -105,15 +106,13 @@ impl<T: Element> Module<T> for Dropout<T> {
                 m.clone()
             }
             None => {
-                let keep = 1.0 - self.p;
-                let data = (0..x.numel())
-                    .map(|_| {
-                        if self.rng.random_bool(keep) {
-                            T::one()
-                        } else {
-                            T::zero()
-                        }
-                    })
+                // The draws of `rng.random_bool(1 − p)`, with the distribution made once
+                // rather than per element.
+                let keep = Bernoulli::new(1.0 - self.p).map_err(|e| Error::bad_value("Dropout", e.to_string()))?;
+                let data = (&mut self.rng)
+                    .sample_iter(keep)
+                    .take(x.numel())
+                    .map(|k| if k { T::one() } else { T::zero() })
                     .collect();
                 Tensor::from_vec(data, x.shape().clone())?
             }

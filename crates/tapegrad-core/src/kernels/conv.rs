@@ -45,6 +45,13 @@ impl Geometry {
         self.n * self.oh * self.ow
     }
 
+    /// Whether two windows can share an input cell: a stride shorter than the dilated
+    /// kernel's span in either dim (conservative for dilated kernels, whose windows may
+    /// interleave without sharing).
+    pub(crate) fn windows_overlap(&self) -> bool {
+        self.sh < self.dh * (self.kh.max(1) - 1) + 1 || self.sw < self.dw * (self.kw.max(1) - 1) + 1
+    }
+
     /// The input row read by output row `oy` at kernel row `i`, if inside the image.
     #[inline]
     pub(crate) fn src_y(&self, oy: usize, i: usize) -> Option<usize> {
