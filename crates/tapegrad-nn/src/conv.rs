@@ -170,14 +170,12 @@ impl<T: Element> Conv2d<T> {
 
 impl<T: Element> Module<T> for Conv2d<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>> {
-        let y = x.conv2d(
-            self.weight.tensor(),
-            self.bias.as_ref().map(Param::tensor),
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-        )?;
+        let (w, b) = (self.weight.tensor(), self.bias.as_ref().map(Param::tensor));
+        if matches!(self.activation, Activation::Relu) {
+            // One op: the ReLU is applied as the convolution's output is written.
+            return x.conv2d_relu(w, b, self.stride, self.padding, self.dilation, self.groups);
+        }
+        let y = x.conv2d(w, b, self.stride, self.padding, self.dilation, self.groups)?;
         self.activation.apply(&y)
     }
 

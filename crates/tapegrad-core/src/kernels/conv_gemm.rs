@@ -74,8 +74,8 @@ impl Conv {
     }
 
     /// `y [N, O, OH, OW]`: for each image `n` and group `g`, `W_g [O/groups, kg] ×
-    /// cols_g(xₙ) [kg, OH·OW]`, plus `bias[o]` on channel `o`.
-    pub(crate) fn forward<T: Element>(&self, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+    /// cols_g(xₙ) [kg, OH·OW]`, plus `bias[o]` on channel `o`, through ReLU when `relu`.
+    pub(crate) fn forward<T: Element>(&self, x: &[T], w: &[T], bias: Option<&[T]>, relu: bool) -> Vec<T> {
         let d = self.dims();
         let (l, og, kg) = (d.l, d.og, d.kg);
         let ol = self.o * l;
@@ -90,12 +90,12 @@ impl Conv {
                     matmul_into(wg, &cols[gi * kg * l..][..kg * l], &mut y, og, kg, l, false, false);
                     let rows = out[gi * og * l..][..og * l].chunks_exact_mut(l);
                     for (oi, (dst, src)) in rows.zip(y.chunks_exact(l)).enumerate() {
-                        match bias {
-                            Some(b) => {
-                                let b = b[gi * og + oi];
-                                dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v + b));
-                            }
-                            None => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v)),
+                        let pairs = dst.iter_mut().zip(src);
+                        match (bias.map(|b| b[gi * og + oi]), relu) {
+                            (Some(b), false) => pairs.for_each(|(d, &v)| _ = d.write(v + b)),
+                            (Some(b), true) => pairs.for_each(|(d, &v)| _ = d.write(relu_of(v + b))),
+                            (None, false) => pairs.for_each(|(d, &v)| _ = d.write(v)),
+                            (None, true) => pairs.for_each(|(d, &v)| _ = d.write(relu_of(v))),
                         }
                     }
                 }
@@ -181,6 +181,16 @@ impl Conv {
             }
         }
         gw
+    }
+}
+
+/// `max(v, 0)` with NaN kept, as `Tensor::relu`.
+#[inline(always)]
+fn relu_of<T: Element>(v: T) -> T {
+    if v > T::zero() || v.is_nan() {
+        v
+    } else {
+        T::zero()
     }
 }
 
@@ -281,9 +291,12 @@ mod tests {
             let x = data(g.n * g.c * g.h * g.w, 1);
             let w = data(c.o * g.rows() / c.groups, 2);
             let b = data(c.o, 3);
-            assert_eq!(c.forward(&x, &w, Some(&b)), conv_naive(&x, &w, &b, &c), "{c:?}");
+            let want = conv_naive(&x, &w, &b, &c);
+            assert_eq!(c.forward(&x, &w, Some(&b), false), want, "{c:?}");
+            let relu: Vec<f64> = want.iter().map(|&v| v.max(0.0)).collect();
+            assert_eq!(c.forward(&x, &w, Some(&b), true), relu, "{c:?}");
             let zero = vec![0.0; c.o];
-            assert_eq!(c.forward(&x, &w, None), conv_naive(&x, &w, &zero, &c), "{c:?}");
+            assert_eq!(c.forward(&x, &w, None, false), conv_naive(&x, &w, &zero, &c), "{c:?}");
         }
     }
 

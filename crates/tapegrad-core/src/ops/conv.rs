@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::kernels::conv::{self, Geometry};
 use crate::kernels::conv_gemm::Conv;
 use crate::ops::record;
+use crate::ops::unary::relu_rule;
 use crate::ops::OpKind;
 use crate::shape::Shape;
 use crate::tape::{one, InputGrads};
@@ -284,10 +285,56 @@ impl<T: Element> Tensor<T> {
         dilation: [usize; 2],
         groups: usize,
     ) -> Result<Tensor<T>> {
+        let window = self.conv2d_args("conv2d", weight, bias, stride, padding.into(), dilation, groups)?;
+        self.conv2d_window(weight, bias, window, groups, false)
+    }
+
+    /// `relu(conv2d(x, weight, bias, …))` as one op, the ReLU applied as the convolution's
+    /// output is written (PyTorch's fused `ConvReLU2d`; what Keras's
+    /// `Conv2D(activation="relu")` computes): the same arguments, errors and values as
+    /// [`Tensor::conv2d`] followed by [`Tensor::relu`], without a second pass over the
+    /// output. The rule zeroes the gradient where the output is 0 (ReLU's rule, read from
+    /// the output: `y > 0` exactly where the convolution was), then continues as conv2d's.
+    ///
+    /// ```
+    /// use tapegrad_core::{ops::conv::Padding, Tensor};
+    /// let x = Tensor::<f64>::from_vec(vec![1., -2., 3., -4.], [1, 1, 2, 2])?;
+    /// let w = Tensor::<f64>::ones([2, 1, 1, 1])?;
+    /// let b = Tensor::<f64>::from_vec(vec![0.0, 2.0], [2])?;
+    /// let y = x.conv2d_relu(&w, Some(&b), [1, 1], Padding::Valid, [1, 1], 1)?;
+    /// assert_eq!(y.to_vec(), vec![1., 0., 3., 0., 3., 0., 5., 0.]);
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn conv2d_relu(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        stride: [usize; 2],
+        padding: impl Into<Padding>,
+        dilation: [usize; 2],
+        groups: usize,
+    ) -> Result<Tensor<T>> {
+        let window = self.conv2d_args("conv2d_relu", weight, bias, stride, padding.into(), dilation, groups)?;
+        self.conv2d_window(weight, bias, window, groups, true)
+    }
+
+    /// conv2d's arguments checked (errors name `op`), and its window resolved.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_args(
+        &self,
+        op: &'static str,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        stride: [usize; 2],
+        padding: Padding,
+        dilation: [usize; 2],
+        groups: usize,
+    ) -> Result<Window2d> {
         let (x, w) = (self, weight);
         if x.ndim() != 4 || w.ndim() != 4 {
             return Err(Error::mismatch(
-                "conv2d",
+                op,
                 x.shape(),
                 w.shape(),
                 "input [N, C, H, W] and weight [O, C/groups, kh, kw]",
@@ -297,7 +344,7 @@ impl<T: Element> Tensor<T> {
         let (o, cg, kh, kw) = (w.dims()[0], w.dims()[1], w.dims()[2], w.dims()[3]);
         if groups == 0 || c % groups != 0 || o % groups != 0 || cg * groups != c {
             return Err(Error::bad_shape(
-                "conv2d",
+                op,
                 format!(
                     "input {} and weight {} with groups={groups}: channels ({c}) and outputs ({o}) must be \
                      divisible by groups, and the weight must have C/groups input channels",
@@ -309,7 +356,7 @@ impl<T: Element> Tensor<T> {
         if let Some(b) = bias {
             if b.dims() != [o] {
                 return Err(Error::mismatch(
-                    "conv2d",
+                    op,
                     w.shape(),
                     b.shape(),
                     "a bias [O] for weight [O, …]",
@@ -317,17 +364,17 @@ impl<T: Element> Tensor<T> {
             }
         }
         let kernel = [kh, kw];
-        let pad = padding.into().resolve("conv2d", kernel, stride, dilation)?;
+        let pad = padding.resolve(op, kernel, stride, dilation)?;
         let window = Window2d {
             kernel,
             stride,
             padding: pad,
             dilation,
         };
-        x.conv2d_window(w, bias, window, groups)
+        Ok(window)
     }
 
-    /// [`Tensor::conv2d`] over a resolved window, its arguments checked by the caller.
+    /// [`Tensor::conv2d`] (or, when `relu`, [`Tensor::conv2d_relu`]) over a resolved window, its arguments checked by the caller.
     /// The rule: `∂x = conv2d_input_grad(∂y, W)`, `∂W = conv2d_weight_grad(x, ∂y)`,
     /// `∂b[o] = Σ_{n,p,q} ∂y[n, o, p, q]`.
     fn conv2d_window(
@@ -336,18 +383,28 @@ impl<T: Element> Tensor<T> {
         bias: Option<&Tensor<T>>,
         window: Window2d,
         groups: usize,
+        relu: bool,
     ) -> Result<Tensor<T>> {
         let g = window.geometry("conv2d", self.dims())?;
         let o = w.dims()[0];
         let out_shape = Shape::from([g.n, o, g.oh, g.ow]);
         crate::storage::ensure_alloc::<T>("conv2d", &out_shape)?;
         let conv = Conv { g, o, groups };
-        let out = Tensor::from_parts(conv.forward(self.data(), w.data(), bias.map(Tensor::data)), out_shape);
+        let out = conv.forward(self.data(), w.data(), bias.map(Tensor::data), relu);
+        let out = Tensor::from_parts(out, out_shape);
         let has_bias = bias.is_some();
         let mut inputs = vec![self, w];
         inputs.extend(bias);
-        Ok(record(OpKind::Conv2d, &inputs, out, false, move |ctx| {
-            let (x, w, gy) = (ctx.input(0), ctx.input(1), ctx.grad);
+        let kind = if relu { OpKind::Conv2dRelu } else { OpKind::Conv2d };
+        Ok(record(kind, &inputs, out, relu, move |ctx| {
+            let (x, w) = (ctx.input(0), ctx.input(1));
+            let masked;
+            let gy = if relu {
+                masked = relu_rule(ctx.grad, &ctx.output()?, ctx.create_graph())?;
+                &masked
+            } else {
+                ctx.grad
+            };
             let gx = ctx
                 .needs(0)
                 .then(|| gy.conv2d_input_grad(w, window, groups, x.shape()))
@@ -382,7 +439,7 @@ impl<T: Element> Tensor<T> {
             let (gy, w, h) = (ctx.input(0), ctx.input(1), ctx.grad);
             let dgy = ctx
                 .needs(0)
-                .then(|| h.conv2d_window(w, None, window, groups))
+                .then(|| h.conv2d_window(w, None, window, groups, false))
                 .transpose()?;
             let dw = ctx
                 .needs(1)
@@ -419,7 +476,7 @@ impl<T: Element> Tensor<T> {
                 .transpose()?;
             let dgy = ctx
                 .needs(1)
-                .then(|| x.conv2d_window(k, None, window, groups))
+                .then(|| x.conv2d_window(k, None, window, groups, false))
                 .transpose()?;
             Ok(smallvec![dx, dgy])
         }))

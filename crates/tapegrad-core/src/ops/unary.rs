@@ -92,16 +92,7 @@ impl<T: Element> Tensor<T> {
             self,
             false,
             |x| if x > T::zero() || x.is_nan() { x } else { T::zero() },
-            |ctx| {
-                let x = ctx.input(0);
-                if !ctx.create_graph() {
-                    return fused_with_output(ctx.grad, x, |g, x| if x > T::zero() { g } else { T::zero() });
-                }
-                keep_where(
-                    &constant_map(x, |x| if x > T::zero() { T::one() } else { T::zero() }),
-                    ctx.grad,
-                )
-            },
+            |ctx| relu_rule(ctx.grad, ctx.input(0), ctx.create_graph()),
         )
     }
 
@@ -162,6 +153,19 @@ impl<T: Element> Tensor<T> {
 /// `f(g, v)` elementwise over a gradient and a tensor of its shape (the op's input or
 /// output): a first-order rule in one pass, giving exactly the values of the composite
 /// form (`−(y·y) + 1` is `1 − y·y` in IEEE arithmetic; a select is a select).
+/// ReLU's rule: `grad` where `v > 0`, else 0, for `v` the ReLU's input or its output
+/// (positive at the same cells). One fused pass unless the backward pass is recorded, when
+/// it is a `where` on a constant mask (the same values).
+pub(crate) fn relu_rule<T: Element>(grad: &Tensor<T>, v: &Tensor<T>, create_graph: bool) -> Result<Tensor<T>> {
+    if !create_graph {
+        return fused_with_output(grad, v, |g, v| if v > T::zero() { g } else { T::zero() });
+    }
+    keep_where(
+        &constant_map(v, |v| if v > T::zero() { T::one() } else { T::zero() }),
+        grad,
+    )
+}
+
 fn fused_with_output<T: Element>(g: &Tensor<T>, y: &Tensor<T>, f: impl Fn(T, T) -> T + Sync) -> Result<Tensor<T>> {
     let data = elementwise::zip(g.data(), g.shape(), y.data(), y.shape(), g.shape(), f);
     Ok(Tensor::from_storage(data, g.shape().clone()))

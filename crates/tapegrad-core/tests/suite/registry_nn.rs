@@ -99,6 +99,39 @@ fn conv2d_case() -> OpCase {
     )
 }
 
+fn conv2d_relu_case() -> OpCase {
+    case(
+        "conv2d_relu",
+        conv_spec()
+            .prop_flat_map(|s| {
+                let (c, o) = (s.groups * s.cg, s.groups * s.og);
+                (
+                    tensor(vec![s.n, c, s.hw[0], s.hw[1]], |n| values(n, -2.0, 2.0)),
+                    tensor(vec![o, s.cg, s.kernel[0], s.kernel[1]], |n| values(n, -1.0, 1.0)),
+                    tensor(vec![o], |n| values(n, -1.0, 1.0)),
+                    Just(s),
+                )
+            })
+            // Finite differences need every output away from ReLU's kink.
+            .prop_filter("an output within 1e-3 of 0", |(x, w, b, s)| {
+                let pad = if s.same { Padding::Same } else { Padding::from(s.pad) };
+                let b = s.bias.then_some(b);
+                let z = x.conv2d(w, b, s.stride, pad, s.dilation, s.groups).unwrap();
+                z.data().iter().all(|v| v.abs() > 1e-3)
+            })
+            .prop_map(|(x, w, b, s)| {
+                let mut inputs = vec![x, w];
+                if s.bias {
+                    inputs.push(b);
+                }
+                sample(inputs, format!("conv2d_relu {s:?}"), move |xs| {
+                    let pad = if s.same { Padding::Same } else { Padding::from(s.pad) };
+                    xs[0].conv2d_relu(&xs[1], xs.get(2), s.stride, pad, s.dilation, s.groups)
+                })
+            }),
+    )
+}
+
 /// The rule of conv2d as ops of their own: `conv2d_input_grad` (`pick` 0, ∂x) or
 /// `conv2d_weight_grad` (`pick` 1, ∂W) of a cotangent `v`, as the pullback of conv2d gives
 /// them, so that their rules (each other and conv2d) are swept too.
@@ -390,6 +423,7 @@ pub(crate) fn nn_op_cases() -> Vec<OpCase> {
     let sym = |n| values(n, -2.0, 2.0);
     let mut cases = vec![
         conv2d_case(),
+        conv2d_relu_case(),
         conv2d_grad_case("conv2d_input_grad", 0),
         conv2d_grad_case("conv2d_weight_grad", 1),
         conv1d_case(),
