@@ -2,13 +2,14 @@
 
 use super::elementwise::for_each_row;
 use crate::shape::Shape;
+use rayon::prelude::*;
 use smallvec::SmallVec;
 
 /// Folds `x` (shape `shape`) over `axes` (sorted, normalised) with `f`, starting from
 /// `init`. The result has `shape.reduced(axes, true).numel()` elements. `f` must be
 /// associative and commutative up to rounding (sum, max, min): rows are folded in 8
 /// interleaved lanes.
-pub(crate) fn reduce<T: crate::element::Element, F: Fn(T, T) -> T>(
+pub(crate) fn reduce<T: crate::element::Element, F: Fn(T, T) -> T + Sync>(
     x: &[T],
     shape: &Shape,
     axes: &[usize],
@@ -54,19 +55,69 @@ pub(crate) fn reduce<T: crate::element::Element, F: Fn(T, T) -> T>(
         }
     }
     let last_reduced = reduced[merged.ndim() - 1];
-    for_each_row(&merged, &[&istr, &ostr], |[i, o], len| {
+    let (n0, s0) = (merged.dims()[0], istr[0]);
+    if x.len() < PAR_MIN || !reduced[0] || n0 < 2 {
+        fold_rows(x, &merged, &istr, &ostr, last_reduced, &mut out, &f);
+        return out;
+    }
+    // A large input whose outer dim is reduced: that dim is cut into at most PIECES runs,
+    // set by the shape alone, each folded into its own partial result on rayon's pool,
+    // and the partials combined in order (the same bits on any number of threads).
+    let per = n0.div_ceil(PIECES);
+    let partials: Vec<Vec<T>> = (0..n0.div_ceil(per))
+        .into_par_iter()
+        .map(|i| {
+            let len = per.min(n0 - i * per);
+            let mut dims: SmallVec<[usize; 4]> = merged.dims().into();
+            dims[0] = len;
+            let mut part = vec![init; out.len()];
+            fold_rows(
+                &x[i * per * s0..][..len * s0],
+                &Shape::from(dims),
+                &istr,
+                &ostr,
+                last_reduced,
+                &mut part,
+                &f,
+            );
+            part
+        })
+        .collect();
+    for part in partials {
+        out.iter_mut().zip(part).for_each(|(o, v)| *o = f(*o, v));
+    }
+    out
+}
+
+/// From this many elements, a reduction over its outer dim runs in pieces on rayon's pool.
+const PAR_MIN: usize = 1 << 18;
+
+/// The most pieces a parallel reduction is cut into.
+const PIECES: usize = 16;
+
+/// Folds every row of `x` (merged shape `shape`, strides `istr`) into `out` at the offsets
+/// `ostr` gives: whole rows into one slot when the last dim is reduced, else elementwise.
+fn fold_rows<T: crate::element::Element, F: Fn(T, T) -> T>(
+    x: &[T],
+    shape: &Shape,
+    istr: &[usize],
+    ostr: &[usize],
+    last_reduced: bool,
+    out: &mut [T],
+    f: &F,
+) {
+    for_each_row(shape, &[istr, ostr], |[i, o], len| {
         let row = &x[i..i + len];
         if last_reduced {
-            out[o] = f(out[o], fold_lanes(row, &f));
+            out[o] = f(out[o], fold_lanes(row, f));
         } else if len >= super::elementwise::DISPATCH_MIN {
-            super::elementwise::fold_into(&mut out[o..o + len], row, &f);
+            super::elementwise::fold_into(&mut out[o..o + len], row, f);
         } else {
             for (dst, &v) in out[o..o + len].iter_mut().zip(row) {
                 *dst = f(*dst, v);
             }
         }
     });
-    out
 }
 
 /// `row` folded with `f` (non-empty): 8 interleaved lanes, so the loop is not one long
@@ -117,4 +168,34 @@ pub(crate) fn arg_extreme<T: Copy + PartialOrd>(x: &[T], shape: &Shape, axis: us
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_reductions_in_pieces_match_the_definition() {
+        // Over PAR_MIN elements with the outer dim reduced: the parallel path, with a last
+        // piece shorter than the others. Small integers: every sum is exact.
+        let dims = [37usize, 3, 2400];
+        let n: usize = dims.iter().product();
+        assert!(n >= PAR_MIN);
+        let x: Vec<f64> = (0..n).map(|i| ((i * 7) % 23) as f64 - 11.0).collect();
+        let shape = Shape::from(&dims[..]);
+        for axes in [&[0usize, 2][..], &[0], &[0, 1, 2]] {
+            let kept = shape.reduced(axes, true);
+            let (mut sum, mut max) = (vec![0.0; kept.numel()], vec![f64::NEG_INFINITY; kept.numel()]);
+            for (i, &v) in x.iter().enumerate() {
+                let idx = [i / (dims[1] * dims[2]), (i / dims[2]) % dims[1], i % dims[2]];
+                let o = (0..3).fold(0, |o, d| {
+                    o * kept.dims()[d] + if axes.contains(&d) { 0 } else { idx[d] }
+                });
+                sum[o] += v;
+                max[o] = max[o].max(v);
+            }
+            assert_eq!(reduce(&x, &shape, axes, 0.0, |a, b| a + b), sum, "{axes:?}");
+            assert_eq!(reduce(&x, &shape, axes, f64::NEG_INFINITY, f64::max), max, "{axes:?}");
+        }
+    }
 }
