@@ -109,11 +109,12 @@ impl<T: Element> Module<T> for Dropout<T> {
                 // The draws of `rng.random_bool(1 − p)`, with the distribution made once
                 // rather than per element.
                 let keep = Bernoulli::new(1.0 - self.p).map_err(|e| Error::bad_value("Dropout", e.to_string()))?;
-                let data = (&mut self.rng)
-                    .sample_iter(keep)
-                    .take(x.numel())
-                    .map(|k| if k { T::one() } else { T::zero() })
-                    .collect();
+                let mut data = vec![T::zero(); x.numel()];
+                for d in &mut data {
+                    if self.rng.sample(keep) {
+                        *d = T::one();
+                    }
+                }
                 Tensor::from_vec(data, x.shape().clone())?
             }
         };
