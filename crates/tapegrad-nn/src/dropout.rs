@@ -1,7 +1,6 @@
 //! [`Dropout`]: inverted dropout with its own seeded RNG.
 
 use crate::module::Module;
-use rand::distr::Bernoulli;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tapegrad_core::{Element, Error, Result, Tensor};
@@ -106,13 +105,18 @@ impl<T: Element> Module<T> for Dropout<T> {
                 m.clone()
             }
             None => {
-                // The draws of `rng.random_bool(1 − p)`, with the distribution made once
-                // rather than per element.
-                let keep = Bernoulli::new(1.0 - self.p).map_err(|e| Error::bad_value("Dropout", e.to_string()))?;
-                let mut data = vec![T::zero(); x.numel()];
-                for d in &mut data {
-                    if self.rng.sample(keep) {
-                        *d = T::one();
+                // The draws of `rng.random_bool(1 − p)` (rand's Bernoulli: keep when a
+                // random u64 is below (1 − p)·2⁶⁴), with the words drawn a block at a time.
+                let keep = 1.0 - self.p;
+                let below = (keep * 2f64.powi(64)) as u64;
+                // A p so small that 1 − p rounds to 1 keeps everything and draws nothing.
+                let mut data = vec![if keep == 1.0 { T::one() } else { T::zero() }; x.numel()];
+                let mut words = [0u64; 1024];
+                for chunk in data.chunks_mut(words.len()).filter(|_| keep < 1.0) {
+                    let words = &mut words[..chunk.len()];
+                    self.rng.fill(words);
+                    for (d, &w) in chunk.iter_mut().zip(words.iter()) {
+                        *d = if w < below { T::one() } else { T::zero() };
                     }
                 }
                 Tensor::from_vec(data, x.shape().clone())?

@@ -75,6 +75,25 @@ fn same_seed_same_masks_and_masks_change_between_calls() {
 }
 
 #[test]
+fn masks_are_the_draws_of_random_bool() {
+    // The layer draws its words a block at a time; the keep decisions are those of
+    // `rng.random_bool(1 − p)` on the same seeded generator, element by element (also
+    // across a block boundary and for a length that is not a multiple of the block).
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    for (p, seed, n) in [(0.4, 9u64, 3000usize), (0.5, 1, 1024), (0.2, 77, 5)] {
+        let mut d = Dropout::<f32>::new(p, seed).unwrap();
+        let mut rng = StdRng::seed_from_u64(seed);
+        for _ in 0..2 {
+            d.forward(&Tensor::ones([n]).unwrap()).unwrap();
+            let want: Vec<f32> = (0..n)
+                .map(|_| if rng.random_bool(1.0 - p) { 1.0 } else { 0.0 })
+                .collect();
+            assert_eq!(d.last_mask().unwrap().to_vec(), want, "p {p} seed {seed} n {n}");
+        }
+    }
+}
+
+#[test]
 fn invalid_probabilities_are_rejected() {
     for p in [1.0, 1.5, -0.1, f64::NAN] {
         let err = Dropout::<f32>::new(p, 0).unwrap_err().to_string();
