@@ -24,6 +24,13 @@ pub struct Batch<T: Element> {
     pub y: Targets<T>,
 }
 
+/// From this many feature elements per batch, [`Dataset::for_each_batch`] prepares the
+/// next batch on a second thread. Below it the batch is made inline: MNIST's 32×784
+/// samples gather in microseconds, less than the other thread's wake-up at every step
+/// (the seed MLP's epoch: median 0.593 s with the thread, 0.541 s inline, 5 alternated
+/// runs each).
+pub(crate) const PREFETCH_MIN: usize = 1 << 20;
+
 /// Samples and their targets, like the `(x, y)` arrays given to Keras's `fit`.
 ///
 /// ```
@@ -272,11 +279,13 @@ impl Dataset {
         Ok(Batch { x, y })
     }
 
-    /// Calls `step` on each batch of `batches` in order, preparing the next batch on a
-    /// second thread meanwhile (like a PyTorch `DataLoader` with one worker): gathering
-    /// random samples waits on memory, and overlapping that with the step hides it. The
-    /// handoff is a bounded channel that blocks, so an idle or busy second core costs
-    /// nothing but the overlap. Stops at the first error.
+    /// Calls `step` on each batch of `batches` in order. Large batches (from 2²⁰ feature
+    /// elements) are prepared on a second thread meanwhile (like a
+    /// PyTorch `DataLoader` with one worker): gathering random samples waits on memory,
+    /// and overlapping that with the step hides it; the handoff is a bounded channel that
+    /// blocks, so an idle or busy second core costs nothing but the overlap. Small batches
+    /// are made on the calling thread, where the gather costs less than the handoff's
+    /// wake-up of the other thread at every step. Stops at the first error.
     ///
     /// ```
     /// use tapegrad_train::{Dataset, Features, TargetData};
@@ -294,6 +303,13 @@ impl Dataset {
         batches: &[Vec<usize>],
         mut step: impl FnMut(usize, Batch<T>) -> Result<()>,
     ) -> Result<()> {
+        let largest = batches.iter().map(Vec::len).max().unwrap_or(0);
+        if largest.saturating_mul(self.features.per_sample()) < PREFETCH_MIN {
+            for (i, idx) in batches.iter().enumerate() {
+                step(i, self.batch::<T>(idx)?)?;
+            }
+            return Ok(());
+        }
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel(2);
             scope.spawn(move || {

@@ -244,3 +244,38 @@ fn a_header_whose_dims_overflow_u128_is_refused_with_a_message() {
     let e = decode_idx(&encode_idx(&[1 << 20, 1 << 20], &[])[..], MAX_ELEMENTS).unwrap_err();
     assert!(e.contains("declare 1099511627776 elements"), "{e}");
 }
+
+#[test]
+fn batches_arrive_in_order_whether_made_inline_or_on_the_prefetch_thread() {
+    // Samples of 2¹⁹ features: batches of 2 reach the 2²⁰ elements from which the next
+    // batch is made on a second thread; batches of 1 are made inline. Both give every
+    // batch, in order, with its samples, and stop at the first error.
+    let per = 1usize << 19;
+    let x: Vec<f32> = (0..4 * per).map(|i| (i / per) as f32).collect();
+    let d = Dataset::new(
+        Features::from_f32(x, [per]).unwrap(),
+        TargetData::Classes {
+            labels: vec![0, 1, 2, 3],
+            classes: 4,
+        },
+    )
+    .unwrap();
+    for size in [1, 2] {
+        let batches = d.batch_indices(size, true, 5, 0, false).unwrap();
+        let mut seen = vec![];
+        d.for_each_batch::<f32>(&batches, |i, b| {
+            let firsts: Vec<usize> = (0..b.y.len()).map(|s| b.x.data()[s * per] as usize).collect();
+            assert_eq!(firsts, b.y.classes().unwrap(), "batch {i}");
+            seen.push(firsts);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, batches, "batches of {size}");
+        let mut calls = 0;
+        let err = d.for_each_batch::<f32>(&batches, |_, _| {
+            calls += 1;
+            Err(tapegrad_core::Error::bad_value("step", "stop"))
+        });
+        assert!(err.is_err() && calls == 1, "batches of {size}");
+    }
+}
