@@ -11,7 +11,8 @@ use tapegrad_core::{Element, Error, Result, Tensor};
 
 /// A 2-D convolution layer: `y = f(conv2d(x, W, b))` for `x [N, C, H, W]`, weight
 /// `W [O, C/groups, kh, kw]` and bias `b [O]` (see [`Tensor::conv2d`] for the sum), with
-/// an optional [`Activation`] `f` as Keras's `Conv2D(activation=…)`.
+/// an optional [`Activation`] `f` as Keras's `Conv2D(activation=…)`. With
+/// [`Activation::Relu`] the two run as one op, [`Tensor::conv2d_relu`] (the same values).
 ///
 /// [`Conv2d::new`] takes Keras's defaults: stride 1, `padding='valid'`, glorot_uniform
 /// kernel (fans `C/groups·kh·kw` and `O·kh·kw`, as Keras computes them), zero bias.
