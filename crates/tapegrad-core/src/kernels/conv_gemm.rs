@@ -4,14 +4,14 @@
 //! GEMM, and the product `[O, OH·OW]` is already that image's part of the NCHW output.
 //!
 //! Lowering the whole batch to one column matrix `[C·kh·kw, N·OH·OW]` (what
-//! `Tensor::im2col` does, and the rule under `create_graph` still does) writes that matrix
-//! to memory and reads it back (18 MB per step for the MNIST CNN's second convolution), and
-//! needs a pass that permutes the `[O, N·L]` product into `[N, O, L]`, and another that
-//! permutes the gradient back; per image, neither exists.
+//! `Tensor::im2col` gives) writes that matrix to memory and reads it back (18 MB per step
+//! for the MNIST CNN's second convolution), and needs a pass that permutes the `[O, N·L]`
+//! product into `[N, O, L]`, and another that permutes the gradient back; per image,
+//! neither exists.
 //!
-//! The weight and bias gradients are sums over the batch: each task sums a fixed run of
-//! images (set by the batch size, not the thread count) and the tasks' partial sums are
-//! added in task order, so the result is the same bits on any number of threads.
+//! The weight gradient is a sum over the batch: each task sums a fixed run of images (set
+//! by the batch size, not the thread count) and the tasks' partial sums are added in task
+//! order, so the result is the same bits on any number of threads.
 
 use crate::buffer_cache;
 use crate::element::Element;

@@ -7,6 +7,7 @@
 //! gradients are two more ops lowered the same way: `conv2d_input_grad` (the transposed
 //! convolution) and `conv2d_weight_grad`. The three are bilinear, and each one's rule is
 //! written in the other two, so the trio closes under differentiation too.
+
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::conv::{self, Geometry};
@@ -371,6 +372,7 @@ impl<T: Element> Tensor<T> {
             padding: pad,
             dilation,
         };
+        window.geometry(op, x.dims())?;
         Ok(window)
     }
 
@@ -385,10 +387,11 @@ impl<T: Element> Tensor<T> {
         groups: usize,
         relu: bool,
     ) -> Result<Tensor<T>> {
-        let g = window.geometry("conv2d", self.dims())?;
+        let op = if relu { "conv2d_relu" } else { "conv2d" };
+        let g = window.geometry(op, self.dims())?;
         let o = w.dims()[0];
         let out_shape = Shape::from([g.n, o, g.oh, g.ow]);
-        crate::storage::ensure_alloc::<T>("conv2d", &out_shape)?;
+        crate::storage::ensure_alloc::<T>(op, &out_shape)?;
         let conv = Conv { g, o, groups };
         let out = conv.forward(self.data(), w.data(), bias.map(Tensor::data), relu);
         let out = Tensor::from_parts(out, out_shape);

@@ -150,9 +150,6 @@ impl<T: Element> Tensor<T> {
     }
 }
 
-/// `f(g, v)` elementwise over a gradient and a tensor of its shape (the op's input or
-/// output): a first-order rule in one pass, giving exactly the values of the composite
-/// form (`−(y·y) + 1` is `1 − y·y` in IEEE arithmetic; a select is a select).
 /// ReLU's rule: `grad` where `v > 0`, else 0, for `v` the ReLU's input or its output
 /// (positive at the same cells). One fused pass unless the backward pass is recorded, when
 /// it is a `where` on a constant mask (the same values).
@@ -166,6 +163,9 @@ pub(crate) fn relu_rule<T: Element>(grad: &Tensor<T>, v: &Tensor<T>, create_grap
     )
 }
 
+/// `f(g, v)` elementwise over a gradient and a tensor of its shape (the op's input or
+/// output): a first-order rule in one pass, giving exactly the values of the composite
+/// form (`−(y·y) + 1` is `1 − y·y` in IEEE arithmetic; a select is a select).
 fn fused_with_output<T: Element>(g: &Tensor<T>, y: &Tensor<T>, f: impl Fn(T, T) -> T + Sync) -> Result<Tensor<T>> {
     let data = elementwise::zip(g.data(), g.shape(), y.data(), y.shape(), g.shape(), f);
     Ok(Tensor::from_storage(data, g.shape().clone()))

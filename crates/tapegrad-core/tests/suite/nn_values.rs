@@ -137,6 +137,15 @@ fn conv_errors_name_the_op_and_shapes() {
         "{e}"
     );
     assert!(x.conv2d(&big, None, [1, 1], 1, [1, 1], 1).is_ok());
+    // The fused op checks the same way and names itself.
+    let e = x.conv2d_relu(&big, None, [1, 1], 0, [1, 1], 1).unwrap_err().to_string();
+    assert!(
+        e.contains("conv2d_relu") && e.contains("larger than the padded input"),
+        "{e}"
+    );
+    let w = Tensor::<f64>::zeros([3, 2, 1, 1]).unwrap();
+    let e = x.conv2d_relu(&w, None, [1, 1], 0, [1, 1], 2).unwrap_err().to_string();
+    assert!(e.contains("conv2d_relu") && e.contains("groups=2"), "{e}");
     let w = Tensor::<f64>::zeros([3, 2, 1, 1]).unwrap();
     let e = x.conv2d(&w, None, [1, 1], 0, [1, 1], 2).unwrap_err().to_string();
     assert!(
