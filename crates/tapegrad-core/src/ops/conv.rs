@@ -3,7 +3,7 @@
 //! and their product is the convolution. `col2im` is im2col's transpose; each is the
 //! other's gradient rule, so the pair closes under differentiation (second order works).
 //!
-//! `conv2d` itself lowers one image at a time ([`crate::kernels::conv_gemm`]), and its
+//! `conv2d` itself lowers one image at a time (the crate's `kernels::conv_gemm`), and its
 //! gradients are two more ops lowered the same way: `conv2d_input_grad` (the transposed
 //! convolution) and `conv2d_weight_grad`. The three are bilinear, and each one's rule is
 //! written in the other two, so the trio closes under differentiation too.
