@@ -111,12 +111,14 @@ impl<T: Element> Module<T> for Dropout<T> {
                 let below = (keep * 2f64.powi(64)) as u64;
                 // A p so small that 1 − p rounds to 1 keeps everything and draws nothing.
                 let mut data = vec![if keep == 1.0 { T::one() } else { T::zero() }; x.numel()];
-                let mut words = [0u64; 1024];
-                for chunk in data.chunks_mut(words.len()).filter(|_| keep < 1.0) {
-                    let words = &mut words[..chunk.len()];
-                    self.rng.fill(words);
-                    for (d, &w) in chunk.iter_mut().zip(words.iter()) {
-                        *d = if w < below { T::one() } else { T::zero() };
+                if keep < 1.0 {
+                    let mut words = [0u64; 1024];
+                    for chunk in data.chunks_mut(words.len()) {
+                        let words = &mut words[..chunk.len()];
+                        self.rng.fill(words);
+                        for (d, &w) in chunk.iter_mut().zip(words.iter()) {
+                            *d = if w < below { T::one() } else { T::zero() };
+                        }
                     }
                 }
                 Tensor::from_vec(data, x.shape().clone())?

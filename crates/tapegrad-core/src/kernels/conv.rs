@@ -61,31 +61,32 @@ impl Geometry {
     }
 
     /// The output rows `lo..hi` whose kernel row `i` falls inside the image, and the input
-    /// row of `lo` (input rows then advance by the stride): [`Geometry::valid_x`] for rows.
+    /// row of `lo` (input rows then advance by the stride).
     #[inline]
     pub(crate) fn valid_y(&self, i: usize) -> (usize, usize, usize) {
-        let off = i * self.dh;
-        let lo = self.pt.saturating_sub(off).div_ceil(self.sh).min(self.oh);
-        let hi = (self.pt + self.h).saturating_sub(off).div_ceil(self.sh).min(self.oh);
-        if hi <= lo {
-            return (lo, lo, 0); // no row of the output reaches the image
-        }
-        (lo, hi, lo * self.sh + off - self.pt)
+        valid_run(i * self.dh, self.pt, self.h, self.sh, self.oh)
     }
 
     /// The output columns `lo..hi` whose kernel column `j` falls inside the image, and
     /// the input column of `lo` (input columns then advance by the stride).
     #[inline]
     pub(crate) fn valid_x(&self, j: usize) -> (usize, usize, usize) {
-        let off = j * self.dw;
-        // Smallest ox with ox·sw + off ≥ pl, and the first ox with ox·sw + off ≥ pl + w.
-        let lo = self.pl.saturating_sub(off).div_ceil(self.sw).min(self.ow);
-        let hi = (self.pl + self.w).saturating_sub(off).div_ceil(self.sw).min(self.ow);
-        if hi <= lo {
-            return (lo, lo, 0); // no column of the output reaches the image
-        }
-        (lo, hi, lo * self.sw + off - self.pl)
+        valid_run(j * self.dw, self.pl, self.w, self.sw, self.ow)
     }
+}
+
+/// Along one dim (input `size` cells after `pad` cells of padding, stride `stride`, `out`
+/// outputs), for the kernel cell at offset `off`: the outputs `lo..hi` whose cell falls inside
+/// the input — the smallest `o` with `o·stride + off ≥ pad`, and the first with
+/// `o·stride + off ≥ pad + size` — and the input cell of `lo`.
+#[inline]
+fn valid_run(off: usize, pad: usize, size: usize, stride: usize, out: usize) -> (usize, usize, usize) {
+    let lo = pad.saturating_sub(off).div_ceil(stride).min(out);
+    let hi = (pad + size).saturating_sub(off).div_ceil(stride).min(out);
+    if hi <= lo {
+        return (lo, lo, 0); // no output reaches the input
+    }
+    (lo, hi, lo * stride + off - pad)
 }
 
 /// A destination cell a kernel writes once: a plain element, or one of a new buffer that

@@ -16,7 +16,7 @@
 use crate::buffer_cache;
 use crate::element::Element;
 use crate::kernels::conv::{col2im_plane, im2col_into, Geometry};
-use crate::kernels::fill::fill_pieces;
+use crate::kernels::fill::fill_chunks_on;
 use crate::kernels::gemm::matmul_into;
 use rayon::prelude::*;
 
@@ -79,8 +79,7 @@ impl Conv {
         let d = self.dims();
         let (l, og, kg) = (d.l, d.og, d.kg);
         let ol = self.o * l;
-        let mut none = vec![(); d.tasks];
-        fill_pieces(self.g.n * ol, d.per * ol, &mut none, 1, d.parallel, |t, out, _| {
+        fill_chunks_on(self.g.n * ol, d.per * ol, d.parallel, |t, out| {
             let mut cols = buffer_cache::vec_filled(d.r * l, T::zero());
             let mut y = buffer_cache::vec_filled(og * l, T::zero());
             for (i, out) in out.chunks_mut(ol).enumerate() {
@@ -112,8 +111,7 @@ impl Conv {
         let d = self.dims();
         let (l, og, kg, chw) = (d.l, d.og, d.kg, d.chw);
         let (ol, hw) = (self.o * l, self.g.h * self.g.w);
-        let mut none = vec![(); d.tasks];
-        fill_pieces(self.g.n * chw, d.per * chw, &mut none, 1, d.parallel, |t, dx, _| {
+        fill_chunks_on(self.g.n * chw, d.per * chw, d.parallel, |t, dx| {
             let mut cols = buffer_cache::vec_filled(d.r * l, T::zero());
             let mut img = buffer_cache::vec_filled(chw, T::zero());
             for (i, dst) in dx.chunks_mut(chw).enumerate() {

@@ -29,10 +29,9 @@ pub(crate) fn fill_chunks_with<T: Element, U: Send>(
     fill_pieces(len, chunk, side, side_chunk, len >= PAR_MIN, fill)
 }
 
-/// [`fill_chunks_with`], on rayon's pool when `parallel` (for kernels whose pieces are
-/// worth a thread for reasons other than their length, such as a GEMM per piece).
+/// [`fill_chunks_with`], on rayon's pool when `parallel`: the body of every fill here.
 #[allow(unsafe_code)]
-pub(crate) fn fill_pieces<T: Element, U: Send>(
+fn fill_pieces<T: Element, U: Send>(
     len: usize,
     chunk: usize,
     side: &mut [U],
@@ -75,9 +74,20 @@ pub(crate) fn fill_chunks<T: Element>(
     chunk: usize,
     fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
 ) -> Vec<T> {
+    fill_chunks_on(len, chunk, len >= PAR_MIN, fill)
+}
+
+/// [`fill_chunks`], on rayon's pool when `parallel` rather than by length (for kernels
+/// whose pieces are worth a thread for another reason, such as a GEMM per piece).
+pub(crate) fn fill_chunks_on<T: Element>(
+    len: usize,
+    chunk: usize,
+    parallel: bool,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
     let chunk = chunk.max(1);
     let mut none = vec![(); len.div_ceil(chunk)];
-    fill_chunks_with(len, chunk, &mut none, 1, |i, piece, _| fill(i, piece))
+    fill_pieces(len, chunk, &mut none, 1, parallel, |i, piece, _| fill(i, piece))
 }
 
 #[cfg(test)]
