@@ -16,9 +16,11 @@
 use crate::buffer_cache;
 use crate::element::Element;
 use crate::kernels::conv::{col2im_plane, im2col_into, Geometry};
-use crate::kernels::fill::fill_chunks_on;
+use crate::kernels::fill::{fill_chunks_on, fill_chunks_with_on};
 use crate::kernels::gemm::matmul_into;
+use crate::kernels::reduce::fold_lanes;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// From this many multiply-adds per pass, the images are spread over rayon's pool.
 const PAR_MIN_MACS: usize = 1 << 22;
@@ -108,77 +110,136 @@ impl Conv {
     /// gradient for group `g` as `[O/groups, L]`, `∂x[n] = col2im(W_gᵀ · Gₙ,g)` (the
     /// transposed convolution of `gy` by `w`).
     pub(crate) fn input_grad<T: Element>(&self, w: &[T], gy: &[T]) -> Vec<T> {
-        let d = self.dims();
-        let (l, og, kg, chw) = (d.l, d.og, d.kg, d.chw);
-        let (ol, hw) = (self.o * l, self.g.h * self.g.w);
-        fill_chunks_on(self.g.n * chw, d.per * chw, d.parallel, |t, dx| {
-            let mut cols = buffer_cache::vec_filled(d.r * l, T::zero());
-            let mut img = buffer_cache::vec_filled(chw, T::zero());
-            for (i, dst) in dx.chunks_mut(chw).enumerate() {
-                let gn = &gy[(t * d.per + i) * ol..][..ol];
-                for gi in 0..self.groups {
-                    // cols_g [kg, L] = W_gᵀ · Gₙ,g, then added back onto the image's cells.
-                    let (wg, gg) = (&w[gi * og * kg..][..og * kg], &gn[gi * og * l..][..og * l]);
-                    matmul_into(wg, gg, &mut cols[gi * kg * l..][..kg * l], kg, og, l, true, false);
-                }
-                img.fill(T::zero());
-                for (c, plane) in img.chunks_exact_mut(hw).enumerate() {
-                    col2im_plane(&cols, &d.g1, c, plane);
-                }
-                dst.iter_mut().zip(&img).for_each(|(d, &v)| _ = d.write(v));
-            }
-            buffer_cache::recycle(cols);
-            buffer_cache::recycle(img);
-        })
+        let [dx, _, _] = self.backward(&[], w, gy, None, [true, false, false]);
+        dx.unwrap_or_default()
     }
 
     /// `∂W [O, C/groups, kh, kw]` for `gy = ∂L/∂y [N, O, OH, OW]`:
     /// `∂W_g = Σₙ Gₙ,g · cols_g(xₙ)ᵀ`, summed per task of images, then over the tasks in
     /// order.
     pub(crate) fn weight_grad<T: Element>(&self, x: &[T], gy: &[T]) -> Vec<T> {
+        let [_, dw, _] = self.backward(x, &[], gy, None, [false, true, false]);
+        dw.unwrap_or_default()
+    }
+
+    /// `∂b [O]` for `gy = ∂L/∂y [N, O, OH, OW]`: `∂b[o] = Σₙ Σ_p gy[n, o, p]`, each image's
+    /// row summed, the images summed per task and the tasks in order (the order
+    /// [`Conv::backward`] sums in, whatever it computes alongside).
+    pub(crate) fn bias_grad<T: Element>(&self, gy: &[T]) -> Vec<T> {
+        let [_, _, db] = self.backward(&[], &[], gy, None, [false, false, true]);
+        db.unwrap_or_default()
+    }
+
+    /// The gradients `[∂x, ∂W, ∂b]` for `gy`, those asked for in `need`, in one pass over
+    /// the images: each image's gradient rows are read once (and, for a convolution followed
+    /// by ReLU, masked as they are read: `Gₙ` where `relu_out > 0`, else 0, into a scratch
+    /// buffer that stays in cache) and serve all three. Every gradient is computed per image
+    /// exactly as [`Conv::input_grad`], [`Conv::weight_grad`] and [`Conv::bias_grad`] compute
+    /// it (they are this function), so fused and separate give the same bits. `x` is read
+    /// only for ∂W and `w` only for ∂x.
+    pub(crate) fn backward<T: Element>(
+        &self,
+        x: &[T],
+        w: &[T],
+        gy: &[T],
+        relu_out: Option<&[T]>,
+        need: [bool; 3],
+    ) -> [Option<Vec<T>>; 3] {
         let d = self.dims();
         let (l, og, kg, chw) = (d.l, d.og, d.kg, d.chw);
-        let (ol, part) = (self.o * l, (d.r * og).max(1));
-        // Per task: its sum of ∂Wᵀ, one [kg, O/groups] block per group.
+        let (ol, hw) = (self.o * l, self.g.h * self.g.w);
+        let [need_x, need_w, need_b] = need;
+        // Per task: its sum of ∂Wᵀ (one [kg, O/groups] block per group), then of ∂b.
+        let wlen = if need_w { d.r * og } else { 0 };
+        let part = (wlen + if need_b { self.o } else { 0 }).max(1);
         let mut partials = buffer_cache::vec_filled(d.tasks * part, T::zero());
-        let task = |t: usize, acc: &mut [T]| {
+        let task = |t: usize, dx: &mut [MaybeUninit<T>], acc: &mut [T]| {
+            let (acc_w, acc_b) = acc.split_at_mut(wlen);
             let mut cols = buffer_cache::vec_filled(d.r * l, T::zero());
-            let mut wt = buffer_cache::vec_filled(kg * og, T::zero());
+            let mut wt = buffer_cache::vec_filled(if need_w { kg * og } else { 0 }, T::zero());
+            let mut masked = buffer_cache::vec_filled(if relu_out.is_some() { ol } else { 0 }, T::zero());
+            let mut img = buffer_cache::vec_filled(if need_x { chw } else { 0 }, T::zero());
+            let mut dx = dx.chunks_mut(chw.max(1));
             for n in t * d.per..((t + 1) * d.per).min(self.g.n) {
-                im2col_into(&x[n * chw..][..chw], &d.g1, &mut cols);
-                for gi in 0..self.groups {
-                    // ∂W_gᵀ += cols_g [kg, L] · Gₙ,gᵀ [L, O/groups]: the GEMM gathers the
-                    // smaller operand (G) for its transpose.
-                    let gg = &gy[n * ol + gi * og * l..][..og * l];
-                    matmul_into(&cols[gi * kg * l..][..kg * l], gg, &mut wt, kg, l, og, false, true);
-                    let acc = &mut acc[gi * kg * og..][..kg * og];
-                    acc.iter_mut().zip(&wt).for_each(|(a, &v)| *a += v);
+                let gn = &gy[n * ol..][..ol];
+                let gn = match relu_out {
+                    Some(out) => {
+                        let pairs = masked.iter_mut().zip(gn.iter().zip(&out[n * ol..][..ol]));
+                        pairs.for_each(|(m, (&g, &v))| *m = if v > T::zero() { g } else { T::zero() });
+                        &masked[..]
+                    }
+                    None => gn,
+                };
+                if need_b && l > 0 {
+                    for (a, row) in acc_b.iter_mut().zip(gn.chunks_exact(l)) {
+                        *a += fold_lanes(row, &|a, b| a + b);
+                    }
+                }
+                if need_w {
+                    im2col_into(&x[n * chw..][..chw], &d.g1, &mut cols);
+                    for gi in 0..self.groups {
+                        // ∂W_gᵀ += cols_g [kg, L] · Gₙ,gᵀ [L, O/groups]: the GEMM gathers the
+                        // smaller operand (G) for its transpose.
+                        let gg = &gn[gi * og * l..][..og * l];
+                        matmul_into(&cols[gi * kg * l..][..kg * l], gg, &mut wt, kg, l, og, false, true);
+                        let acc = &mut acc_w[gi * kg * og..][..kg * og];
+                        acc.iter_mut().zip(&wt).for_each(|(a, &v)| *a += v);
+                    }
+                }
+                if need_x {
+                    for gi in 0..self.groups {
+                        // cols_g [kg, L] = W_gᵀ · Gₙ,g, then added back onto the image's cells.
+                        let (wg, gg) = (&w[gi * og * kg..][..og * kg], &gn[gi * og * l..][..og * l]);
+                        matmul_into(wg, gg, &mut cols[gi * kg * l..][..kg * l], kg, og, l, true, false);
+                    }
+                    img.fill(T::zero());
+                    for (c, plane) in img.chunks_exact_mut(hw).enumerate() {
+                        col2im_plane(&cols, &d.g1, c, plane);
+                    }
+                    let dst = dx.next().expect("one ∂x piece per image of the task");
+                    dst.iter_mut().zip(&img).for_each(|(d, &v)| _ = d.write(v));
                 }
             }
-            buffer_cache::recycle(cols);
-            buffer_cache::recycle(wt);
+            for v in [cols, wt, masked, img] {
+                buffer_cache::recycle(v);
+            }
         };
-        if d.parallel {
-            partials.par_chunks_mut(part).enumerate().for_each(|(t, p)| task(t, p));
+        let dx = if need_x && d.per * chw > 0 {
+            fill_chunks_with_on(self.g.n * chw, d.per * chw, &mut partials, part, d.parallel, task)
         } else {
-            partials.chunks_mut(part).enumerate().for_each(|(t, p)| task(t, p));
-        }
+            if d.parallel {
+                partials
+                    .par_chunks_mut(part)
+                    .enumerate()
+                    .for_each(|(t, p)| task(t, &mut [], p));
+            } else {
+                partials
+                    .chunks_mut(part)
+                    .enumerate()
+                    .for_each(|(t, p)| task(t, &mut [], p));
+            }
+            Vec::new()
+        };
         let mut total = vec![T::zero(); part];
         for p in partials.chunks_exact(part) {
             total.iter_mut().zip(p).for_each(|(a, &v)| *a += v);
         }
         buffer_cache::recycle(partials);
-        // [groups, kg, O/groups] → [groups, O/groups, kg] = [O, C/groups, kh, kw].
-        let mut gw = vec![T::zero(); d.r * og];
-        for gi in 0..self.groups {
-            let (src, dst) = (&total[gi * kg * og..][..kg * og], &mut gw[gi * og * kg..][..og * kg]);
-            for (k, row) in src.chunks_exact(og.max(1)).enumerate() {
-                for (oi, &v) in row.iter().enumerate() {
-                    dst[oi * kg + k] = v;
+        let dw = need_w.then(|| {
+            // [groups, kg, O/groups] → [groups, O/groups, kg] = [O, C/groups, kh, kw].
+            let mut gw = vec![T::zero(); d.r * og];
+            for gi in 0..self.groups {
+                let (src, dst) = (&total[gi * kg * og..][..kg * og], &mut gw[gi * og * kg..][..og * kg]);
+                for (k, row) in src.chunks_exact(og.max(1)).enumerate() {
+                    for (oi, &v) in row.iter().enumerate() {
+                        dst[oi * kg + k] = v;
+                    }
                 }
             }
-        }
-        gw
+            gw
+        });
+        let db = need_b.then(|| total[wlen..][..self.o].to_vec());
+        [need_x.then_some(dx), dw, db]
     }
 }
 
@@ -325,11 +386,45 @@ mod tests {
             }
             assert_eq!(c.input_grad(&w, &gy), col2im(&dcols, g), "{c:?}");
             assert_eq!(c.weight_grad(&x, &gy), dw, "{c:?}");
+            let db: Vec<f64> = (0..c.o).map(|o| (0..cols_n).map(|q| gt(o, q)).sum()).collect();
+            assert_eq!(c.bias_grad(&gy), db, "{c:?}");
         }
     }
 
     #[test]
-    fn the_weight_gradient_does_not_depend_on_the_thread_count() {
+    fn the_fused_pass_gives_the_separate_gradients_of_the_masked_gradient() {
+        // Values whose sums round, so any change in the order of addition would show.
+        for c in cases() {
+            let (g, kg) = (&c.g, c.g.rows() / c.groups);
+            let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(|i| (i as f64 * 0.37).sin()).collect();
+            let w: Vec<f64> = (0..c.o * kg).map(|i| (i as f64 * 0.61).cos()).collect();
+            let gy: Vec<f64> = (0..g.n * c.o * g.oh * g.ow).map(|i| (i as f64 * 0.23).sin()).collect();
+            let out: Vec<f64> = (0..gy.len()).map(|i| [1.5, 0.0, -0.0, 2.0, f64::NAN][i % 5]).collect();
+            let masked: Vec<f64> = gy
+                .iter()
+                .zip(&out)
+                .map(|(&g, &v)| if v > 0.0 { g } else { 0.0 })
+                .collect();
+            let want = [
+                c.input_grad(&w, &masked),
+                c.weight_grad(&x, &masked),
+                c.bias_grad(&masked),
+            ];
+            let [dx, dw, db] = c.backward(&x, &w, &gy, Some(&out), [true; 3]);
+            assert_eq!([dx.unwrap(), dw.unwrap(), db.unwrap()], want, "{c:?}");
+            // Any subset, unmasked.
+            let [dx, dw, db] = c.backward(&x, &w, &gy, None, [false, true, true]);
+            assert!(dx.is_none());
+            assert_eq!(
+                (dw.unwrap(), db.unwrap()),
+                (c.weight_grad(&x, &gy), c.bias_grad(&gy)),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_weight_and_bias_gradients_do_not_depend_on_the_thread_count() {
         let c = &cases()[0];
         let g = &c.g;
         // Values whose sums round, so a different order of addition would show.
@@ -337,7 +432,7 @@ mod tests {
         let gy: Vec<f64> = (0..g.n * c.o * g.oh * g.ow).map(|i| (i as f64 * 0.23).sin()).collect();
         let run = |threads| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| c.weight_grad(&x, &gy))
+            pool.install(|| (c.weight_grad(&x, &gy), c.bias_grad(&gy)))
         };
         assert_eq!(run(1), run(3));
     }

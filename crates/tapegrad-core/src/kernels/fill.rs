@@ -26,12 +26,13 @@ pub(crate) fn fill_chunks_with<T: Element, U: Send>(
     side_chunk: usize,
     fill: impl Fn(usize, &mut [MaybeUninit<T>], &mut [U]) + Sync,
 ) -> Vec<T> {
-    fill_pieces(len, chunk, side, side_chunk, len >= PAR_MIN, fill)
+    fill_chunks_with_on(len, chunk, side, side_chunk, len >= PAR_MIN, fill)
 }
 
-/// [`fill_chunks_with`], on rayon's pool when `parallel`: the body of every fill here.
+/// [`fill_chunks_with`], on rayon's pool when `parallel` rather than by length: the body
+/// of every fill here.
 #[allow(unsafe_code)]
-fn fill_pieces<T: Element, U: Send>(
+pub(crate) fn fill_chunks_with_on<T: Element, U: Send>(
     len: usize,
     chunk: usize,
     side: &mut [U],
@@ -87,7 +88,7 @@ pub(crate) fn fill_chunks_on<T: Element>(
 ) -> Vec<T> {
     let chunk = chunk.max(1);
     let mut none = vec![(); len.div_ceil(chunk)];
-    fill_pieces(len, chunk, &mut none, 1, parallel, |i, piece, _| fill(i, piece))
+    fill_chunks_with_on(len, chunk, &mut none, 1, parallel, |i, piece, _| fill(i, piece))
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ fn fold_rows<T: crate::element::Element, F: Fn(T, T) -> T>(
 /// `row` folded with `f` (non-empty): 8 interleaved lanes, so the loop is not one long
 /// chain of dependent adds (a sum over a row of 676 took 4 cycles per element that way),
 /// then the lanes combined pairwise and the tail added.
-fn fold_lanes<T: Copy, F: Fn(T, T) -> T>(row: &[T], f: &F) -> T {
+pub(crate) fn fold_lanes<T: Copy, F: Fn(T, T) -> T>(row: &[T], f: &F) -> T {
     let chunks = row.chunks_exact(8);
     let tail = chunks.remainder();
     let mut it = chunks;

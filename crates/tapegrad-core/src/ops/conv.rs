@@ -378,7 +378,8 @@ impl<T: Element> Tensor<T> {
 
     /// [`Tensor::conv2d`] (or, when `relu`, [`Tensor::conv2d_relu`]) over a resolved window, its arguments checked by the caller.
     /// The rule: `∂x = conv2d_input_grad(∂y, W)`, `∂W = conv2d_weight_grad(x, ∂y)`,
-    /// `∂b[o] = Σ_{n,p,q} ∂y[n, o, p, q]`.
+    /// `∂b = conv2d_bias_grad(∂y)` (`∂y` masked by `y > 0` first for conv2d_relu); when the
+    /// backward pass is not recorded, the three in one pass over `∂y` (the same values).
     fn conv2d_window(
         &self,
         w: &Tensor<T>,
@@ -401,26 +402,59 @@ impl<T: Element> Tensor<T> {
         let kind = if relu { OpKind::Conv2dRelu } else { OpKind::Conv2d };
         Ok(record(kind, &inputs, out, relu, move |ctx| {
             let (x, w) = (ctx.input(0), ctx.input(1));
+            let need = [ctx.needs(0), ctx.needs(1), has_bias && ctx.needs(2)];
+            if !ctx.create_graph() {
+                // One pass over the gradient for all three, ReLU's mask applied as it is
+                // read: the same values as the ops below (Conv::backward is their kernel).
+                let out = relu.then(|| ctx.output()).transpose()?;
+                let mask = out.as_ref().map(Tensor::data);
+                let [gx, gw, gb] = conv.backward(x.data(), w.data(), ctx.grad.data(), mask, need);
+                let mut grads: InputGrads<T> = smallvec![
+                    gx.map(|v| Tensor::from_parts(v, x.shape().clone())),
+                    gw.map(|v| Tensor::from_parts(v, w.shape().clone())),
+                ];
+                if has_bias {
+                    grads.push(gb.map(|v| Tensor::from_parts(v, Shape::from([o]))));
+                }
+                return Ok(grads);
+            }
             let masked;
             let gy = if relu {
-                masked = relu_rule(ctx.grad, &ctx.output()?, ctx.create_graph())?;
+                masked = relu_rule(ctx.grad, &ctx.output()?, true)?;
                 &masked
             } else {
                 ctx.grad
             };
-            let gx = ctx
-                .needs(0)
+            let gx = need[0]
                 .then(|| gy.conv2d_input_grad(w, window, groups, x.shape()))
                 .transpose()?;
-            let gw = ctx
-                .needs(1)
+            let gw = need[1]
                 .then(|| x.conv2d_weight_grad(gy, window, groups, w.shape()))
                 .transpose()?;
             let mut grads: InputGrads<T> = smallvec![gx, gw];
             if has_bias {
-                grads.push(ctx.needs(2).then(|| gy.sum([0, 2, 3], false)).transpose()?);
+                grads.push(
+                    need[2]
+                        .then(|| gy.conv2d_bias_grad(window, groups, x.shape()))
+                        .transpose()?,
+                );
             }
             Ok(grads)
+        }))
+    }
+
+    /// The gradient of a convolution's bias: `self` is `∂y [N, O, OH, OW]`, the result
+    /// `∂b[o] = Σ_{n,p,q} ∂y[n, o, p, q]`, summed image by image in the order of
+    /// conv2d's fused backward pass (so the recorded and plain backward agree bit for bit).
+    /// Linear in `∂y`: for a cotangent `k [O]`, `∂(∂y)[n, o, p, q] = k[o]`.
+    fn conv2d_bias_grad(&self, window: Window2d, groups: usize, x_shape: &Shape) -> Result<Tensor<T>> {
+        let g = window.geometry("conv2d", x_shape.dims())?;
+        let o = self.dims()[1];
+        let conv = Conv { g, o, groups };
+        let out = Tensor::from_parts(conv.bias_grad(self.data()), Shape::from([o]));
+        Ok(record(OpKind::Conv2dBiasGrad, &[self], out, false, move |ctx| {
+            let gy = ctx.input(0);
+            Ok(one(ctx.grad.reshape([1, o, 1, 1])?.broadcast_to(gy.shape())?))
         }))
     }
 

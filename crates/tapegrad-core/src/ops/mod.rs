@@ -13,7 +13,7 @@
 //! | [`softmax`] | `logsumexp softmax log_softmax` (composites) |
 //! | [`compare`] | `eq ne lt le gt ge argmax argmin sign` (no gradient) |
 //! | [`custom`] | `custom_op`: a user's own op with its own gradient rule |
-//! | [`conv`] | `im2col col2im conv2d conv2d_relu conv1d` (and its rule's `conv2d_input_grad conv2d_weight_grad`) |
+//! | [`conv`] | `im2col col2im conv2d conv2d_relu conv1d` (and its rule's `conv2d_input_grad conv2d_weight_grad conv2d_bias_grad`) |
 //! | [`pool`] | `max_pool2d` (and its rule's `max_pool2d_backward`); composites `avg_pool2d adaptive_avg_pool2d` |
 //! | [`norm`] | `layer_norm batch_norm` (composites) |
 //! | [`nn_fn`] | `erf`; composites `gelu gelu_tanh silu embedding scaled_dot_product_attention` |
@@ -177,6 +177,7 @@ op_kinds! {
     Conv2dRelu => "conv2d_relu",
     Conv2dInputGrad => "conv2d_input_grad",
     Conv2dWeightGrad => "conv2d_weight_grad",
+    Conv2dBiasGrad => "conv2d_bias_grad",
     MaxPool2d => "max_pool2d",
     MaxPool2dBackward => "max_pool2d_backward",
     Custom => "custom",

@@ -122,9 +122,10 @@ fn conv2d_case(name: &'static str, relu: bool) -> OpCase {
     )
 }
 
-/// The rule of conv2d as ops of their own: `conv2d_input_grad` (`pick` 0, ∂x) or
-/// `conv2d_weight_grad` (`pick` 1, ∂W) of a cotangent `v`, as the pullback of conv2d gives
-/// them, so that their rules (each other and conv2d) are swept too.
+/// The rule of conv2d as ops of their own: `conv2d_input_grad` (`pick` 0, ∂x),
+/// `conv2d_weight_grad` (`pick` 1, ∂W) or `conv2d_bias_grad` (`pick` 2, ∂b) of a cotangent
+/// `v`, as the recorded pullback of conv2d (with a bias) gives them, so that their rules
+/// (each other and conv2d) are swept too.
 fn conv2d_grad_case(name: &'static str, pick: usize) -> OpCase {
     case(
         name,
@@ -141,16 +142,18 @@ fn conv2d_grad_case(name: &'static str, pick: usize) -> OpCase {
                 (
                     tensor(vec![s.n, c, s.hw[0], s.hw[1]], |n| values(n, -2.0, 2.0)),
                     tensor(vec![o, s.cg, s.kernel[0], s.kernel[1]], |n| values(n, -1.0, 1.0)),
+                    tensor(vec![o], |n| values(n, -1.0, 1.0)),
                     tensor(vec![s.n, o, out(0), out(1)], |n| values(n, -1.0, 1.0)),
                     Just(s),
                 )
             })
-            .prop_map(move |(x, w, v, s)| {
-                sample(vec![x, w, v], format!("{name} {s:?}"), move |xs| {
-                    let conv =
-                        |ys: &[Tensor<f64>]| ys[0].conv2d(&ys[1], None, s.stride, s.padding(), s.dilation, s.groups);
-                    let (_, pullback) = func::vjp(conv, &xs[..2])?;
-                    Ok(pullback.call(&xs[2])?.remove(pick))
+            .prop_map(move |(x, w, b, v, s)| {
+                sample(vec![x, w, b, v], format!("{name} {s:?}"), move |xs| {
+                    let conv = |ys: &[Tensor<f64>]| {
+                        ys[0].conv2d(&ys[1], Some(&ys[2]), s.stride, s.padding(), s.dilation, s.groups)
+                    };
+                    let (_, pullback) = func::vjp(conv, &xs[..3])?;
+                    Ok(pullback.call(&xs[3])?.remove(pick))
                 })
             }),
     )
@@ -416,6 +419,7 @@ pub(crate) fn nn_op_cases() -> Vec<OpCase> {
         conv2d_case("conv2d_relu", true),
         conv2d_grad_case("conv2d_input_grad", 0),
         conv2d_grad_case("conv2d_weight_grad", 1),
+        conv2d_grad_case("conv2d_bias_grad", 2),
         conv1d_case(),
         embedding_case(),
         attention_case(),
