@@ -111,8 +111,24 @@ pub(crate) fn pack<T: Element, const W: usize>(dst: &mut [T], src: View<'_, T>, 
 /// The most rows of A for which a row-major B is read in place rather than packed.
 pub(crate) const DIRECT_B_MAX_ROWS: usize = 48;
 
-/// `C = A · B` for the `m × k` view `a` and the `k × n` view `b`, C being `m × n` at `c` with
-/// row stride `ldc`; every element of C is written (β = 0; C may be uninitialised).
+/// The A operand of [`gemm`]: a strided matrix, or a safe function that packs A's blocks
+/// itself — for an operand never laid out as a matrix, such as a convolution's windows
+/// (`conv_gemm`). `Packer(f)`: `f(dst, i0, p0, depth, rows)` writes rows `i0..i0 + rows` and
+/// depths `p0..p0 + depth` of A into `dst` as [`pack`] lays out `W = mr` panels (panel-major,
+/// each `depth × mr` depth-major, rows past A's end zero).
+#[derive(Clone, Copy)]
+pub(crate) enum AOperand<'a, T> {
+    View(View<'a, T>),
+    Packer(&'a PackA<'a, T>),
+}
+
+/// A packing function of [`AOperand::Packer`]: `(dst, i0, p0, depth, rows)`.
+pub(crate) type PackA<'a, T> = dyn Fn(&mut [T], usize, usize, usize, usize) + 'a;
+
+/// `C = A · B` for the `m × k` operand `a` and the `k × n` view `b`, C being `m × n` at `c`
+/// with row stride `ldc`; every element of C is written (β = 0; C may be uninitialised).
+/// A row-major B (`b.cs == 1`) is read in place, without packing, when A has at most
+/// [`DIRECT_B_MAX_ROWS`] rows or `b_in_place` says so (a B reused across calls).
 ///
 /// # Safety
 /// `c` must be valid for writes of the `m × n` block with row stride `ldc` (and for reads of
@@ -125,8 +141,9 @@ pub(crate) unsafe fn gemm<T: Element + GemmScalar>(
     m: usize,
     k: usize,
     n: usize,
-    a: View<'_, T>,
+    a: AOperand<'_, T>,
     b: View<'_, T>,
+    b_in_place: bool,
     c: *mut T,
     ldc: usize,
 ) {
@@ -150,7 +167,7 @@ pub(crate) unsafe fn gemm<T: Element + GemmScalar>(
     // A row-major B is read in place, without packing, when A has few rows: each B panel is
     // then used by few A panels, too few to repay its packing (32×784×128: B's 100 K
     // elements against 3.2 M multiply-adds). Only a partial last panel is packed.
-    let direct_b = b.cs == 1 && m <= DIRECT_B_MAX_ROWS;
+    let direct_b = b.cs == 1 && (m <= DIRECT_B_MAX_ROWS || b_in_place);
     assert!(
         b.off + (k - 1) * b.rs + (n - 1) * b.cs < b.data.len(),
         "gemm: B too short"
@@ -185,7 +202,13 @@ pub(crate) unsafe fn gemm<T: Element + GemmScalar>(
             for ic in (0..m).step_by(mc) {
                 let mb = mc.min(m - ic);
                 // SAFETY: as above.
-                unsafe { pack_a(apack, a.at(ic, pc).t(), kb, mb) };
+                match a {
+                    // SAFETY: as above.
+                    AOperand::View(v) => unsafe { pack_a(apack, v.at(ic, pc).t(), kb, mb) },
+                    // Safe code: whatever it writes, the kernel reads only `apack`'s own
+                    // elements below.
+                    AOperand::Packer(f) => f(apack, ic, pc, kb, mb),
+                }
                 for (ir, ap) in (0..mb).step_by(mr).zip(apack.chunks_exact(kb * mr)) {
                     let mre = mr.min(mb - ir);
                     for jr in (0..nb).step_by(nr) {

@@ -11,7 +11,7 @@ mod driver;
 mod x86;
 
 use crate::element::Element;
-use driver::{Kernel, View};
+use driver::{AOperand, Kernel, PackA, View};
 use rayon::prelude::*;
 use std::cell::Cell;
 use std::mem::MaybeUninit;
@@ -74,6 +74,44 @@ pub(crate) fn matmul_into<T: Element>(a: &[T], b: &[T], c: &mut [T], m: usize, k
     // T whenever this borrow ends, a panic included.
     let c = unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) };
     matmul(a, b, c, m, k, n, ta, tb);
+}
+
+/// The rows `mr` of the packed kernel's register tile on this CPU (its A panels), or `None`
+/// where products run on `matrixmultiply` (no kernel of ours).
+pub(crate) fn packed_rows<T: Element>() -> Option<usize> {
+    T::kernel(Isa::detect()).map(|k| k.mr)
+}
+
+/// `c = A · b` on the calling thread for an A operand that packs itself: `pack_a(dst, i0, p0,
+/// depth, rows)` writes rows `i0..i0 + rows` and depths `p0..p0 + depth` of the `m × k` A into
+/// `dst` in [`packed_rows`]-row panels (panel-major, each `depth × mr` depth-major, rows past
+/// `m` zero); `b` is `k × n` row-major, read in place; `c` is `m × n` row-major. For operands
+/// that are cheaper to pack from their source than to lay out as a matrix first (a
+/// convolution's windows). Panics if there is no packed kernel (check [`packed_rows`]) or
+/// the sizes do not match.
+pub(crate) fn matmul_packing_a<T: Element>(
+    pack_a: &PackA<'_, T>,
+    b: &[T],
+    c: &mut [T],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    let kern = T::kernel(Isa::detect()).expect("matmul_packing_a: no packed kernel on this CPU");
+    assert!(b.len() == k * n && c.len() == m * n, "matmul_packing_a: operand sizes");
+    if k == 0 {
+        c.fill(T::zero());
+        return;
+    }
+    let bv = View {
+        data: b,
+        off: 0,
+        rs: n,
+        cs: 1,
+    };
+    // SAFETY: c is the exclusively borrowed m×n block (row stride n); the kernel's ISA was
+    // detected on this CPU; k > 0; b holds k×n (asserted).
+    unsafe { driver::gemm(&kern, m, k, n, AOperand::Packer(pack_a), bv, true, c.as_mut_ptr(), n) };
 }
 
 /// The instruction sets a GEMM kernel exists for, best first.
@@ -269,7 +307,7 @@ fn matmul_with<T: Element>(
     if !parallel || m == 0 || n == 0 {
         // SAFETY: c holds the m×n block (row stride n), exclusively borrowed; `isa` was
         // detected on this CPU (or forced by a test that checked it); k > 0 (asserted).
-        unsafe { driver::gemm(&kern, m, k, n, av, bv, c.as_mut_ptr().cast(), n) };
+        unsafe { driver::gemm(&kern, m, k, n, AOperand::View(av), bv, false, c.as_mut_ptr().cast(), n) };
         return;
     }
     if m.div_ceil(kern.mr) >= n.div_ceil(kern.nr) {
@@ -279,7 +317,19 @@ fn matmul_with<T: Element>(
             let mb = cb.len() / n;
             // SAFETY: cb is this block's own mb×n slice of c (row stride n), and rows
             // i·rows..i·rows+mb of op(A) exist; ISA and k as above.
-            unsafe { driver::gemm(&kern, mb, k, n, av.at(i * rows, 0), bv, cb.as_mut_ptr().cast(), n) };
+            unsafe {
+                driver::gemm(
+                    &kern,
+                    mb,
+                    k,
+                    n,
+                    AOperand::View(av.at(i * rows, 0)),
+                    bv,
+                    false,
+                    cb.as_mut_ptr().cast(),
+                    n,
+                )
+            };
         });
     } else {
         // Column blocks of C (and of op(B)): the product is wide and short.
@@ -291,7 +341,19 @@ fn matmul_with<T: Element>(
             // SAFETY: columns j0..j0+nb of C (row stride n) are written by this task alone
             // (the blocks are disjoint) while `c` stays mutably borrowed by this function;
             // ISA and k as above.
-            unsafe { driver::gemm(&kern, m, k, nb, av, bv.at(0, j0), cp.get().add(j0), n) };
+            unsafe {
+                driver::gemm(
+                    &kern,
+                    m,
+                    k,
+                    nb,
+                    AOperand::View(av),
+                    bv.at(0, j0),
+                    false,
+                    cp.get().add(j0),
+                    n,
+                )
+            };
         });
     }
 }
