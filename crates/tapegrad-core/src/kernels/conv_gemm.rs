@@ -17,7 +17,7 @@ use crate::buffer_cache;
 use crate::element::Element;
 use crate::kernels::conv::{col2im_plane, im2col_into, Geometry};
 use crate::kernels::fill::{fill_chunks_on, fill_chunks_with_on};
-use crate::kernels::gemm::{matmul_into, matmul_packing_a, packed_rows};
+use crate::kernels::gemm::matmul_into;
 use crate::kernels::reduce::fold_lanes;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -28,11 +28,6 @@ const PAR_MIN_MACS: usize = 1 << 22;
 /// The most tasks a batch is cut into (each sums its own share of the weight gradient).
 const MAX_TASKS: usize = 16;
 
-/// From this many multiply-adds per image and group, the forward packs the GEMM's A panels
-/// straight from the image ([`Conv::forward_windows`]); below, the product is too small for
-/// the packed kernel (`gemm::PACKED_MIN_MACS`).
-const WINDOWS_MIN_MACS: usize = 1 << 18;
-
 /// One convolution: the batch's window geometry, the output channels and the groups.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Conv {
@@ -42,24 +37,24 @@ pub(crate) struct Conv {
 }
 
 /// The sizes a pass works with, derived once.
-struct Dims {
+pub(super) struct Dims {
     /// One image's geometry.
-    g1: Geometry,
+    pub(super) g1: Geometry,
     /// Rows of an image's column matrix (`C·kh·kw`), and of one group's share (`kg`).
-    r: usize,
-    kg: usize,
+    pub(super) r: usize,
+    pub(super) kg: usize,
     /// Output positions per channel, output channels per group, input cells per image.
-    l: usize,
-    og: usize,
-    chw: usize,
+    pub(super) l: usize,
+    pub(super) og: usize,
+    pub(super) chw: usize,
     /// Images per task, and tasks.
-    per: usize,
-    tasks: usize,
-    parallel: bool,
+    pub(super) per: usize,
+    pub(super) tasks: usize,
+    pub(super) parallel: bool,
 }
 
 impl Conv {
-    fn dims(&self) -> Dims {
+    pub(super) fn dims(&self) -> Dims {
         let g = &self.g;
         let (r, l) = (g.rows(), g.oh * g.ow);
         let per = g.n.div_ceil(MAX_TASKS).max(1);
@@ -84,10 +79,8 @@ impl Conv {
     /// cols_g(xₙ) [kg, OH·OW]`, plus `bias[o]` on channel `o`, through ReLU when `relu`.
     pub(crate) fn forward<T: Element>(&self, x: &[T], w: &[T], bias: Option<&[T]>, relu: bool) -> Vec<T> {
         let d = self.dims();
-        if let Some(mr) = packed_rows::<T>() {
-            if d.l.saturating_mul(d.og).saturating_mul(d.kg) >= WINDOWS_MIN_MACS {
-                return self.forward_windows(x, w, bias, relu, mr, &d);
-            }
+        if let Some(win) = self.windows::<T>() {
+            return self.forward_windows(x, w, bias, relu, &win);
         }
         let (l, og, kg) = (d.l, d.og, d.kg);
         let ol = self.o * l;
@@ -114,92 +107,6 @@ impl Conv {
             buffer_cache::recycle(cols);
             buffer_cache::recycle(y);
         })
-    }
-
-    /// [`Conv::forward`] without a column matrix: per image and group, `yₙ,gᵀ [OH·OW', O/groups]
-    /// = windows(xₙ) [OH·OW', kg] · W_gᵀ [kg, O/groups]`, whose A operand (one row per output
-    /// position, one column per (channel, kernel cell)) is never laid out: the GEMM packs its
-    /// `mr`-row panels straight from a zero-padded copy of the image, each panel's `mr`
-    /// positions in one output row, so each depth of a panel is `mr` neighbouring input cells
-    /// (one short copy at stride 1). Output rows are padded to `OW' = ⌈OW/mr⌉·mr` positions, the
-    /// extra ones computed and dropped. `W_gᵀ` is made once and read in place by the kernel.
-    /// The `[positions, O/groups]` product is written out transposed into NCHW, bias and ReLU
-    /// applied. Against im2col, this moves each image's data once instead of three times
-    /// (im2col's columns, the GEMM's packing of them, the packing of W for every image).
-    fn forward_windows<T: Element>(
-        &self,
-        x: &[T],
-        w: &[T],
-        bias: Option<&[T]>,
-        relu: bool,
-        mr: usize,
-        d: &Dims,
-    ) -> Vec<T> {
-        let g = &self.g;
-        let (l, og, kg, chw) = (d.l, d.og, d.kg, d.chw);
-        let ol = self.o * l;
-        let owp = g.ow.div_ceil(mr) * mr;
-        let m = g.oh * owp;
-        // The padded image: every cell a window of a kept or padded position reads.
-        let hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
-        let wp = (owp - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-        let cg = g.c / self.groups;
-        // Offset in the padded image of each depth k = (c, i, j) of a group's windows.
-        let mut offs = Vec::with_capacity(kg);
-        for c in 0..cg {
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    offs.push((c * hp + i * g.dh) * wp + j * g.dw);
-                }
-            }
-        }
-        // W_gᵀ [kg, O/groups] for each group.
-        let mut wt = buffer_cache::vec_filled(self.groups * kg * og, T::zero());
-        for gi in 0..self.groups {
-            let (src, dst) = (&w[gi * og * kg..][..og * kg], &mut wt[gi * kg * og..][..kg * og]);
-            for (oi, row) in src.chunks_exact(kg.max(1)).enumerate() {
-                for (k, &v) in row.iter().enumerate() {
-                    dst[k * og + oi] = v;
-                }
-            }
-        }
-        let out = fill_chunks_on(self.g.n * ol, d.per * ol, d.parallel, |t, out| {
-            let mut xp = buffer_cache::vec_filled(g.c * hp * wp, T::zero());
-            let mut prod = buffer_cache::vec_filled(m * og, T::zero());
-            for (i, out) in out.chunks_mut(ol).enumerate() {
-                let xn = &x[(t * d.per + i) * chw..][..chw];
-                // The image inside the padding (the padding cells stay 0 from the fill).
-                let xw = g.w.min(wp.saturating_sub(g.pl));
-                for (c, plane) in xn.chunks_exact(g.h * g.w).enumerate() {
-                    for (y, row) in plane.chunks_exact(g.w).enumerate().take(hp.saturating_sub(g.pt)) {
-                        xp[(c * hp + y + g.pt) * wp + g.pl..][..xw].copy_from_slice(&row[..xw]);
-                    }
-                }
-                for gi in 0..self.groups {
-                    let xg = &xp[gi * cg * hp * wp..][..cg * hp * wp];
-                    let pack = |dst: &mut [T], i0: usize, p0: usize, depth: usize, rows: usize| {
-                        pack_windows(dst, xg, &offs[p0..p0 + depth], i0, rows, mr, owp, g.sh * wp, g.sw);
-                    };
-                    matmul_packing_a(&pack, &wt[gi * kg * og..][..kg * og], &mut prod, m, kg, og);
-                    let rows = out[gi * og * l..][..og * l].chunks_exact_mut(l);
-                    for (oi, dst) in rows.enumerate() {
-                        let b = bias.map_or(T::zero(), |b| b[gi * og + oi]);
-                        for (oy, dst) in dst.chunks_exact_mut(g.ow).enumerate() {
-                            let src = prod[oy * owp * og + oi..].iter().step_by(og);
-                            if relu {
-                                dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(relu_of(v + b)));
-                            } else {
-                                dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v + b));
-                            }
-                        }
-                    }
-                }
-            }
-            buffer_cache::recycle(xp);
-            buffer_cache::recycle(prod);
-        });
-        buffer_cache::recycle(wt);
-        out
     }
 
     /// `∂x [N, C, H, W]` for `gy = ∂L/∂y [N, O, OH, OW]`: with `Gₙ,g` image `n`'s
@@ -339,47 +246,9 @@ impl Conv {
     }
 }
 
-/// Packs A panels of a convolution's windows for [`Conv::forward_windows`]: rows (positions)
-/// `i0..i0 + rows` of a grid of output rows `owp` positions wide (a multiple of `mr`, so a
-/// panel's `mr` positions share an output row), and the depths whose offsets in the padded
-/// image `xg` are `offs`; an output row starts `row_step` cells after the last, a position
-/// `sw` after its neighbour.
-#[allow(clippy::too_many_arguments)]
-fn pack_windows<T: Element>(
-    dst: &mut [T],
-    xg: &[T],
-    offs: &[usize],
-    i0: usize,
-    rows: usize,
-    mr: usize,
-    owp: usize,
-    row_step: usize,
-    sw: usize,
-) {
-    let depth = offs.len();
-    for (panel, out) in dst.chunks_exact_mut(depth * mr).take(rows.div_ceil(mr)).enumerate() {
-        let q0 = i0 + panel * mr;
-        let start = q0 / owp * row_step + q0 % owp * sw;
-        let xs = &xg[start..];
-        if mr == 6 && sw == 1 {
-            // The kernels' tile height: fixed-size copies, not a memcpy call per 6 cells.
-            for (row, &o) in out.chunks_exact_mut(6).zip(offs) {
-                let v: &[T; 6] = xs[o..o + 6].try_into().expect("6 cells");
-                <&mut [T; 6]>::try_from(row).expect("a row of 6").copy_from_slice(v);
-            }
-        } else {
-            for (row, &o) in out.chunks_exact_mut(mr).zip(offs) {
-                for (q, r) in row.iter_mut().enumerate() {
-                    *r = xs[o + q * sw];
-                }
-            }
-        }
-    }
-}
-
 /// `max(v, 0)` with NaN kept, as `Tensor::relu`.
 #[inline(always)]
-fn relu_of<T: Element>(v: T) -> T {
+pub(super) fn relu_of<T: Element>(v: T) -> T {
     if v > T::zero() || v.is_nan() {
         v
     } else {
@@ -391,6 +260,19 @@ fn relu_of<T: Element>(v: T) -> T {
 mod tests {
     use super::*;
     use crate::kernels::conv::{col2im, im2col};
+    use crate::kernels::conv_windows::WINDOWS_ALWAYS;
+    use crate::kernels::gemm::packed_rows;
+
+    /// Runs `f` once on each forward path: im2col, and (where the packed kernel exists)
+    /// windows.
+    fn on_both_paths(f: impl Fn()) {
+        f();
+        if packed_rows::<f64>().is_some() {
+            WINDOWS_ALWAYS.set(true);
+            f();
+            WINDOWS_ALWAYS.set(false);
+        }
+    }
 
     /// The convolution from its definition, one output cell at a time.
     fn conv_naive(x: &[f64], w: &[f64], b: &[f64], c: &Conv) -> Vec<f64> {
@@ -468,6 +350,12 @@ mod tests {
                 o: 4,
                 groups: 1,
             },
+            // Large enough per image for the windows path by size.
+            Conv {
+                g: geo(3, 16, 14, 15, [3, 3], 1, 1, [1, 0, 0, 2]),
+                o: 32,
+                groups: 1,
+            },
         ]
     }
 
@@ -478,6 +366,10 @@ mod tests {
 
     #[test]
     fn forward_matches_the_definition() {
+        on_both_paths(forward_is_the_definition);
+    }
+
+    fn forward_is_the_definition() {
         for c in cases() {
             let g = &c.g;
             assert_eq!(c.dims().parallel, g.n == 37, "{c:?}");
@@ -490,48 +382,6 @@ mod tests {
             assert_eq!(c.forward(&x, &w, Some(&b), true), relu, "{c:?}");
             let zero = vec![0.0; c.o];
             assert_eq!(c.forward(&x, &w, None, false), conv_naive(&x, &w, &zero, &c), "{c:?}");
-        }
-    }
-
-    #[test]
-    fn the_windows_path_matches_the_definition() {
-        // forward_windows directly (the cases are below its size threshold), on every
-        // geometry: padding, strides, dilation, groups, 1×1 kernels; one large enough to take it
-        // through `forward`.
-        let Some(mr) = packed_rows::<f64>() else { return };
-        let mut all = cases();
-        all.push(Conv {
-            g: Geometry {
-                n: 3,
-                c: 16,
-                h: 14,
-                w: 15,
-                kh: 3,
-                kw: 3,
-                sh: 1,
-                sw: 1,
-                dh: 1,
-                dw: 1,
-                pt: 1,
-                pb: 0,
-                pl: 0,
-                pr: 2,
-                oh: 13,
-                ow: 15,
-            },
-            o: 32,
-            groups: 1,
-        });
-        for c in all {
-            let g = &c.g;
-            let x = data(g.n * g.c * g.h * g.w, 1);
-            let w = data(c.o * g.rows() / c.groups, 2);
-            let b = data(c.o, 3);
-            let want = conv_naive(&x, &w, &b, &c);
-            assert_eq!(c.forward_windows(&x, &w, Some(&b), false, mr, &c.dims()), want, "{c:?}");
-            let relu: Vec<f64> = want.iter().map(|&v| v.max(0.0)).collect();
-            assert_eq!(c.forward_windows(&x, &w, Some(&b), true, mr, &c.dims()), relu, "{c:?}");
-            assert_eq!(c.forward(&x, &w, Some(&b), false), want, "{c:?}");
         }
     }
 

@@ -89,14 +89,7 @@ pub(crate) fn packed_rows<T: Element>() -> Option<usize> {
 /// that are cheaper to pack from their source than to lay out as a matrix first (a
 /// convolution's windows). Panics if there is no packed kernel (check [`packed_rows`]) or
 /// the sizes do not match.
-pub(crate) fn matmul_packing_a<T: Element>(
-    pack_a: &PackA<'_, T>,
-    b: &[T],
-    c: &mut [T],
-    m: usize,
-    k: usize,
-    n: usize,
-) {
+pub(crate) fn matmul_packing_a<T: Element>(pack_a: &PackA<'_, T>, b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
     let kern = T::kernel(Isa::detect()).expect("matmul_packing_a: no packed kernel on this CPU");
     assert!(b.len() == k * n && c.len() == m * n, "matmul_packing_a: operand sizes");
     if k == 0 {

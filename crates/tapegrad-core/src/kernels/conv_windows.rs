@@ -1,0 +1,203 @@
+//! The convolution's forward without a column matrix, where the packed GEMM kernel exists:
+//! the GEMM's A operand is the image's windows (one row per output position), packed
+//! straight from a zero-padded copy of the image, so the column matrix is never written nor
+//! read back to be packed. See [`Conv::forward`], which chooses this path.
+
+use super::conv_gemm::{relu_of, Conv};
+use crate::buffer_cache;
+use crate::element::Element;
+use crate::kernels::conv::Geometry;
+use crate::kernels::fill::fill_chunks_on;
+use crate::kernels::gemm::{matmul_packing_a, packed_rows};
+
+/// From this many multiply-adds per image and group, the forward packs the GEMM's A panels
+/// straight from the image ([`Conv::forward_windows`]); below, the product is too small for
+/// the packed kernel (`gemm::PACKED_MIN_MACS`).
+const WINDOWS_MIN_MACS: usize = 1 << 18;
+
+#[cfg(test)]
+thread_local! {
+    /// Set by a test: every convolution's forward on this thread takes the windows path (where
+    /// the packed kernel exists), whatever its size.
+    pub(super) static WINDOWS_ALWAYS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Conv {
+    /// [`Conv::forward`] without a column matrix: per image and group, `yₙ,gᵀ [OH·OW', O/groups]
+    /// = windows(xₙ) [OH·OW', kg] · W_gᵀ [kg, O/groups]`, whose A operand (one row per output
+    /// position, one column per (channel, kernel cell)) is never laid out: the GEMM packs its
+    /// panels straight from a zero-padded copy of the image ([`Windows::pack_positions`]).
+    /// `W_gᵀ` is made once and read in place by the kernel. The `[positions, O/groups]` product
+    /// is written out transposed into NCHW, bias and ReLU applied. Against im2col, this moves
+    /// each image's data once instead of three times (im2col's columns, the GEMM's packing of
+    /// them, the packing of W for every image).
+    pub(super) fn forward_windows<T: Element>(
+        &self,
+        x: &[T],
+        w: &[T],
+        bias: Option<&[T]>,
+        relu: bool,
+        win: &Windows,
+    ) -> Vec<T> {
+        let d = self.dims();
+        let g = &self.g;
+        let (l, og, kg, chw) = (d.l, d.og, d.kg, d.chw);
+        let ol = self.o * l;
+        let m = g.oh * win.owp;
+        // W_gᵀ [kg, O/groups] for each group.
+        let mut wt = buffer_cache::vec_filled(self.groups * kg * og, T::zero());
+        for gi in 0..self.groups {
+            let (src, dst) = (&w[gi * og * kg..][..og * kg], &mut wt[gi * kg * og..][..kg * og]);
+            for (oi, row) in src.chunks_exact(kg.max(1)).enumerate() {
+                for (k, &v) in row.iter().enumerate() {
+                    dst[k * og + oi] = v;
+                }
+            }
+        }
+        let out = fill_chunks_on(self.g.n * ol, d.per * ol, d.parallel, |t, out| {
+            let mut xp = buffer_cache::vec_filled(win.padded_len(), T::zero());
+            let mut prod = buffer_cache::vec_filled(m * og, T::zero());
+            for (i, out) in out.chunks_mut(ol).enumerate() {
+                win.pad(g, &x[(t * d.per + i) * chw..][..chw], &mut xp);
+                for gi in 0..self.groups {
+                    let xg = win.group(&xp, gi);
+                    let pack = |dst: &mut [T], i0: usize, p0: usize, depth: usize, rows: usize| {
+                        win.pack_positions(xg, dst, i0, p0, depth, rows);
+                    };
+                    matmul_packing_a(&pack, &wt[gi * kg * og..][..kg * og], &mut prod, m, kg, og);
+                    let rows = out[gi * og * l..][..og * l].chunks_exact_mut(l);
+                    for (oi, dst) in rows.enumerate() {
+                        let b = bias.map_or(T::zero(), |b| b[gi * og + oi]);
+                        for (oy, dst) in dst.chunks_exact_mut(g.ow).enumerate() {
+                            let src = prod[oy * win.owp * og + oi..].iter().step_by(og);
+                            if relu {
+                                dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(relu_of(v + b)));
+                            } else {
+                                dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v + b));
+                            }
+                        }
+                    }
+                }
+            }
+            buffer_cache::recycle(xp);
+            buffer_cache::recycle(prod);
+        });
+        buffer_cache::recycle(wt);
+        out
+    }
+
+    /// The windows of this convolution for the packed kernel (whose tile height is `mr`), if
+    /// it exists on this CPU and an image's product is large enough for it.
+    pub(super) fn windows<T: Element>(&self) -> Option<Windows> {
+        let mr = packed_rows::<T>()?;
+        let d = self.dims();
+        #[cfg(test)]
+        if WINDOWS_ALWAYS.get() {
+            return (d.l * d.og * d.kg > 0).then(|| Windows::new(self, mr));
+        }
+        (d.l.saturating_mul(d.og).saturating_mul(d.kg) >= WINDOWS_MIN_MACS).then(|| Windows::new(self, mr))
+    }
+}
+
+/// A convolution's windows read straight from a zero-padded copy of one image, for a GEMM
+/// whose A operand is the transposed column matrix (one row per output position): the
+/// packing function writes the kernel's `mr`-row panels from the image, so the column
+/// matrix is never laid out (nor written, nor read back to be packed).
+///
+/// (The weight gradient's column matrix, whose rows are the depths, was packed the same way
+/// and measured no faster than im2col and the GEMM's own packing: its panels interleave `mr`
+/// image rows, a stride-`mr` store per cell either way.)
+pub(super) struct Windows {
+    mr: usize,
+    /// Positions per output row in the forward's grid: `OW` rounded up to `mr`, so a panel's
+    /// `mr` positions share an output row (the extra ones are computed and dropped).
+    owp: usize,
+    /// The padded image's planes: rows and row length (every cell a window reads).
+    hp: usize,
+    wp: usize,
+    /// Channels, and channels per group.
+    c: usize,
+    cg: usize,
+    /// Offset in a group's padded planes of each depth `k = (c, i, j)` of a window.
+    offs: Vec<usize>,
+    /// Input cells from one output row to the next (`sh` padded rows), and from one position
+    /// to the next in a row (`sw`).
+    row_step: usize,
+    sw: usize,
+}
+
+impl Windows {
+    pub(super) fn new(conv: &Conv, mr: usize) -> Windows {
+        let g = &conv.g;
+        let owp = g.ow.div_ceil(mr) * mr;
+        let hp = (g.oh.max(1) - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+        let wp = (owp.max(1) - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+        let cg = g.c / conv.groups;
+        let mut offs = Vec::with_capacity(cg * g.kh * g.kw);
+        for c in 0..cg {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    offs.push((c * hp + i * g.dh) * wp + j * g.dw);
+                }
+            }
+        }
+        Windows {
+            mr,
+            owp,
+            hp,
+            wp,
+            c: g.c,
+            cg,
+            offs,
+            row_step: g.sh * wp,
+            sw: g.sw,
+        }
+    }
+
+    /// Elements of a padded image.
+    fn padded_len(&self) -> usize {
+        self.c * self.hp * self.wp
+    }
+
+    /// Writes image `xn [C, H, W]` into the padded image `xp`, whose padding cells are 0 (left
+    /// so by the previous image: only the interior is written).
+    fn pad<T: Element>(&self, g: &Geometry, xn: &[T], xp: &mut [T]) {
+        let xw = g.w.min(self.wp.saturating_sub(g.pl));
+        for (c, plane) in xn.chunks_exact(g.h * g.w).enumerate() {
+            for (y, row) in plane.chunks_exact(g.w).enumerate().take(self.hp.saturating_sub(g.pt)) {
+                xp[(c * self.hp + y + g.pt) * self.wp + g.pl..][..xw].copy_from_slice(&row[..xw]);
+            }
+        }
+    }
+
+    /// Group `gi`'s planes of the padded image.
+    fn group<'a, T>(&self, xp: &'a [T], gi: usize) -> &'a [T] {
+        let len = self.cg * self.hp * self.wp;
+        &xp[gi * len..][..len]
+    }
+
+    /// A panels of `windows(x) [OH·owp, kg]` (one row per position of the padded grid): rows
+    /// `i0..i0 + rows`, depths `p0..p0 + depth`, from a group's padded planes `xg`. Each depth
+    /// of a panel is `mr` neighbouring cells of one input row (at stride 1).
+    fn pack_positions<T: Element>(&self, xg: &[T], dst: &mut [T], i0: usize, p0: usize, depth: usize, rows: usize) {
+        let (mr, offs) = (self.mr, &self.offs[p0..p0 + depth]);
+        for (panel, out) in dst.chunks_exact_mut(depth * mr).take(rows.div_ceil(mr)).enumerate() {
+            // i0 and the grid's width are multiples of mr: the panel lies in one output row.
+            let q0 = i0 + panel * mr;
+            let xs = &xg[q0 / self.owp * self.row_step + q0 % self.owp * self.sw..];
+            if mr == 6 && self.sw == 1 {
+                // The kernels' tile height: fixed-size copies, not a memcpy call per 6 cells.
+                for (row, &o) in out.chunks_exact_mut(6).zip(offs) {
+                    let v: &[T; 6] = xs[o..o + 6].try_into().expect("6 cells");
+                    <&mut [T; 6]>::try_from(row).expect("a row of 6").copy_from_slice(v);
+                }
+            } else {
+                for (row, &o) in out.chunks_exact_mut(mr).zip(offs) {
+                    for (q, r) in row.iter_mut().enumerate() {
+                        *r = xs[o + q * self.sw];
+                    }
+                }
+            }
+        }
+    }
+}
