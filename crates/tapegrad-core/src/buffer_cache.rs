@@ -118,10 +118,26 @@ fn bytes<T>(capacity: usize) -> usize {
 /// An empty Vec with room for exactly `n` elements: a cached buffer of that capacity if
 /// there is one, else a new allocation.
 pub(crate) fn vec_with_capacity<T: Element>(n: usize) -> Vec<T> {
+    let mut v = take_any(n);
+    v.clear();
+    v
+}
+
+/// A cached buffer of capacity `n` with whatever values it last held, or a new empty one.
+fn take_any<T: Element>(n: usize) -> Vec<T> {
     match cache::<T>() {
         Some(c) if bytes::<T>(n) >= MIN_BYTES => take(c, n),
         _ => Vec::with_capacity(n),
     }
+}
+
+/// A Vec of `n` elements whose values are unspecified (those a recycled buffer last held,
+/// or 0): scratch space for a kernel that writes every element before reading it, without
+/// the pass that [`vec_filled`] makes over it.
+pub(crate) fn vec_scratch<T: Element>(n: usize) -> Vec<T> {
+    let mut v = take_any(n);
+    v.resize(n, T::zero());
+    v
 }
 
 fn take<T>(c: &Cache<T>, n: usize) -> Vec<T> {
@@ -140,10 +156,8 @@ fn take<T>(c: &Cache<T>, n: usize) -> Vec<T> {
         .iter()
         .rposition(|v| v.capacity() == n)
         .expect("counted as cached");
-    let mut v = g.free.remove(i);
+    let v = g.free.remove(i);
     g.bytes -= bytes::<T>(n);
-    drop(g);
-    v.clear();
     v
 }
 

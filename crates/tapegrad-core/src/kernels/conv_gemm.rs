@@ -85,8 +85,9 @@ impl Conv {
         let (l, og, kg) = (d.l, d.og, d.kg);
         let ol = self.o * l;
         fill_chunks_on(self.g.n * ol, d.per * ol, d.parallel, |t, out| {
-            let mut cols = buffer_cache::vec_filled(d.r * l, T::zero());
-            let mut y = buffer_cache::vec_filled(og * l, T::zero());
+            // Scratch the loop overwrites: im2col writes every cell, the GEMM every product.
+            let mut cols = buffer_cache::vec_scratch(d.r * l);
+            let mut y = buffer_cache::vec_scratch(og * l);
             for (i, out) in out.chunks_mut(ol).enumerate() {
                 im2col_into(&x[(t * d.per + i) * d.chw..][..d.chw], &d.g1, &mut cols);
                 for gi in 0..self.groups {
@@ -158,10 +159,12 @@ impl Conv {
         let mut partials = buffer_cache::vec_filled(d.tasks * part, T::zero());
         let task = |t: usize, dx: &mut [MaybeUninit<T>], acc: &mut [T]| {
             let (acc_w, acc_b) = acc.split_at_mut(wlen);
-            let mut cols = buffer_cache::vec_filled(d.r * l, T::zero());
-            let mut wt = buffer_cache::vec_filled(if need_w { kg * og } else { 0 }, T::zero());
-            let mut masked = buffer_cache::vec_filled(if relu_out.is_some() { ol } else { 0 }, T::zero());
-            let mut img = buffer_cache::vec_filled(if need_x { chw } else { 0 }, T::zero());
+            // Scratch each image overwrites before reading: im2col or the GEMM writes every
+            // cell of cols, the GEMM wt, the mask `masked`, and img is zeroed per image.
+            let mut cols = buffer_cache::vec_scratch(d.r * l);
+            let mut wt = buffer_cache::vec_scratch(if need_w { kg * og } else { 0 });
+            let mut masked = buffer_cache::vec_scratch(if relu_out.is_some() { ol } else { 0 });
+            let mut img = buffer_cache::vec_scratch(if need_x { chw } else { 0 });
             let mut dx = dx.chunks_mut(chw.max(1));
             for n in t * d.per..((t + 1) * d.per).min(self.g.n) {
                 let gn = &gy[n * ol..][..ol];

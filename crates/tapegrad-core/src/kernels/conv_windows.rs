@@ -56,7 +56,8 @@ impl Conv {
         }
         let out = fill_chunks_on(self.g.n * ol, d.per * ol, d.parallel, |t, out| {
             let mut xp = buffer_cache::vec_filled(win.padded_len(), T::zero());
-            let mut prod = buffer_cache::vec_filled(m * og, T::zero());
+            // Overwritten by each GEMM (β = 0) before it is read.
+            let mut prod = buffer_cache::vec_scratch(m * og);
             for (i, out) in out.chunks_mut(ol).enumerate() {
                 win.pad(g, &x[(t * d.per + i) * chw..][..chw], &mut xp);
                 for gi in 0..self.groups {
