@@ -1,7 +1,10 @@
 //! The convolution and its gradients one image at a time, images in parallel: each image's
 //! column matrix ([`im2col`](super::conv::im2col) of one image, `[C·kh·kw, OH·OW]`) is
 //! unrolled into a scratch buffer that stays in cache and multiplied by the kernel with the
-//! GEMM, and the product `[O, OH·OW]` is already that image's part of the NCHW output.
+//! GEMM, and the product `[O, OH·OW]` is already that image's part of the NCHW output. (Where
+//! our GEMM kernel exists and the product is large enough, the forward skips the column
+//! matrix altogether: `conv_windows`.) The backward reads each image's gradient once for all
+//! three gradients ([`Conv::backward`]).
 //!
 //! Lowering the whole batch to one column matrix `[C·kh·kw, N·OH·OW]` (what
 //! `Tensor::im2col` gives) writes that matrix to memory and reads it back (18 MB per step
@@ -27,6 +30,9 @@ const PAR_MIN_MACS: usize = 1 << 22;
 
 /// The most tasks a batch is cut into (each sums its own share of the weight gradient).
 const MAX_TASKS: usize = 16;
+
+/// Columns of the tasks' partial sums added per piece of their final sum.
+const SUM_COLS: usize = 4096;
 
 /// One convolution: the batch's window geometry, the output channels and the groups.
 #[derive(Clone, Copy, Debug)]
@@ -156,8 +162,10 @@ impl Conv {
         // Per task: its sum of ∂Wᵀ (one [kg, O/groups] block per group), then of ∂b.
         let wlen = if need_w { d.r * og } else { 0 };
         let part = (wlen + if need_b { self.o } else { 0 }).max(1);
-        let mut partials = buffer_cache::vec_filled(d.tasks * part, T::zero());
+        // Zeroed by each task (on its own thread, where the sums will be made).
+        let mut partials = buffer_cache::vec_scratch(d.tasks * part);
         let task = |t: usize, dx: &mut [MaybeUninit<T>], acc: &mut [T]| {
+            acc.fill(T::zero());
             let (acc_w, acc_b) = acc.split_at_mut(wlen);
             // Scratch each image overwrites before reading: im2col or the GEMM writes every
             // cell of cols, the GEMM wt, the mask `masked`, and img is zeroed per image.
@@ -226,9 +234,21 @@ impl Conv {
             }
             Vec::new()
         };
+        // The tasks' sums added in task order, element by element (split over columns on
+        // the pool: the same order, so the same bits).
         let mut total = vec![T::zero(); part];
-        for p in partials.chunks_exact(part) {
-            total.iter_mut().zip(p).for_each(|(a, &v)| *a += v);
+        let add = |c: usize, dst: &mut [T]| {
+            for p in partials.chunks_exact(part) {
+                dst.iter_mut().zip(&p[c * SUM_COLS..]).for_each(|(a, &v)| *a += v);
+            }
+        };
+        if d.parallel {
+            total
+                .par_chunks_mut(SUM_COLS)
+                .enumerate()
+                .for_each(|(c, dst)| add(c, dst));
+        } else {
+            total.chunks_mut(SUM_COLS).enumerate().for_each(|(c, dst)| add(c, dst));
         }
         buffer_cache::recycle(partials);
         let dw = need_w.then(|| {

@@ -26,7 +26,9 @@ impl Conv {
     /// [`Conv::forward`] without a column matrix: per image and group, `yₙ,gᵀ [OH·OW', O/groups]
     /// = windows(xₙ) [OH·OW', kg] · W_gᵀ [kg, O/groups]`, whose A operand (one row per output
     /// position, one column per (channel, kernel cell)) is never laid out: the GEMM packs its
-    /// panels straight from a zero-padded copy of the image ([`Windows::pack_positions`]).
+    /// panels straight from a zero-padded copy of the image ([`Windows::pack_positions`]);
+    /// `OW'` is `OW` rounded up to the kernel's tile height, so each panel lies in one output
+    /// row (the extra positions are computed and dropped).
     /// `W_gᵀ` is made once and read in place by the kernel. The `[positions, O/groups]` product
     /// is written out transposed into NCHW, bias and ReLU applied. Against im2col, this moves
     /// each image's data once instead of three times (im2col's columns, the GEMM's packing of
@@ -105,9 +107,13 @@ impl Conv {
 /// packing function writes the kernel's `mr`-row panels from the image, so the column
 /// matrix is never laid out (nor written, nor read back to be packed).
 ///
-/// (The weight gradient's column matrix, whose rows are the depths, was packed the same way
-/// and measured no faster than im2col and the GEMM's own packing: its panels interleave `mr`
-/// image rows, a stride-`mr` store per cell either way.)
+/// Measured and left out (session 6, BENCHMARKS.md): the weight gradient's column matrix
+/// (rows the depths) packed the same way was no faster than im2col and the GEMM's own
+/// packing (its panels interleave `mr` image rows: a stride-`mr` store per cell either way);
+/// the input gradient as the forward of the transposed convolution (flipped kernel, full
+/// padding) was slower than col2im (its windows over `O·kh·kw` depths are three times the
+/// data col2im moves); and positions packed without the padded grid (panels spanning two
+/// output rows) lost more to the split copies than the dropped columns saved.
 pub(super) struct Windows {
     mr: usize,
     /// Positions per output row in the forward's grid: `OW` rounded up to `mr`, so a panel's

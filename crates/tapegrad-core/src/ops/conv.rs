@@ -251,13 +251,16 @@ impl<T: Element> Tensor<T> {
     /// `y[n, o, p, q] = b[o] + Σ_{c, i, j} w[o, c, i, j] · x[n, g·C/groups + c, p·s₀ + i·d₀ − pad, q·s₁ + j·d₁ − pad]`
     ///
     /// where `g` is `o`'s group. Computed one image at a time, images in parallel: per
-    /// image and group one GEMM `weight [O/groups, C/groups·kh·kw] × im2col(xₙ)`, whose
-    /// `[O/groups, OH·OW]` product is already the image's NCHW output, the bias added as it
-    /// is written out. With `G` the output's gradient laid out as `[O, N·OH·OW]`,
-    /// `∂x = col2im(Wᵀ·G)`, `∂W = G·im2col(x)ᵀ` and `∂b[o] = Σ_{n,p,q} ∂y[n, o, p, q]`;
-    /// the first two are ops of their own, `conv2d_input_grad` and `conv2d_weight_grad`
-    /// (PyTorch's `torch.nn.grad.conv2d_input` and `conv2d_weight`), computed per image the
-    /// same way, whose rules are each other and conv2d, so derivatives of every order work.
+    /// image and group one GEMM of the image's windows `[OH·OW, C/groups·kh·kw]` by
+    /// `W_gᵀ`, the windows packed for the GEMM straight from the image (no column matrix is
+    /// laid out; small products, and CPUs without our GEMM kernels, use
+    /// `weight × im2col(xₙ)`), the bias added as the product is written out in NCHW. With
+    /// `G` the output's gradient laid out as `[O, N·OH·OW]`, `∂x = col2im(Wᵀ·G)`,
+    /// `∂W = G·im2col(x)ᵀ` and `∂b[o] = Σ_{n,p,q} ∂y[n, o, p, q]`: ops of their own,
+    /// `conv2d_input_grad`, `conv2d_weight_grad` (PyTorch's `torch.nn.grad.conv2d_input` and
+    /// `conv2d_weight`) and `conv2d_bias_grad`, computed per image, whose rules are each other
+    /// and conv2d, so derivatives of every order work. When the backward pass is not recorded,
+    /// the three are computed in one pass over each image's gradient (the same values).
     ///
     /// Errors, naming conv2d and the shapes, if x or the weight is not 4-D, channels or
     /// outputs are not divisible by `groups`, the weight's channels are not `C/groups`,
@@ -295,7 +298,9 @@ impl<T: Element> Tensor<T> {
     /// `Conv2D(activation="relu")` computes): the same arguments, errors and values as
     /// [`Tensor::conv2d`] followed by [`Tensor::relu`], without a second pass over the
     /// output. The rule zeroes the gradient where the output is 0 (ReLU's rule, read from
-    /// the output: `y > 0` exactly where the convolution was), then continues as conv2d's.
+    /// the output: `y > 0` exactly where the convolution was), then continues as conv2d's;
+    /// unrecorded, the mask is applied as each image's gradient is read by conv2d's one-pass
+    /// backward, without a masked copy of the gradient.
     ///
     /// ```
     /// use tapegrad_core::{ops::conv::Padding, Tensor};
