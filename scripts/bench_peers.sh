@@ -4,10 +4,12 @@
 # $OUT (default bench-results.txt). Needs the peers set up as their README says
 # (python venv: peers/python/setup.sh; Rust: cargo build --release -p dfdx-peer|candle-peer|burn-peer).
 #
-#   bash scripts/bench_peers.sh [micro] [mlp2] [mlp10] [dependent]   (default: the first three)
+#   bash scripts/bench_peers.sh [micro] [mlp2] [mlp10] [dependent] [cnn2]   (default: the first three)
 #
 # micro: matmul GFLOP/s and the 10,000-op autograd chain; mlp2: 2-epoch MNIST runs, twice
-# each, interleaved; mlp10: one 10-epoch run each (accuracy and steady epochs); dependent:
+# each, interleaved; mlp10: one 10-epoch run each (accuracy and steady epochs); cnn2: the MNIST
+# convnet on the first 12,800 images for 2 epochs (the last one timed), tapegrad and Keras
+# alternated $CNN_ROUNDS times (default 5), then PyTorch once; dependent:
 # the workspace's MNIST build against the same example built by a dependent crate with
 # cargo's defaults (scripts/dependent_build.sh), three 2-epoch runs each, alternated.
 set -uo pipefail
@@ -20,7 +22,7 @@ export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THRE
 parts=${*:-micro mlp2 mlp10}
 
 cd "$ROOT"
-cargo build --release --example mnist -q
+cargo build --release --example mnist --example mnist_cnn -q
 CORE_BENCH=$(cargo bench -p tapegrad-core --bench core --no-run 2>&1 | grep -o 'target/release/deps/core-[0-9a-f]*')
 export MNIST_DIR=$ROOT/data/mnist
 
@@ -57,6 +59,13 @@ for part in $parts; do
             run "tapegrad-workspace-e2-$rep" target/release/examples/mnist --epochs 2
             run "tapegrad-dependent-e2-$rep" "$DEP" --epochs 2
         done
+        ;;
+    cnn2)
+        for rep in $(seq "${CNN_ROUNDS:-5}"); do
+            run "tapegrad-cnn-$rep" target/release/examples/mnist_cnn --epochs 2 --limit 12800 --threads 2
+            run "keras-cnn-$rep" "$VENV/bin/python" "$SHARED/peers/python/keras_cnn.py" --epochs 2 --limit 12800
+        done
+        run torch-cnn "$VENV/bin/python" "$SHARED/peers/python/torch_cnn.py" --epochs 2 --limit 12800 --threads 2
         ;;
     mlp10)
         run tapegrad-e10 target/release/examples/mnist --epochs 10
