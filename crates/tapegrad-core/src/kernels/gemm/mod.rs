@@ -90,7 +90,21 @@ pub(crate) fn packed_rows<T: Element>() -> Option<usize> {
 /// convolution's windows). Panics if there is no packed kernel (check [`packed_rows`]) or
 /// the sizes do not match.
 pub(crate) fn matmul_packing_a<T: Element>(pack_a: &PackA<'_, T>, b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
-    let kern = T::kernel(Isa::detect()).expect("matmul_packing_a: no packed kernel on this CPU");
+    matmul_packing_a_on(Isa::detect(), pack_a, b, c, m, k, n);
+}
+
+/// [`matmul_packing_a`] on the given instruction set (which the CPU must have: the tests
+/// force each).
+fn matmul_packing_a_on<T: Element>(
+    isa: Isa,
+    pack_a: &PackA<'_, T>,
+    b: &[T],
+    c: &mut [T],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    let kern = T::kernel(isa).expect("matmul_packing_a: no packed kernel on this CPU");
     assert!(b.len() == k * n && c.len() == m * n, "matmul_packing_a: operand sizes");
     if k == 0 {
         c.fill(T::zero());
@@ -103,7 +117,8 @@ pub(crate) fn matmul_packing_a<T: Element>(pack_a: &PackA<'_, T>, b: &[T], c: &m
         cs: 1,
     };
     // SAFETY: c is the exclusively borrowed m×n block (row stride n); the kernel's ISA was
-    // detected on this CPU; k > 0; b holds k×n (asserted).
+    // detected on this CPU (or forced by a test that checked it); k > 0; b holds k×n
+    // (asserted).
     unsafe { driver::gemm(&kern, m, k, n, AOperand::Packer(pack_a), bv, true, c.as_mut_ptr(), n) };
 }
 
