@@ -113,7 +113,7 @@ pub(crate) const DIRECT_B_MAX_ROWS: usize = 48;
 
 /// The A operand of [`gemm`]: a strided matrix, or a safe function that packs A's blocks
 /// itself — for an operand never laid out as a matrix, such as a convolution's windows
-/// (`conv_gemm`). `Packer(f)`: `f(dst, i0, p0, depth, rows)` writes rows `i0..i0 + rows` and
+/// (`conv_windows`). `Packer(f)`: `f(dst, i0, p0, depth, rows)` writes rows `i0..i0 + rows` and
 /// depths `p0..p0 + depth` of A into `dst` as [`pack`] lays out `W = mr` panels (panel-major,
 /// each `depth × mr` depth-major, rows past A's end zero).
 #[derive(Clone, Copy)]
@@ -201,7 +201,6 @@ pub(crate) unsafe fn gemm<T: Element + GemmScalar>(
             }
             for ic in (0..m).step_by(mc) {
                 let mb = mc.min(m - ic);
-                // SAFETY: as above.
                 match a {
                     // SAFETY: as above.
                     AOperand::View(v) => unsafe { pack_a(apack, v.at(ic, pc).t(), kb, mb) },
