@@ -318,7 +318,13 @@ fn matmul_with<T: Element>(
         unsafe { driver::gemm(&kern, m, k, n, AOperand::View(av), bv, false, c.as_mut_ptr().cast(), n) };
         return;
     }
-    if m.div_ceil(kern.mr) >= n.div_ceil(kern.nr) {
+    // Each thread packs its share of one operand and all of the other: a row split packs
+    // all of B in every thread, a column split all of A. Split the dimension that leaves the
+    // smaller operand whole (rows when m ≥ n: 256×784·784×1024 splits its 1024 columns, and
+    // each thread packs a 200 K-element A instead of an 800 K-element B), unless there are too
+    // few column tiles to share out evenly.
+    let by_rows = m >= n || n.div_ceil(kern.nr) < 2 * threads;
+    if by_rows {
         // Row blocks of C (and of op(A)), whole register tiles each.
         let rows = m.div_ceil(threads).div_ceil(kern.mr) * kern.mr;
         c.par_chunks_mut(rows * n).enumerate().for_each(|(i, cb)| {
