@@ -1,9 +1,17 @@
 //! [`Dropout`]: inverted dropout with its own seeded RNG.
 
 use crate::module::Module;
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha12Rng;
+use rayon::prelude::*;
 use tapegrad_core::{Element, Error, Result, Tensor};
+
+/// From this many elements a mask is drawn in pieces on rayon's pool (each piece from its
+/// own position in the generator's stream: the same words as one sequential draw).
+const PAR_MIN: usize = 1 << 17;
+
+/// Elements per piece of a split draw.
+const PIECE: usize = 1 << 15;
 
 /// Inverted dropout (`torch.nn.Dropout`, `keras.layers.Dropout`).
 ///
@@ -12,8 +20,11 @@ use tapegrad_core::{Element, Error, Result, Tensor};
 /// `E[y] = x`. ∂y/∂x = m/(1 − p). In evaluation mode it is the identity. With `p = 0` it
 /// is the identity in both modes and draws nothing.
 ///
-/// The mask comes from the layer's own [`StdRng`], seeded at construction, so a run
-/// reproduces exactly; each training-mode forward draws a new mask.
+/// The mask comes from the layer's own ChaCha12 generator, seeded at construction (the
+/// generator behind rand's `StdRng`, whose draws these are: `StdRng::seed_from_u64(seed)`
+/// and `random_bool(1 − p)` per element give the same mask), so a run reproduces exactly;
+/// each training-mode forward draws a new mask. A large mask is drawn in pieces on rayon's
+/// pool, each from its own position in the stream: the same mask on any number of threads.
 /// [`Dropout::set_fixed_mask`] replaces the draws by a given mask (for gradchecks), and
 /// [`Dropout::last_mask`] shows the keep mask of the last forward.
 ///
@@ -31,7 +42,7 @@ use tapegrad_core::{Element, Error, Result, Tensor};
 #[derive(Clone, Debug)]
 pub struct Dropout<T: Element> {
     p: f64,
-    rng: StdRng,
+    rng: ChaCha12Rng,
     training: bool,
     fixed_mask: Option<Tensor<T>>,
     last_mask: Option<Tensor<T>>,
@@ -51,7 +62,7 @@ impl<T: Element> Dropout<T> {
         }
         Ok(Dropout {
             p,
-            rng: StdRng::seed_from_u64(seed),
+            rng: ChaCha12Rng::seed_from_u64(seed),
             training: true,
             fixed_mask: None,
             last_mask: None,
@@ -105,22 +116,7 @@ impl<T: Element> Module<T> for Dropout<T> {
                 m.clone()
             }
             None => {
-                // The draws of `rng.random_bool(1 − p)` (rand's Bernoulli: keep when a
-                // random u64 is below (1 − p)·2⁶⁴), with the words drawn a block at a time.
-                let keep = 1.0 - self.p;
-                let below = (keep * 2f64.powi(64)) as u64;
-                // A p so small that 1 − p rounds to 1 keeps everything and draws nothing.
-                let mut data = vec![if keep == 1.0 { T::one() } else { T::zero() }; x.numel()];
-                if keep < 1.0 {
-                    let mut words = [0u64; 1024];
-                    for chunk in data.chunks_mut(words.len()) {
-                        let words = &mut words[..chunk.len()];
-                        self.rng.fill(words);
-                        for (d, &w) in chunk.iter_mut().zip(words.iter()) {
-                            *d = if w < below { T::one() } else { T::zero() };
-                        }
-                    }
-                }
+                let data = keep_mask(&mut self.rng, x.numel(), 1.0 - self.p);
                 Tensor::from_vec(data, x.shape().clone())?
             }
         };
@@ -142,4 +138,40 @@ impl<T: Element> Module<T> for Dropout<T> {
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)
     }
+}
+
+/// `n` keep decisions as 1 or 0: the draws of `rng.random_bool(keep)` (rand's Bernoulli:
+/// keep when a random u64 is below keep·2⁶⁴), the words drawn a block at a time; from
+/// [`PAR_MIN`] elements in pieces on rayon's pool, piece k's words from the stream position
+/// two u32 words per element after the first (ChaCha is seekable), so the mask and the
+/// generator's state after it are those of one sequential draw.
+fn keep_mask<T: Element>(rng: &mut ChaCha12Rng, n: usize, keep: f64) -> Vec<T> {
+    // A p so small that 1 − p rounds to 1 keeps everything and draws nothing.
+    if keep == 1.0 {
+        return vec![T::one(); n];
+    }
+    let below = (keep * 2f64.powi(64)) as u64;
+    let fill = |rng: &mut ChaCha12Rng, piece: &mut [T]| {
+        let mut words = [0u64; 1024];
+        for chunk in piece.chunks_mut(words.len()) {
+            let words = &mut words[..chunk.len()];
+            rng.fill(words);
+            for (d, &w) in chunk.iter_mut().zip(words.iter()) {
+                *d = if w < below { T::one() } else { T::zero() };
+            }
+        }
+    };
+    let mut data = vec![T::zero(); n];
+    if n < PAR_MIN || rayon::current_num_threads() < 2 {
+        fill(rng, &mut data);
+        return data;
+    }
+    let start = rng.get_word_pos();
+    data.par_chunks_mut(PIECE).enumerate().for_each(|(k, piece)| {
+        let mut r = rng.clone();
+        r.set_word_pos(start + 2 * (k * PIECE) as u128);
+        fill(&mut r, piece);
+    });
+    rng.set_word_pos(start + 2 * n as u128);
+    data
 }

@@ -169,7 +169,7 @@ impl Rule for AdamConfig {
     }
 
     #[inline(always)]
-    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]) {
+    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [&mut [T]]) {
         adam_update(self, false, t, p, g, prep, st);
     }
 }
@@ -221,7 +221,7 @@ pub(crate) fn adam_update<T: Element, G: Fn(T) -> T + Copy>(
     p: &mut [T],
     g: &[T],
     prep: G,
-    st: &mut [Vec<T>],
+    st: &mut [&mut [T]],
 ) {
     let [m, v] = st else {
         unreachable!("Adam keeps two buffers")

@@ -166,7 +166,7 @@ impl Rule for AdamWConfig {
     }
 
     #[inline(always)]
-    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]) {
+    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [&mut [T]]) {
         adam_update(&self.as_adam(), true, t, p, g, prep, st);
     }
 }

@@ -213,7 +213,7 @@ impl Rule for MomentumConfig {
     }
 
     #[inline(always)]
-    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]) {
+    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [&mut [T]]) {
         let [buf] = st else {
             unreachable!("momentum keeps one buffer")
         };

@@ -23,6 +23,7 @@ use crate::clip::GradClip;
 use crate::rule::{check_lr, clamp_abs, Rule};
 use crate::state::{ParamEntry, StateCheck};
 use crate::OptimizerState;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use tapegrad_core::{Element, Error, Gradients, Result, Tensor};
 
@@ -269,15 +270,54 @@ impl<C: Rule, T: Element> Optim<C, T> {
             .get_mut(name)
             .expect("prepare made every updated parameter's state");
         slot.t += 1; // ≤ the step count, which prepare checked
-        let (t, st, cfg) = (slot.t, &mut slot.bufs, &self.cfg);
-        match (prep.clamp, prep.scale) {
+        let (t, bufs, cfg) = (slot.t, &mut slot.bufs, &self.cfg);
+        let run = |p: &mut [T], g: &[T], st: &mut [&mut [T]]| match (prep.clamp, prep.scale) {
             (None, None) => fused_update(cfg, t, p, g, |x| x, st),
             (Some(c), None) => fused_update(cfg, t, p, g, move |x| clamp_abs(x, c), st),
             (None, Some(s)) => fused_update(cfg, t, p, g, move |x| x * s, st),
             (Some(c), Some(s)) => fused_update(cfg, t, p, g, move |x| clamp_abs(x, c) * s, st),
+        };
+        if p.len() >= PAR_MIN && rayon::current_num_threads() > 1 {
+            // Fixed pieces of the parameter, its gradient and each state buffer, updated on
+            // the pool: the update is elementwise, so the values are those of one pass.
+            let mut pieces: Vec<Piece<'_, T>> = p
+                .chunks_mut(PIECE)
+                .zip(g.chunks(PIECE))
+                .map(|(p, g)| (p, g, Vec::new()))
+                .collect();
+            for buf in bufs.iter_mut() {
+                for (piece, b) in pieces.iter_mut().zip(buf.chunks_mut(PIECE)) {
+                    piece.2.push(b);
+                }
+            }
+            pieces.into_par_iter().for_each(|(p, g, mut st)| run(p, g, &mut st));
+        } else {
+            // The buffers as slices, without allocating (a step allocates nothing).
+            let n = bufs.len();
+            assert!(n <= MAX_BUFS, "a rule with {n} state buffers");
+            let mut st: [&mut [T]; MAX_BUFS] = Default::default();
+            for (s, b) in st.iter_mut().zip(bufs.iter_mut()) {
+                *s = &mut b[..];
+            }
+            run(p, g, &mut st[..n]);
         }
     }
 }
+
+/// From this many elements a parameter's update is split over rayon's pool, in pieces of
+/// [`PIECE`]. Waking the pool costs more than updating a smaller parameter: split over two
+/// threads, the seed MLP's 100 K-element layer made its epoch 60% slower (session 5), while
+/// the 800 K-element layer of the 784-1024-10 MLP took a serial millisecond per step.
+const PAR_MIN: usize = 1 << 19;
+
+/// Elements per piece of a split update.
+const PIECE: usize = 1 << 16;
+
+/// A piece of a split update: the parameter's, the gradient's and each buffer's.
+type Piece<'a, T> = (&'a mut [T], &'a [T], Vec<&'a mut [T]>);
+
+/// The most state buffers a rule keeps (centered RMSprop with momentum: three).
+const MAX_BUFS: usize = 3;
 
 /// A rule's fused update, compiled for several instruction sets (x86-64-v4 with AVX-512,
 /// v3 with AVX2, v2; [`multiversion`]) and run with the best one the CPU has, so a binary
@@ -291,7 +331,7 @@ fn fused_update<C: Rule, T: Element, G: Fn(T) -> T + Copy>(
     p: &mut [T],
     g: &[T],
     prep: G,
-    st: &mut [Vec<T>],
+    st: &mut [&mut [T]],
 ) {
     cfg.update(t, p, g, prep, st)
 }

@@ -140,7 +140,7 @@ impl Rule for RmsPropConfig {
     }
 
     #[inline(always)]
-    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, _t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]) {
+    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, _t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [&mut [T]]) {
         let n = p.len();
         let (lr, rho, eps, mu, wd) = (
             c::<T>(self.lr),

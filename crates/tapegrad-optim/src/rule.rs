@@ -39,7 +39,7 @@ pub trait Rule: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// updates including this one (1 on its first), `prep` maps a raw gradient element to
     /// the one to use (clipping), `st` holds one buffer per [`Rule::buffer_names`], each
     /// as long as `p` and `g`.
-    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [Vec<T>]);
+    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [&mut [T]]);
 }
 
 /// A state value (momentum, moment or running average) with subnormal magnitude

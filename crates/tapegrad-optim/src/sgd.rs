@@ -120,7 +120,7 @@ impl Rule for SgdConfig {
     }
 
     #[inline(always)]
-    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, _t: u64, p: &mut [T], g: &[T], prep: G, _st: &mut [Vec<T>]) {
+    fn update<T: Element, G: Fn(T) -> T + Copy>(&self, _t: u64, p: &mut [T], g: &[T], prep: G, _st: &mut [&mut [T]]) {
         let (lr, wd) = (c::<T>(self.lr), c::<T>(self.weight_decay));
         if self.weight_decay == 0.0 {
             for (p, &g) in p.iter_mut().zip(g) {

@@ -78,10 +78,18 @@ fn same_seed_same_masks_and_masks_change_between_calls() {
 fn masks_are_the_draws_of_random_bool() {
     // The layer draws its words a block at a time; the keep decisions are those of
     // `rng.random_bool(1 − p)` on the same seeded generator, element by element (also
-    // across a block boundary and for a length that is not a multiple of the block; and
-    // for a p so small that 1 − p rounds to 1, which keeps all).
+    // across a block boundary and for a length that is not a multiple of the block; for a
+    // mask large enough to be drawn in pieces on the pool, twice, so the generator's state
+    // after it is checked too; and for a p so small that 1 − p rounds to 1, which keeps all).
     use rand::{rngs::StdRng, Rng, SeedableRng};
-    for (p, seed, n) in [(0.4, 9u64, 3000usize), (0.5, 1, 1024), (0.2, 77, 5), (1e-20, 3, 10)] {
+    let cases = [
+        (0.4, 9u64, 3000usize),
+        (0.5, 1, 1024),
+        (0.2, 77, 5),
+        (0.3, 5, 300_001),
+        (1e-20, 3, 10),
+    ];
+    for (p, seed, n) in cases {
         let mut d = Dropout::<f32>::new(p, seed).unwrap();
         let mut rng = StdRng::seed_from_u64(seed);
         for _ in 0..2 {
