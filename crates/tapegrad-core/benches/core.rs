@@ -11,7 +11,8 @@
 //!   one backward pass.
 //!
 //! - `conv`: conv2d forward + backward GFLOP/s at the MNIST CNN's two layers
-//!   (`examples/mnist_cnn.rs`, batch 128), beside the rate of the one GEMM the forward lowers to.
+//!   (`examples/mnist_cnn.rs`, batch 128), beside the rate of a plain GEMM of the forward's
+//!   whole-batch shape (`[O, C·kh·kw] × [C·kh·kw, N·OH·OW]`), for reference.
 //!
 //! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape | anomaly | func | conv]`
 //! (set `RAYON_NUM_THREADS=2` to match the peers; no argument runs every part).

@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use tapegrad_core::Tensor;
-use tapegrad_optim::{Adam, AdamW, GradClip, Momentum, MomentumConfig, Optimizer, RmsProp, RmsPropConfig, Sgd};
+use tapegrad_optim::{Adam, Optimizer};
 
 struct Counting;
 
@@ -37,41 +37,7 @@ fn allocs() -> usize {
 
 #[test]
 fn steps_after_the_first_do_not_allocate() {
-    let optimizers: Vec<(&str, Box<dyn Optimizer<f32>>)> = vec![
-        ("Sgd", Box::new(Sgd::pytorch(0.1).unwrap())),
-        (
-            "Momentum",
-            Box::new(
-                Momentum::from_config(MomentumConfig {
-                    nesterov: true,
-                    ..MomentumConfig::keras(0.1)
-                })
-                .unwrap(),
-            ),
-        ),
-        (
-            "RmsProp",
-            Box::new(
-                RmsProp::from_config(RmsPropConfig {
-                    centered: true,
-                    momentum: 0.9,
-                    ..RmsPropConfig::pytorch(0.1)
-                })
-                .unwrap(),
-            ),
-        ),
-        ("Adam", Box::new(Adam::keras(0.1).unwrap())),
-        (
-            "AdamW",
-            Box::new(
-                AdamW::pytorch(0.1)
-                    .unwrap()
-                    .with_grad_clip(GradClip::norm(1.0))
-                    .unwrap(),
-            ),
-        ),
-    ];
-    for (name, mut opt) in optimizers {
+    for (name, mut opt) in crate::every_rule() {
         let (mut a, mut b) = (vec![1.0f32; 1000], vec![-1.0f32; 10]);
         let (ga, gb) = (vec![0.5f32; 1000], vec![0.25f32; 10]);
         let before = allocs();

@@ -373,53 +373,25 @@ fn subnormal_state_is_flushed_to_zero_and_normal_state_is_not() {
 /// one-thread update, for every rule (with clipping, which folds a scale into the update).
 #[test]
 fn split_updates_match_the_serial_update() {
-    use tapegrad_optim::GradClip;
     let n = (1 << 19) + 12_345; // above the split threshold, with a short last piece
-    let make = || -> Vec<Box<dyn Optimizer<f32>>> {
-        vec![
-            Box::new(Sgd::pytorch(0.1).unwrap()),
-            Box::new(
-                Momentum::from_config(MomentumConfig {
-                    nesterov: true,
-                    ..MomentumConfig::keras(0.1)
-                })
-                .unwrap(),
-            ),
-            Box::new(
-                RmsProp::from_config(RmsPropConfig {
-                    centered: true,
-                    momentum: 0.9,
-                    ..RmsPropConfig::pytorch(0.1)
-                })
-                .unwrap(),
-            ),
-            Box::new(Adam::keras(0.01).unwrap()),
-            Box::new(
-                AdamW::pytorch(0.01)
-                    .unwrap()
-                    .with_grad_clip(GradClip::norm(1.0))
-                    .unwrap(),
-            ),
-        ]
-    };
-    let run = |threads: usize| -> Vec<Vec<f32>> {
+    let run = |threads: usize| -> Vec<(&str, Vec<f32>)> {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            make()
+            crate::every_rule()
                 .into_iter()
-                .map(|mut opt| {
+                .map(|(name, mut opt)| {
                     let mut p: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
                     for step in 0..3 {
                         let g: Vec<f32> = (0..n).map(|i| ((i + step) as f32 * 0.11).cos()).collect();
                         opt.step_slices(&mut [("p", &mut p[..], Some(&g[..]))]).unwrap();
                     }
-                    p
+                    (name, p)
                 })
                 .collect()
         })
     };
     let (serial, split) = (run(1), run(2));
-    for (s, p) in serial.iter().zip(&split) {
-        assert!(s.iter().zip(p).all(|(a, b)| a.to_bits() == b.to_bits()));
+    for ((name, s), (_, p)) in serial.iter().zip(&split) {
+        assert!(s.iter().zip(p).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}");
     }
 }
