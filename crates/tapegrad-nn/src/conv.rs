@@ -180,6 +180,17 @@ impl<T: Element> Module<T> for Conv2d<T> {
         self.activation.apply(&y)
     }
 
+    /// With ReLU, [`Tensor::conv2d_relu_max_pool2d`]: the convolution's output is pooled
+    /// image by image, never stored.
+    fn forward_max_pooled(&mut self, x: &Tensor<T>, pool: &MaxPool2d) -> Option<Result<Tensor<T>>> {
+        if !matches!(self.activation, Activation::Relu) {
+            return None;
+        }
+        let (w, b) = (self.weight.tensor(), self.bias.as_ref().map(Param::tensor));
+        let (s, p, d, g) = (self.stride, self.padding, self.dilation, self.groups);
+        Some(x.conv2d_relu_max_pool2d(w, b, s, p, d, g, pool.kernel, pool.stride, pool.padding))
+    }
+
     fn params(&self) -> Vec<(String, &Param<T>)> {
         let mut out = vec![("weight".to_string(), &self.weight)];
         out.extend(self.bias.as_ref().map(|b| ("bias".to_string(), b)));
@@ -338,6 +349,10 @@ impl MaxPool2d {
 impl<T: Element> Module<T> for MaxPool2d {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>> {
         x.max_pool2d(self.kernel, self.stride, self.padding)
+    }
+
+    fn as_max_pool2d(&self) -> Option<MaxPool2d> {
+        Some(*self)
     }
 
     fn describe(&self) -> String {

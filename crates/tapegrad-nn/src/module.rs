@@ -1,5 +1,6 @@
 //! The [`Module`] trait and [`Param`], a trainable tensor that can be frozen.
 
+use crate::conv::MaxPool2d;
 use crate::state::{load_matched, state_names, Entry, LoadReport};
 use tapegrad_core::{Element, Error, Result, Tensor};
 
@@ -188,6 +189,23 @@ pub trait Module<T: Element> {
             .next()
             .unwrap_or("Module")
             .to_string()
+    }
+
+    /// The max pooling this layer is, if it is one: what [`Sequential`](crate::Sequential)
+    /// looks for after a layer that can fuse it ([`Module::forward_max_pooled`]). Only
+    /// [`MaxPool2d`] says yes.
+    fn as_max_pool2d(&self) -> Option<MaxPool2d> {
+        None
+    }
+
+    /// This layer's forward followed by the max pooling `pool`, as one fused op, or `None`
+    /// where the layer has no fused form (the default). Where it returns a result, it must be
+    /// `pool.forward(self.forward(x))`'s, values and gradients; [`Sequential`](crate::Sequential)
+    /// calls it for a layer followed by a [`MaxPool2d`]. A [`Conv2d`](crate::Conv2d) with
+    /// ReLU has one: [`Tensor::conv2d_relu_max_pool2d`], which never stores the convolution's
+    /// full-resolution output.
+    fn forward_max_pooled(&mut self, _x: &Tensor<T>, _pool: &MaxPool2d) -> Option<Result<Tensor<T>>> {
+        None
     }
 
     /// How many consecutive modules of a `torch.nn.Sequential` this layer stands for, which

@@ -101,10 +101,22 @@ impl<T: Element> Sequential<T> {
 }
 
 impl<T: Element> Module<T> for Sequential<T> {
+    /// The layers in order; a layer followed by a [`MaxPool2d`](crate::MaxPool2d) that has a
+    /// fused form with it ([`Module::forward_max_pooled`], e.g. a `Conv2d` with ReLU) runs
+    /// as that one op, with the same values and gradients.
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>> {
         let mut h = x.clone();
-        for layer in &mut self.layers {
-            h = layer.forward(&h)?;
+        let mut i = 0;
+        while i < self.layers.len() {
+            if let Some(pool) = self.layers.get(i + 1).and_then(|l| l.as_max_pool2d()) {
+                if let Some(y) = self.layers[i].forward_max_pooled(&h, &pool) {
+                    h = y?;
+                    i += 2;
+                    continue;
+                }
+            }
+            h = self.layers[i].forward(&h)?;
+            i += 1;
         }
         Ok(h)
     }

@@ -19,8 +19,10 @@
 use crate::buffer_cache;
 use crate::element::Element;
 use crate::kernels::conv::{col2im_plane, im2col_into, Geometry};
-use crate::kernels::fill::{fill_chunks_on, fill_chunks_with_on};
+use crate::kernels::conv_windows::Windows;
+use crate::kernels::fill::{fill_chunks_on, fill_chunks_with_on, Slot};
 use crate::kernels::gemm::matmul_into;
+use crate::kernels::pool;
 use crate::kernels::reduce::fold_lanes;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -84,43 +86,24 @@ impl Conv {
     /// `y [N, O, OH, OW]`: for each image `n` and group `g`, `W_g [O/groups, kg] ×
     /// cols_g(xₙ) [kg, OH·OW]`, plus `bias[o]` on channel `o`, through ReLU when `relu`.
     pub(crate) fn forward<T: Element>(&self, x: &[T], w: &[T], bias: Option<&[T]>, relu: bool) -> Vec<T> {
-        let d = self.dims();
-        if let Some(win) = self.windows::<T>() {
-            return self.forward_windows(x, w, bias, relu, &win);
-        }
-        let (l, og, kg) = (d.l, d.og, d.kg);
-        let ol = self.o * l;
-        fill_chunks_on(self.g.n * ol, d.per * ol, d.parallel, |t, out| {
-            // Scratch the loop overwrites: im2col writes every cell, the GEMM every product.
-            let mut cols = buffer_cache::vec_scratch(d.r * l);
-            let mut y = buffer_cache::vec_scratch(og * l);
+        let f = Forward::new(self, x, w, bias, relu);
+        let ol = self.o * f.d.l;
+        let out = fill_chunks_on(self.g.n * ol, f.d.per * ol, f.d.parallel, |t, out| {
+            let mut s = f.scratch();
             for (i, out) in out.chunks_mut(ol).enumerate() {
-                im2col_into(&x[(t * d.per + i) * d.chw..][..d.chw], &d.g1, &mut cols);
-                for gi in 0..self.groups {
-                    let wg = &w[gi * og * kg..][..og * kg];
-                    matmul_into(wg, &cols[gi * kg * l..][..kg * l], &mut y, og, kg, l, false, false);
-                    let rows = out[gi * og * l..][..og * l].chunks_exact_mut(l);
-                    for (oi, (dst, src)) in rows.zip(y.chunks_exact(l)).enumerate() {
-                        let pairs = dst.iter_mut().zip(src);
-                        match (bias.map(|b| b[gi * og + oi]), relu) {
-                            (Some(b), false) => pairs.for_each(|(d, &v)| _ = d.write(v + b)),
-                            (Some(b), true) => pairs.for_each(|(d, &v)| _ = d.write(relu_of(v + b))),
-                            (None, false) => pairs.for_each(|(d, &v)| _ = d.write(v)),
-                            (None, true) => pairs.for_each(|(d, &v)| _ = d.write(relu_of(v))),
-                        }
-                    }
-                }
+                f.image(&mut s, t * f.d.per + i, out);
             }
-            buffer_cache::recycle(cols);
-            buffer_cache::recycle(y);
-        })
+            s.recycle();
+        });
+        f.recycle();
+        out
     }
 
     /// `∂x [N, C, H, W]` for `gy = ∂L/∂y [N, O, OH, OW]`: with `Gₙ,g` image `n`'s
     /// gradient for group `g` as `[O/groups, L]`, `∂x[n] = col2im(W_gᵀ · Gₙ,g)` (the
     /// transposed convolution of `gy` by `w`).
     pub(crate) fn input_grad<T: Element>(&self, w: &[T], gy: &[T]) -> Vec<T> {
-        let [dx, _, _] = self.backward(&[], w, gy, None, [true, false, false]);
+        let [dx, _, _] = self.backward(&[], w, GradIn::Plain(gy), [true, false, false]);
         dx.unwrap_or_default()
     }
 
@@ -128,7 +111,7 @@ impl Conv {
     /// `∂W_g = Σₙ Gₙ,g · cols_g(xₙ)ᵀ`, summed per task of images, then over the tasks in
     /// order.
     pub(crate) fn weight_grad<T: Element>(&self, x: &[T], gy: &[T]) -> Vec<T> {
-        let [_, dw, _] = self.backward(x, &[], gy, None, [false, true, false]);
+        let [_, dw, _] = self.backward(x, &[], GradIn::Plain(gy), [false, true, false]);
         dw.unwrap_or_default()
     }
 
@@ -136,14 +119,14 @@ impl Conv {
     /// row summed, the images summed per task and the tasks in order (the order
     /// [`Conv::backward`] sums in, whatever it computes alongside).
     pub(crate) fn bias_grad<T: Element>(&self, gy: &[T]) -> Vec<T> {
-        let [_, _, db] = self.backward(&[], &[], gy, None, [false, false, true]);
+        let [_, _, db] = self.backward(&[], &[], GradIn::Plain(gy), [false, false, true]);
         db.unwrap_or_default()
     }
 
-    /// The gradients `[∂x, ∂W, ∂b]` for `gy`, those asked for in `need`, in one pass over
-    /// the images: each image's gradient rows are read once (and, for a convolution followed
-    /// by ReLU, masked as they are read: `Gₙ` where `relu_out > 0`, else 0, into a scratch
-    /// buffer that stays in cache) and serve all three. Every gradient is computed per image
+    /// The gradients `[∂x, ∂W, ∂b]` for the output gradient `gy`, those asked for in `need`,
+    /// in one pass over the images: each image's gradient rows are read once (and, for a
+    /// convolution followed by ReLU, masked as they are read, or rebuilt from a pooling's
+    /// gradient: [`GradIn`], into a scratch buffer that stays in cache) and serve all three. Every gradient is computed per image
     /// exactly as [`Conv::input_grad`], [`Conv::weight_grad`] and [`Conv::bias_grad`] compute
     /// it (they are this function), so fused and separate give the same bits. `x` is read
     /// only for ∂W and `w` only for ∂x.
@@ -151,8 +134,7 @@ impl Conv {
         &self,
         x: &[T],
         w: &[T],
-        gy: &[T],
-        relu_out: Option<&[T]>,
+        gy: GradIn<'_, T>,
         need: [bool; 3],
     ) -> [Option<Vec<T>>; 3] {
         let d = self.dims();
@@ -171,19 +153,11 @@ impl Conv {
             // cell of cols, the GEMM wt, the mask `masked`, and img is zeroed per image.
             let mut cols = buffer_cache::vec_scratch(d.r * l);
             let mut wt = buffer_cache::vec_scratch(if need_w { kg * og } else { 0 });
-            let mut masked = buffer_cache::vec_scratch(if relu_out.is_some() { ol } else { 0 });
+            let mut masked = buffer_cache::vec_scratch(if gy.is_plain() { 0 } else { ol });
             let mut img = buffer_cache::vec_scratch(if need_x { chw } else { 0 });
             let mut dx = dx.chunks_mut(chw.max(1));
             for n in t * d.per..((t + 1) * d.per).min(self.g.n) {
-                let gn = &gy[n * ol..][..ol];
-                let gn = match relu_out {
-                    Some(out) => {
-                        let pairs = masked.iter_mut().zip(gn.iter().zip(&out[n * ol..][..ol]));
-                        pairs.for_each(|(m, (&g, &v))| *m = if v > T::zero() { g } else { T::zero() });
-                        &masked[..]
-                    }
-                    None => gn,
-                };
+                let gn = gy.image(n, ol, &mut masked);
                 if need_b && l > 0 {
                     for (a, row) in acc_b.iter_mut().zip(gn.chunks_exact(l)) {
                         *a += fold_lanes(row, &|a, b| a + b);
@@ -269,6 +243,139 @@ impl Conv {
     }
 }
 
+/// The output gradient [`Conv::backward`] reads, image by image.
+pub(crate) enum GradIn<'a, T> {
+    /// `∂L/∂y [N, O, OH, OW]` itself.
+    Plain(&'a [T]),
+    /// The gradient of `relu(y)`, masked by ReLU's output `out`: `∂y = g` where `out > 0`,
+    /// else 0.
+    Relu { g: &'a [T], out: &'a [T] },
+    /// The gradient `gp [N, O, OH', OW']` of `max_pool(relu(y))` with `pool` the pooling's
+    /// geometry over `y`: each window's gradient at its maximum `args`, where the window's
+    /// value `vals` is > 0 (ReLU's mask, read at the maximum), 0 elsewhere
+    /// ([`pool::unpool_relu_plane`]).
+    Pooled {
+        gp: &'a [T],
+        vals: &'a [T],
+        args: &'a [u32],
+        pool: Geometry,
+    },
+}
+
+impl<T: Element> GradIn<'_, T> {
+    fn is_plain(&self) -> bool {
+        matches!(self, GradIn::Plain(_))
+    }
+
+    /// Image `n`'s gradient `[O, OH·OW]` (`ol` cells), in `scratch` unless it is `Plain`.
+    fn image<'s>(&'s self, n: usize, ol: usize, scratch: &'s mut [T]) -> &'s [T] {
+        match *self {
+            GradIn::Plain(g) => &g[n * ol..][..ol],
+            GradIn::Relu { g, out } => {
+                let pairs = scratch.iter_mut().zip(g[n * ol..][..ol].iter().zip(&out[n * ol..][..ol]));
+                pairs.for_each(|(m, (&g, &v))| *m = if v > T::zero() { g } else { T::zero() });
+                scratch
+            }
+            GradIn::Pooled { gp, vals, args, pool } => {
+                let (pl, hw) = (pool.oh * pool.ow, pool.h * pool.w);
+                scratch.fill(T::zero());
+                for (c, plane) in scratch.chunks_exact_mut(hw.max(1)).enumerate() {
+                    let at = (n * pool.c + c) * pl;
+                    let (g, v, k) = (&gp[at..][..pl], &vals[at..][..pl], &args[at..][..pl]);
+                    pool::unpool_relu_plane(g, v, k, plane);
+                }
+                scratch
+            }
+        }
+    }
+}
+
+/// One call's forward, image by image (images in parallel, each on a task's scratch): what
+/// every image shares is made once, here W_gᵀ for the windows path.
+pub(super) struct Forward<'a, T: Element> {
+    pub(super) conv: &'a Conv,
+    pub(super) d: Dims,
+    x: &'a [T],
+    w: &'a [T],
+    bias: Option<&'a [T]>,
+    relu: bool,
+    /// The windows path ([`Conv::image_windows`]) where it applies: its windows and `W_gᵀ`.
+    win: Option<(Windows, Vec<T>)>,
+}
+
+/// A task's scratch for [`Forward::image`]: the column matrix and the product (im2col
+/// path), or the padded image and the product (windows path).
+pub(super) struct Scratch<T: Element> {
+    pub(super) a: Vec<T>,
+    pub(super) b: Vec<T>,
+}
+
+impl<T: Element> Scratch<T> {
+    pub(super) fn recycle(self) {
+        buffer_cache::recycle(self.a);
+        buffer_cache::recycle(self.b);
+    }
+}
+
+impl<'a, T: Element> Forward<'a, T> {
+    pub(super) fn new(conv: &'a Conv, x: &'a [T], w: &'a [T], bias: Option<&'a [T]>, relu: bool) -> Self {
+        let win = conv.windows::<T>().map(|win| (win, conv.weights_t(w)));
+        Forward {
+            conv,
+            d: conv.dims(),
+            x,
+            w,
+            bias,
+            relu,
+            win,
+        }
+    }
+
+    pub(super) fn scratch(&self) -> Scratch<T> {
+        let d = &self.d;
+        match &self.win {
+            Some((win, _)) => win.scratch(self.conv),
+            // Overwritten before each read: im2col writes every cell, the GEMM every product.
+            None => Scratch {
+                a: buffer_cache::vec_scratch(d.r * d.l),
+                b: buffer_cache::vec_scratch(d.og * d.l),
+            },
+        }
+    }
+
+    /// Image `n`'s output `[O, OH·OW]` into `out` (every cell written once).
+    pub(super) fn image<S: Slot<T>>(&self, s: &mut Scratch<T>, n: usize, out: &mut [S]) {
+        let (conv, d) = (self.conv, &self.d);
+        let xn = &self.x[n * d.chw..][..d.chw];
+        if let Some((win, wt)) = &self.win {
+            return conv.image_windows(win, wt, s, xn, self.bias, self.relu, out);
+        }
+        let (l, og, kg) = (d.l, d.og, d.kg);
+        let (cols, y) = (&mut s.a, &mut s.b);
+        im2col_into(xn, &d.g1, cols);
+        for gi in 0..conv.groups {
+            let wg = &self.w[gi * og * kg..][..og * kg];
+            matmul_into(wg, &cols[gi * kg * l..][..kg * l], y, og, kg, l, false, false);
+            let rows = out[gi * og * l..][..og * l].chunks_exact_mut(l);
+            for (oi, (dst, src)) in rows.zip(y.chunks_exact(l)).enumerate() {
+                let pairs = dst.iter_mut().zip(src);
+                match (self.bias.map(|b| b[gi * og + oi]), self.relu) {
+                    (Some(b), false) => pairs.for_each(|(d, &v)| d.set(v + b)),
+                    (Some(b), true) => pairs.for_each(|(d, &v)| d.set(relu_of(v + b))),
+                    (None, false) => pairs.for_each(|(d, &v)| d.set(v)),
+                    (None, true) => pairs.for_each(|(d, &v)| d.set(relu_of(v))),
+                }
+            }
+        }
+    }
+
+    pub(super) fn recycle(self) {
+        if let Some((_, wt)) = self.win {
+            buffer_cache::recycle(wt);
+        }
+    }
+}
+
 /// `max(v, 0)` with NaN kept, as `Tensor::relu`.
 #[inline(always)]
 pub(super) fn relu_of<T: Element>(v: T) -> T {
@@ -280,7 +387,7 @@ pub(super) fn relu_of<T: Element>(v: T) -> T {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::kernels::conv::{col2im, im2col};
     use crate::kernels::conv_windows::WINDOWS_ALWAYS;
@@ -288,7 +395,7 @@ mod tests {
 
     /// Runs `f` once on each forward path: im2col, and (where the packed kernel exists)
     /// windows.
-    fn on_both_paths(f: impl Fn()) {
+    pub(in crate::kernels) fn on_both_paths(f: impl Fn()) {
         f();
         if packed_rows::<f64>().is_some() {
             WINDOWS_ALWAYS.set(true);
@@ -329,7 +436,7 @@ mod tests {
         y
     }
 
-    fn cases() -> Vec<Conv> {
+    pub(in crate::kernels) fn cases() -> Vec<Conv> {
         let geo = |n, c, h, w, k: [usize; 2], s, d, p: [usize; 4]| {
             let [pt, pb, pl, pr] = p;
             Geometry {
@@ -382,7 +489,7 @@ mod tests {
         ]
     }
 
-    fn data(len: usize, seed: usize) -> Vec<f64> {
+    pub(in crate::kernels) fn data(len: usize, seed: usize) -> Vec<f64> {
         // Small integers and halves: every product and sum below is exact in f64.
         (0..len).map(|i| ((i * 7 + seed * 3) % 11) as f64 / 2.0 - 2.5).collect()
     }
@@ -459,10 +566,10 @@ mod tests {
                 c.weight_grad(&x, &masked),
                 c.bias_grad(&masked),
             ];
-            let [dx, dw, db] = c.backward(&x, &w, &gy, Some(&out), [true; 3]);
+            let [dx, dw, db] = c.backward(&x, &w, GradIn::Relu { g: &gy, out: &out }, [true; 3]);
             assert_eq!([dx.unwrap(), dw.unwrap(), db.unwrap()], want, "{c:?}");
             // Any subset, unmasked.
-            let [dx, dw, db] = c.backward(&x, &w, &gy, None, [false, true, true]);
+            let [dx, dw, db] = c.backward(&x, &w, GradIn::Plain(&gy), [false, true, true]);
             assert!(dx.is_none());
             assert_eq!(
                 (dw.unwrap(), db.unwrap()),

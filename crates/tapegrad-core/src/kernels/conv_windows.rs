@@ -3,15 +3,15 @@
 //! straight from a zero-padded copy of the image, so the column matrix is never written nor
 //! read back to be packed. See [`Conv::forward`], which chooses this path.
 
-use super::conv_gemm::{relu_of, Conv};
+use super::conv_gemm::{relu_of, Conv, Scratch};
 use crate::buffer_cache;
 use crate::element::Element;
 use crate::kernels::conv::Geometry;
-use crate::kernels::fill::fill_chunks_on;
+use crate::kernels::fill::Slot;
 use crate::kernels::gemm::{matmul_packing_a, packed_rows};
 
 /// From this many multiply-adds per image and group, the forward packs the GEMM's A panels
-/// straight from the image ([`Conv::forward_windows`]); below, the product is too small for
+/// straight from the image ([`Conv::image_windows`]); below, the product is too small for
 /// the packed kernel (`gemm::PACKED_MIN_MACS`).
 const WINDOWS_MIN_MACS: usize = 1 << 18;
 
@@ -23,30 +23,56 @@ thread_local! {
 }
 
 impl Conv {
-    /// [`Conv::forward`] without a column matrix: per image and group, `yₙ,gᵀ [OH·OW', O/groups]
-    /// = windows(xₙ) [OH·OW', kg] · W_gᵀ [kg, O/groups]`, whose A operand (one row per output
-    /// position, one column per (channel, kernel cell)) is never laid out: the GEMM packs its
-    /// panels straight from a zero-padded copy of the image ([`Windows::pack_positions`]);
-    /// `OW'` is `OW` rounded up to the kernel's tile height, so each panel lies in one output
-    /// row (the extra positions are computed and dropped).
-    /// `W_gᵀ` is made once and read in place by the kernel. The `[positions, O/groups]` product
-    /// is written out transposed into NCHW, bias and ReLU applied. Against im2col, this moves
-    /// each image's data once instead of three times (im2col's columns, the GEMM's packing of
-    /// them, the packing of W for every image).
-    pub(super) fn forward_windows<T: Element>(
+    /// One image of [`Conv::forward`] without a column matrix: per group,
+    /// `yₙ,gᵀ [OH·OW', O/groups] = windows(xₙ) [OH·OW', kg] · W_gᵀ [kg, O/groups]`, whose A
+    /// operand (one row per output position, one column per (channel, kernel cell)) is never
+    /// laid out: the GEMM packs its panels straight from a zero-padded copy of the image
+    /// ([`Windows::pack_positions`]); `OW'` is `OW` rounded up to the kernel's tile height, so
+    /// each panel lies in one output row (the extra positions are computed and dropped).
+    /// `W_gᵀ` ([`Conv::weights_t`]) is made once per call and read in place by the kernel. The
+    /// `[positions, O/groups]` product is written out transposed into `out [O, OH·OW]`, bias
+    /// and ReLU applied. Against im2col, this moves each image's data once instead of three
+    /// times (im2col's columns, the GEMM's packing of them, the packing of W for every image).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn image_windows<T: Element, S: Slot<T>>(
         &self,
-        x: &[T],
-        w: &[T],
+        win: &Windows,
+        wt: &[T],
+        s: &mut Scratch<T>,
+        xn: &[T],
         bias: Option<&[T]>,
         relu: bool,
-        win: &Windows,
-    ) -> Vec<T> {
-        let d = self.dims();
+        out: &mut [S],
+    ) {
         let g = &self.g;
-        let (l, og, kg, chw) = (d.l, d.og, d.kg, d.chw);
-        let ol = self.o * l;
-        let m = g.oh * win.owp;
-        // W_gᵀ [kg, O/groups] for each group.
+        let (og, kg) = (self.o / self.groups, g.rows() / self.groups);
+        let (l, m) = (g.oh * g.ow, g.oh * win.owp);
+        let (xp, prod) = (&mut s.a, &mut s.b);
+        win.pad(g, xn, xp);
+        for gi in 0..self.groups {
+            let xg = win.group(xp, gi);
+            let pack = |dst: &mut [T], i0: usize, p0: usize, depth: usize, rows: usize| {
+                win.pack_positions(xg, dst, i0, p0, depth, rows);
+            };
+            matmul_packing_a(&pack, &wt[gi * kg * og..][..kg * og], prod, m, kg, og);
+            let rows = out[gi * og * l..][..og * l].chunks_exact_mut(l);
+            for (oi, dst) in rows.enumerate() {
+                let b = bias.map_or(T::zero(), |b| b[gi * og + oi]);
+                for (oy, dst) in dst.chunks_exact_mut(g.ow).enumerate() {
+                    let src = prod[oy * win.owp * og + oi..].iter().step_by(og);
+                    if relu {
+                        dst.iter_mut().zip(src).for_each(|(d, &v)| d.set(relu_of(v + b)));
+                    } else {
+                        dst.iter_mut().zip(src).for_each(|(d, &v)| d.set(v + b));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `W_gᵀ [kg, O/groups]` for each group, for [`Conv::image_windows`].
+    pub(super) fn weights_t<T: Element>(&self, w: &[T]) -> Vec<T> {
+        let (og, kg) = (self.o / self.groups, self.g.rows() / self.groups);
         let mut wt = buffer_cache::vec_filled(self.groups * kg * og, T::zero());
         for gi in 0..self.groups {
             let (src, dst) = (&w[gi * og * kg..][..og * kg], &mut wt[gi * kg * og..][..kg * og]);
@@ -56,37 +82,7 @@ impl Conv {
                 }
             }
         }
-        let out = fill_chunks_on(self.g.n * ol, d.per * ol, d.parallel, |t, out| {
-            let mut xp = buffer_cache::vec_filled(win.padded_len(), T::zero());
-            // Overwritten by each GEMM (β = 0) before it is read.
-            let mut prod = buffer_cache::vec_scratch(m * og);
-            for (i, out) in out.chunks_mut(ol).enumerate() {
-                win.pad(g, &x[(t * d.per + i) * chw..][..chw], &mut xp);
-                for gi in 0..self.groups {
-                    let xg = win.group(&xp, gi);
-                    let pack = |dst: &mut [T], i0: usize, p0: usize, depth: usize, rows: usize| {
-                        win.pack_positions(xg, dst, i0, p0, depth, rows);
-                    };
-                    matmul_packing_a(&pack, &wt[gi * kg * og..][..kg * og], &mut prod, m, kg, og);
-                    let rows = out[gi * og * l..][..og * l].chunks_exact_mut(l);
-                    for (oi, dst) in rows.enumerate() {
-                        let b = bias.map_or(T::zero(), |b| b[gi * og + oi]);
-                        for (oy, dst) in dst.chunks_exact_mut(g.ow).enumerate() {
-                            let src = prod[oy * win.owp * og + oi..].iter().step_by(og);
-                            if relu {
-                                dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(relu_of(v + b)));
-                            } else {
-                                dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v + b));
-                            }
-                        }
-                    }
-                }
-            }
-            buffer_cache::recycle(xp);
-            buffer_cache::recycle(prod);
-        });
-        buffer_cache::recycle(wt);
-        out
+        wt
     }
 
     /// The windows of this convolution for the packed kernel (whose tile height is `mr`), if
@@ -114,7 +110,7 @@ impl Conv {
 /// padding) was slower than col2im (its windows over `O·kh·kw` depths are three times the
 /// data col2im moves); and positions packed without the padded grid (panels spanning two
 /// output rows) lost more to the split copies than the dropped columns saved.
-pub(super) struct Windows {
+pub(crate) struct Windows {
     mr: usize,
     /// Positions per output row in the forward's grid: `OW` rounded up to `mr`, so a panel's
     /// `mr` positions share an output row (the extra ones are computed and dropped).
@@ -161,9 +157,14 @@ impl Windows {
         }
     }
 
-    /// Elements of a padded image.
-    fn padded_len(&self) -> usize {
-        self.c * self.hp * self.wp
+    /// A task's scratch: a padded image whose padding cells are 0, and the product.
+    pub(super) fn scratch<T: Element>(&self, conv: &Conv) -> Scratch<T> {
+        let og = conv.o / conv.groups;
+        Scratch {
+            a: buffer_cache::vec_filled(self.c * self.hp * self.wp, T::zero()),
+            // Overwritten by each GEMM (β = 0) before it is read.
+            b: buffer_cache::vec_scratch(conv.g.oh * self.owp * og),
+        }
     }
 
     /// Writes image `xn [C, H, W]` into the padded image `xp`, whose padding cells are 0 (left

@@ -6,7 +6,7 @@
 use crate::buffer_cache;
 use crate::element::Element;
 use crate::kernels::conv::Geometry;
-use crate::kernels::fill::{fill_chunks, fill_chunks_with, PAR_MIN};
+use crate::kernels::fill::{fill_chunks, fill_chunks_pair, PAR_MIN};
 use multiversion::multiversion;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -32,7 +32,7 @@ fn pick<T: Element>(m: T, i: u32, v: T, j: u32) -> (T, u32) {
 /// its top pair and its bottom pair. Compiled for the CPU's widest vectors: every step is
 /// a compare and a select.
 #[multiversion(targets = "simd")]
-fn pair_row<T: Element>(m: &mut [MaybeUninit<T>], k: &mut [u32], r0: &[T], r1: &[T], at: u32, w: u32) {
+fn pair_row<T: Element>(m: &mut [MaybeUninit<T>], k: &mut [MaybeUninit<u32>], r0: &[T], r1: &[T], at: u32, w: u32) {
     let n = m.len().min(k.len()).min(r0.len() / 2).min(r1.len() / 2);
     let (m, k, r0, r1) = (&mut m[..n], &mut k[..n], &r0[..2 * n], &r1[..2 * n]);
     for ox in 0..n {
@@ -41,7 +41,7 @@ fn pair_row<T: Element>(m: &mut [MaybeUninit<T>], k: &mut [u32], r0: &[T], r1: &
         let (bottom, j) = pick(r1[2 * ox], a + w, r1[2 * ox + 1], a + w + 1);
         let (v, p) = pick(top, i, bottom, j);
         m[ox].write(v);
-        k[ox] = p;
+        k[ox].write(p);
     }
 }
 
@@ -50,73 +50,92 @@ fn pair_row<T: Element>(m: &mut [MaybeUninit<T>], k: &mut [u32], r0: &[T], r1: &
 /// caller's geometry guarantees). Cells are scanned row by row of the window.
 pub(crate) fn max_pool<T: Element>(x: &[T], g: &Geometry) -> (Vec<T>, Vec<u32>) {
     let (l, hw) = (g.oh * g.ow, g.h * g.w);
-    let mut args = vec![0u32; g.n * g.c * l];
+    // Every value and position is written by the sweep: neither output is zeroed first.
+    fill_chunks_pair(g.n * g.c * l, l, g.n * g.c * l >= PAR_MIN, |nc, best, arg| {
+        sweep_plane(&x[nc * hw..][..hw], g, best, arg)
+    })
+}
+
+/// [`max_pool`] of one plane `[H, W]`: writes each of the `OH·OW` windows' maximum into
+/// `best` and its position into `arg`.
+pub(crate) fn sweep_plane<T: Element>(plane: &[T], g: &Geometry, best: &mut [MaybeUninit<T>], arg: &mut [MaybeUninit<u32>]) {
     let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
     let pair = unpadded && [g.kh, g.kw, g.sh, g.sw, g.dh, g.dw] == [2, 2, 2, 2, 1, 1];
-    // Per kernel column, the output columns it reaches inside the image.
-    let cols: Vec<(usize, usize, usize)> = (0..g.kw).map(|j| g.valid_x(j)).collect();
-    // Writes each window's value once (every path below writes all OW of each row).
-    let sweep = |nc: usize, best: &mut [MaybeUninit<T>], arg: &mut [u32]| {
-        let plane = &x[nc * hw..][..hw];
-        let mut run = vec![T::zero(); if pair { 0 } else { g.ow }];
+    if pair {
+        // 2×2 windows, stride 2 (the usual pooling). `pick` is associative (the first
+        // maximum, or the last NaN, with its position), so each window is its top pair
+        // combined with its bottom pair: the scan order's result in two levels of compares
+        // instead of a chain of three.
         for oy in 0..g.oh {
-            let m = &mut best[oy * g.ow..][..g.ow];
-            let k = &mut arg[oy * g.ow..][..g.ow];
-            if pair {
-                // 2×2 windows, stride 2 (the usual pooling). `pick` is associative (the
-                // first maximum, or the last NaN, with its position), so each window is
-                // its top pair combined with its bottom pair: the scan order's result in
-                // two levels of compares instead of a chain of three.
-                let y0 = 2 * oy * g.w;
-                let (r0, r1) = (&plane[y0..][..2 * g.ow], &plane[y0 + g.w..][..2 * g.ow]);
-                pair_row(m, k, r0, r1, y0 as u32, g.w as u32);
-            } else if unpadded {
-                // Every window lies inside the image: sweep each window cell across the
-                // whole row of windows, so the windows' comparisons are independent.
-                let y0 = oy * g.sh;
-                for i in 0..g.kh {
-                    for j in 0..g.kw {
-                        let off = (y0 + i * g.dh) * g.w + j * g.dw;
-                        let row = plane[off..].iter().step_by(g.sw);
-                        for (ox, ((r, k), &v)) in run.iter_mut().zip(k.iter_mut()).zip(row).enumerate() {
-                            let here = (off + ox * g.sw) as u32;
-                            (*r, *k) = if (i, j) == (0, 0) {
-                                (v, here)
-                            } else {
-                                pick(*r, *k, v, here)
-                            };
-                        }
+            let y0 = 2 * oy * g.w;
+            let (r0, r1) = (&plane[y0..][..2 * g.ow], &plane[y0 + g.w..][..2 * g.ow]);
+            let (m, k) = (&mut best[oy * g.ow..][..g.ow], &mut arg[oy * g.ow..][..g.ow]);
+            pair_row(m, k, r0, r1, y0 as u32, g.w as u32);
+        }
+        return;
+    }
+    if unpadded {
+        // Every window lies inside the image: sweep each window cell across the whole row
+        // of windows, so the windows' comparisons are independent.
+        let mut run = vec![(T::zero(), 0u32); g.ow];
+        for oy in 0..g.oh {
+            let y0 = oy * g.sh;
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let off = (y0 + i * g.dh) * g.w + j * g.dw;
+                    let row = plane[off..].iter().step_by(g.sw);
+                    for (ox, (r, &v)) in run.iter_mut().zip(row).enumerate() {
+                        let here = (off + ox * g.sw) as u32;
+                        *r = if (i, j) == (0, 0) { (v, here) } else { pick(r.0, r.1, v, here) };
                     }
-                }
-                for (m, &r) in m.iter_mut().zip(&run) {
-                    m.write(r);
-                }
-            } else {
-                for (ox, (m, k)) in m.iter_mut().zip(k.iter_mut()).enumerate() {
-                    let mut win: Option<(usize, T)> = None;
-                    for i in 0..g.kh {
-                        let Some(y) = g.src_y(oy, i) else { continue };
-                        for &(lo, hi, x0) in &cols {
-                            if ox < lo || ox >= hi {
-                                continue;
-                            }
-                            let at = y * g.w + x0 + (ox - lo) * g.sw;
-                            let v = plane[at];
-                            if win.is_none_or(|(_, m)| takes(v, m)) {
-                                win = Some((at, v));
-                            }
-                        }
-                    }
-                    // The op's geometry gives every window a cell; −∞ would be the padding.
-                    let (at, v) = win.unwrap_or((0, T::neg_infinity()));
-                    m.write(v);
-                    *k = at as u32;
                 }
             }
+            let (m, k) = (&mut best[oy * g.ow..][..g.ow], &mut arg[oy * g.ow..][..g.ow]);
+            for ((m, k), &(v, at)) in m.iter_mut().zip(k).zip(&run) {
+                m.write(v);
+                k.write(at);
+            }
         }
-    };
-    let vals = fill_chunks_with(args.len(), l, &mut args, l, sweep);
-    (vals, args)
+        return;
+    }
+    // Per kernel column, the output columns it reaches inside the image.
+    let cols: Vec<(usize, usize, usize)> = (0..g.kw).map(|j| g.valid_x(j)).collect();
+    for oy in 0..g.oh {
+        let (m, k) = (&mut best[oy * g.ow..][..g.ow], &mut arg[oy * g.ow..][..g.ow]);
+        for (ox, (m, k)) in m.iter_mut().zip(k.iter_mut()).enumerate() {
+            let mut win: Option<(usize, T)> = None;
+            for i in 0..g.kh {
+                let Some(y) = g.src_y(oy, i) else { continue };
+                for &(lo, hi, x0) in &cols {
+                    if ox < lo || ox >= hi {
+                        continue;
+                    }
+                    let at = y * g.w + x0 + (ox - lo) * g.sw;
+                    let v = plane[at];
+                    if win.is_none_or(|(_, m)| takes(v, m)) {
+                        win = Some((at, v));
+                    }
+                }
+            }
+            // The op's geometry gives every window a cell; −∞ would be the padding.
+            let (at, v) = win.unwrap_or((0, T::neg_infinity()));
+            m.write(v);
+            k.write(at as u32);
+        }
+    }
+}
+
+/// One plane's share of ReLU-then-max-pool's backward: `plane [H, W]` (zeroed by the
+/// caller) receives each window's gradient `grad[j]` at its maximum `args[j]` where the
+/// window's maximum `vals[j]` is > 0 (ReLU's mask, read at the maximum, where ReLU's output
+/// is the window's value), added in window order: the values [`scatter`] gives for the
+/// masked gradient, then masked by ReLU's output.
+pub(crate) fn unpool_relu_plane<T: Element>(grad: &[T], vals: &[T], args: &[u32], plane: &mut [T]) {
+    for ((&g, &v), &k) in grad.iter().zip(vals).zip(args) {
+        if v > T::zero() {
+            plane[k as usize] += g;
+        }
+    }
 }
 
 /// The adjoint of gathering at `args`: `[N, C, H, W]` with each element of `grad`

@@ -11,12 +11,12 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::conv::{self, Geometry};
-use crate::kernels::conv_gemm::Conv;
+use crate::kernels::conv_gemm::{Conv, GradIn};
 use crate::ops::record;
 use crate::ops::unary::relu_rule;
 use crate::ops::OpKind;
 use crate::shape::Shape;
-use crate::tape::{one, InputGrads};
+use crate::tape::{one, BackwardCtx, InputGrads};
 use crate::tensor::Tensor;
 use smallvec::smallvec;
 
@@ -104,7 +104,7 @@ impl Window2d {
         Ok(out)
     }
 
-    fn geometry(&self, op: &'static str, nchw: &[usize]) -> Result<Geometry> {
+    pub(crate) fn geometry(&self, op: &'static str, nchw: &[usize]) -> Result<Geometry> {
         let [oh, ow] = self.output_size(op, [nchw[2], nchw[3]])?;
         Ok(Geometry {
             n: nchw[0],
@@ -327,7 +327,7 @@ impl<T: Element> Tensor<T> {
 
     /// conv2d's arguments checked (errors name `op`), and its window resolved.
     #[allow(clippy::too_many_arguments)]
-    fn conv2d_args(
+    pub(crate) fn conv2d_args(
         &self,
         op: &'static str,
         weight: &Tensor<T>,
@@ -406,22 +406,19 @@ impl<T: Element> Tensor<T> {
         inputs.extend(bias);
         let kind = if relu { OpKind::Conv2dRelu } else { OpKind::Conv2d };
         Ok(record(kind, &inputs, out, relu, move |ctx| {
-            let (x, w) = (ctx.input(0), ctx.input(1));
             let need = [ctx.needs(0), ctx.needs(1), has_bias && ctx.needs(2)];
             if !ctx.create_graph() {
                 // One pass over the gradient for all three, ReLU's mask applied as it is
                 // read: the same values as the ops below (Conv::backward is their kernel).
                 let out = relu.then(|| ctx.output()).transpose()?;
-                let mask = out.as_ref().map(Tensor::data);
-                let [gx, gw, gb] = conv.backward(x.data(), w.data(), ctx.grad.data(), mask, need);
-                let mut grads: InputGrads<T> = smallvec![
-                    gx.map(|v| Tensor::from_parts(v, x.shape().clone())),
-                    gw.map(|v| Tensor::from_parts(v, w.shape().clone())),
-                ];
-                if has_bias {
-                    grads.push(gb.map(|v| Tensor::from_parts(v, Shape::from([o]))));
-                }
-                return Ok(grads);
+                let gy = match &out {
+                    Some(out) => GradIn::Relu {
+                        g: ctx.grad.data(),
+                        out: out.data(),
+                    },
+                    None => GradIn::Plain(ctx.grad.data()),
+                };
+                return Ok(conv_grads_plain(ctx, &conv, gy, need, has_bias));
             }
             let masked;
             let gy = if relu {
@@ -430,21 +427,7 @@ impl<T: Element> Tensor<T> {
             } else {
                 ctx.grad
             };
-            let gx = need[0]
-                .then(|| gy.conv2d_input_grad(w, window, groups, x.shape()))
-                .transpose()?;
-            let gw = need[1]
-                .then(|| x.conv2d_weight_grad(gy, window, groups, w.shape()))
-                .transpose()?;
-            let mut grads: InputGrads<T> = smallvec![gx, gw];
-            if has_bias {
-                grads.push(
-                    need[2]
-                        .then(|| gy.conv2d_bias_grad(window, groups, x.shape()))
-                        .transpose()?,
-                );
-            }
-            Ok(grads)
+            conv_grads_recorded(ctx, gy, window, groups, need, has_bias)
         }))
     }
 
@@ -569,6 +552,55 @@ impl<T: Element> Tensor<T> {
 }
 
 /// The geometry of `window` over a 4-D `shape`, or an error naming `op`.
+/// A convolution's input gradients `[∂x, ∂W, (∂b)]` (inputs `x, w, (b)` of `ctx`), those
+/// in `need`, from the output gradient `gy` in one pass ([`Conv::backward`]), unrecorded.
+pub(crate) fn conv_grads_plain<T: Element>(
+    ctx: &BackwardCtx<'_, T>,
+    conv: &Conv,
+    gy: GradIn<'_, T>,
+    need: [bool; 3],
+    has_bias: bool,
+) -> InputGrads<T> {
+    let (x, w) = (ctx.input(0), ctx.input(1));
+    let [gx, gw, gb] = conv.backward(x.data(), w.data(), gy, need);
+    let mut grads: InputGrads<T> = smallvec![
+        gx.map(|v| Tensor::from_parts(v, x.shape().clone())),
+        gw.map(|v| Tensor::from_parts(v, w.shape().clone())),
+    ];
+    if has_bias {
+        grads.push(gb.map(|v| Tensor::from_parts(v, Shape::from([conv.o]))));
+    }
+    grads
+}
+
+/// [`conv_grads_plain`]'s gradients as differentiable ops of the output gradient `gy`
+/// (`conv2d_input_grad`, `conv2d_weight_grad`, `conv2d_bias_grad`).
+pub(crate) fn conv_grads_recorded<T: Element>(
+    ctx: &BackwardCtx<'_, T>,
+    gy: &Tensor<T>,
+    window: Window2d,
+    groups: usize,
+    need: [bool; 3],
+    has_bias: bool,
+) -> Result<InputGrads<T>> {
+    let (x, w) = (ctx.input(0), ctx.input(1));
+    let gx = need[0]
+        .then(|| gy.conv2d_input_grad(w, window, groups, x.shape()))
+        .transpose()?;
+    let gw = need[1]
+        .then(|| x.conv2d_weight_grad(gy, window, groups, w.shape()))
+        .transpose()?;
+    let mut grads: InputGrads<T> = smallvec![gx, gw];
+    if has_bias {
+        grads.push(
+            need[2]
+                .then(|| gy.conv2d_bias_grad(window, groups, x.shape()))
+                .transpose()?,
+        );
+    }
+    Ok(grads)
+}
+
 fn window_geometry(op: &'static str, window: &Window2d, shape: &Shape) -> Result<Geometry> {
     if shape.ndim() != 4 {
         return Err(Error::bad_shape(

@@ -15,12 +15,14 @@
 //! | [`custom`] | `custom_op`: a user's own op with its own gradient rule |
 //! | [`conv`] | `im2col col2im conv2d conv2d_relu conv1d` (and its rule's `conv2d_input_grad conv2d_weight_grad conv2d_bias_grad`) |
 //! | [`pool`] | `max_pool2d` (and its rule's `max_pool2d_backward`); composites `avg_pool2d adaptive_avg_pool2d` |
+//! | `conv_pool` | `conv2d_relu_max_pool2d` (conv2d_relu then max_pool2d as one op) |
 //! | [`norm`] | `layer_norm batch_norm` (composites) |
 //! | [`nn_fn`] | `erf`; composites `gelu gelu_tanh silu embedding scaled_dot_product_attention` |
 
 pub mod arith;
 pub mod compare;
 pub mod conv;
+mod conv_pool;
 pub mod custom;
 pub mod index;
 pub mod layout;
@@ -175,6 +177,7 @@ op_kinds! {
     Col2im => "col2im",
     Conv2d => "conv2d",
     Conv2dRelu => "conv2d_relu",
+    Conv2dReluMaxPool2d => "conv2d_relu_max_pool2d",
     Conv2dInputGrad => "conv2d_input_grad",
     Conv2dWeightGrad => "conv2d_weight_grad",
     Conv2dBiasGrad => "conv2d_bias_grad",

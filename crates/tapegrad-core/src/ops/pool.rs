@@ -26,7 +26,7 @@ fn pool_at<T: Element>(x: &Tensor<T>, args: Arc<Vec<u32>>, vals: Vec<T>, g: kern
 
 /// The gradient `grad [N, C, OH, OW]` of a max pooling added at its positions `args` into
 /// zeros `[N, C, H, W]` (recorded as max_pool2d_backward: ∂/∂grad gathers at the positions).
-fn unpool<T: Element>(grad: &Tensor<T>, args: Arc<Vec<u32>>, g: kernel::Geometry) -> Tensor<T> {
+pub(crate) fn unpool<T: Element>(grad: &Tensor<T>, args: Arc<Vec<u32>>, g: kernel::Geometry) -> Tensor<T> {
     let data = pool_kernel::scatter(grad.data(), &args, &g);
     let out = Tensor::from_parts(data, Shape::from([g.n, g.c, g.h, g.w]));
     record(OpKind::MaxPool2dBackward, &[grad], out, false, move |ctx| {
@@ -39,16 +39,13 @@ fn unpool<T: Element>(grad: &Tensor<T>, args: Arc<Vec<u32>>, g: kernel::Geometry
 /// and padding may be at most half the kernel (PyTorch's rule).
 fn pool_window(
     op: &'static str,
-    x: &Tensor<impl Element>,
+    x: &Shape,
     kernel: [usize; 2],
     stride: Option<[usize; 2]>,
     padding: [usize; 2],
 ) -> Result<Window2d> {
     if x.ndim() != 4 {
-        return Err(Error::bad_shape(
-            op,
-            format!("needs an input [N, C, H, W], got {}", x.shape()),
-        ));
+        return Err(Error::bad_shape(op, format!("needs an input [N, C, H, W], got {x}")));
     }
     if (0..2).any(|d| 2 * padding[d] > kernel[d]) {
         return Err(Error::bad_value(
@@ -61,6 +58,45 @@ fn pool_window(
         .padding([[padding[0], padding[0]], [padding[1], padding[1]]]);
     window.output_size(op, [x.dims()[2], x.dims()[3]])?;
     Ok(window)
+}
+
+/// The geometry of max pooling `x` (of shape `shape`, `[N, C, H, W]`) over `kernel`
+/// windows, its arguments checked as [`Tensor::max_pool2d`] documents (errors name `op`).
+pub(crate) fn max_pool_geometry(
+    op: &'static str,
+    shape: &Shape,
+    kernel: [usize; 2],
+    stride: Option<[usize; 2]>,
+    padding: [usize; 2],
+) -> Result<kernel::Geometry> {
+    let window = pool_window(op, shape, kernel, stride, padding)?;
+    let d = shape.dims();
+    let (n, c, h, w) = (d[0], d[1], d[2], d[3]);
+    let [oh, ow] = window.output_size(op, [h, w])?;
+    if h * w > u32::MAX as usize {
+        return Err(Error::bad_shape(
+            op,
+            format!("planes of 2³² cells or more are not supported, got {shape}"),
+        ));
+    }
+    Ok(kernel::Geometry {
+        n,
+        c,
+        h,
+        w,
+        kh: kernel[0],
+        kw: kernel[1],
+        sh: window.stride[0],
+        sw: window.stride[1],
+        dh: 1,
+        dw: 1,
+        pt: padding[0],
+        pb: padding[0],
+        pl: padding[1],
+        pr: padding[1],
+        oh,
+        ow,
+    })
 }
 
 impl<T: Element> Tensor<T> {
@@ -86,34 +122,7 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn max_pool2d(&self, kernel: [usize; 2], stride: Option<[usize; 2]>, padding: [usize; 2]) -> Result<Tensor<T>> {
-        let window = pool_window("max_pool2d", self, kernel, stride, padding)?;
-        let d = self.dims();
-        let (n, c, h, w) = (d[0], d[1], d[2], d[3]);
-        let [oh, ow] = window.output_size("max_pool2d", [h, w])?;
-        let g = kernel::Geometry {
-            n,
-            c,
-            h,
-            w,
-            kh: kernel[0],
-            kw: kernel[1],
-            sh: window.stride[0],
-            sw: window.stride[1],
-            dh: 1,
-            dw: 1,
-            pt: padding[0],
-            pb: padding[0],
-            pl: padding[1],
-            pr: padding[1],
-            oh,
-            ow,
-        };
-        if h * w > u32::MAX as usize {
-            return Err(Error::bad_shape(
-                "max_pool2d",
-                format!("planes of 2³² cells or more are not supported, got {}", self.shape()),
-            ));
-        }
+        let g = max_pool_geometry("max_pool2d", self.shape(), kernel, stride, padding)?;
         let (vals, args) = pool_kernel::max_pool(self.data(), &g);
         Ok(pool_at(self, Arc::new(args), vals, g))
     }
@@ -132,7 +141,7 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn avg_pool2d(&self, kernel: [usize; 2], stride: Option<[usize; 2]>, padding: [usize; 2]) -> Result<Tensor<T>> {
-        let window = pool_window("avg_pool2d", self, kernel, stride, padding)?;
+        let window = pool_window("avg_pool2d", self.shape(), kernel, stride, padding)?;
         let d = self.dims();
         let (n, c, h, w) = (d[0], d[1], d[2], d[3]);
         let [oh, ow] = window.output_size("avg_pool2d", [h, w])?;
