@@ -272,7 +272,9 @@ impl<T: Element> GradIn<'_, T> {
         match *self {
             GradIn::Plain(g) => &g[n * ol..][..ol],
             GradIn::Relu { g, out } => {
-                let pairs = scratch.iter_mut().zip(g[n * ol..][..ol].iter().zip(&out[n * ol..][..ol]));
+                let pairs = scratch
+                    .iter_mut()
+                    .zip(g[n * ol..][..ol].iter().zip(&out[n * ol..][..ol]));
                 pairs.for_each(|(m, (&g, &v))| *m = if v > T::zero() { g } else { T::zero() });
                 scratch
             }

@@ -129,7 +129,11 @@ mod tests {
                 };
                 let got = c.backward(&x, &w, pooled, [true; 3]);
                 for (got, want) in got.iter().zip(&want) {
-                    assert_eq!(bits(got.as_ref().unwrap()), bits(want.as_ref().unwrap()), "{c:?} {pool:?}");
+                    assert_eq!(
+                        bits(got.as_ref().unwrap()),
+                        bits(want.as_ref().unwrap()),
+                        "{c:?} {pool:?}"
+                    );
                 }
             }
         }

@@ -58,7 +58,12 @@ pub(crate) fn max_pool<T: Element>(x: &[T], g: &Geometry) -> (Vec<T>, Vec<u32>) 
 
 /// [`max_pool`] of one plane `[H, W]`: writes each of the `OH·OW` windows' maximum into
 /// `best` and its position into `arg`.
-pub(crate) fn sweep_plane<T: Element>(plane: &[T], g: &Geometry, best: &mut [MaybeUninit<T>], arg: &mut [MaybeUninit<u32>]) {
+pub(crate) fn sweep_plane<T: Element>(
+    plane: &[T],
+    g: &Geometry,
+    best: &mut [MaybeUninit<T>],
+    arg: &mut [MaybeUninit<u32>],
+) {
     let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
     let pair = unpadded && [g.kh, g.kw, g.sh, g.sw, g.dh, g.dw] == [2, 2, 2, 2, 1, 1];
     if pair {
@@ -86,7 +91,11 @@ pub(crate) fn sweep_plane<T: Element>(plane: &[T], g: &Geometry, best: &mut [May
                     let row = plane[off..].iter().step_by(g.sw);
                     for (ox, (r, &v)) in run.iter_mut().zip(row).enumerate() {
                         let here = (off + ox * g.sw) as u32;
-                        *r = if (i, j) == (0, 0) { (v, here) } else { pick(r.0, r.1, v, here) };
+                        *r = if (i, j) == (0, 0) {
+                            (v, here)
+                        } else {
+                            pick(r.0, r.1, v, here)
+                        };
                     }
                 }
             }

@@ -122,6 +122,79 @@ fn conv2d_case(name: &'static str, relu: bool) -> OpCase {
     )
 }
 
+/// Whether every pooling window (`kernel`, `stride`, `pad`) of `z [N, C, H, W]` whose
+/// maximum is positive has it at least `gap` above the window's runner-up: where it is not,
+/// a small step moves the maximum to another cell and finite differences fail.
+fn clear_maxima(z: &Tensor<f64>, kernel: [usize; 2], stride: [usize; 2], pad: [usize; 2], gap: f64) -> bool {
+    let d = z.dims();
+    let (h, w) = (d[2], d[3]);
+    let out = |i: usize, len: usize| (len + 2 * pad[i] - kernel[i]) / stride[i] + 1;
+    let data = z.data();
+    data.chunks(h * w).all(|plane| {
+        (0..out(0, h)).all(|p| {
+            (0..out(1, w)).all(|q| {
+                let mut v: Vec<f64> = (0..kernel[0])
+                    .flat_map(|i| (0..kernel[1]).map(move |j| (i, j)))
+                    .filter_map(|(i, j)| {
+                        let y = (p * stride[0] + i).checked_sub(pad[0]).filter(|&y| y < h)?;
+                        let x = (q * stride[1] + j).checked_sub(pad[1]).filter(|&x| x < w)?;
+                        Some(plane[y * w + x])
+                    })
+                    .collect();
+                v.sort_by(|a, b| b.total_cmp(a));
+                v.len() < 2 || v[0] <= 0.0 || v[0] - v[1] > gap
+            })
+        })
+    })
+}
+
+/// conv2d_relu_max_pool2d on an input, a weight and maybe a bias, with a random pooling
+/// (window 1–3, stride default or 1–2, padding up to half the window) that fits the
+/// convolution's output; the convolution's outputs kept ≥ 1e-3 from ReLU's kink and the
+/// windows' positive maxima ≥ 1e-3 above their runners-up.
+fn conv_pool_case() -> OpCase {
+    let pool = (
+        [1usize..=3, 1usize..=3],
+        proptest::option::of([1usize..=2, 1usize..=2]),
+        [0usize..=1, 0usize..=1],
+    );
+    case(
+        "conv2d_relu_max_pool2d",
+        (conv_spec(), pool)
+            .prop_flat_map(|(s, (pk, ps, pp))| {
+                let (c, o) = (s.groups * s.cg, s.groups * s.og);
+                let pp = [pp[0].min(pk[0] / 2), pp[1].min(pk[1] / 2)];
+                (
+                    tensor(vec![s.n, c, s.hw[0], s.hw[1]], |n| values(n, -2.0, 2.0)),
+                    tensor(vec![o, s.cg, s.kernel[0], s.kernel[1]], |n| values(n, -1.0, 1.0)),
+                    tensor(vec![o], |n| values(n, -1.0, 1.0)),
+                    Just((s, pk, ps, pp)),
+                )
+            })
+            .prop_filter(
+                "a pooling that does not fit, or an output near a kink",
+                |(x, w, b, (s, pk, ps, pp))| {
+                    let b = s.bias.then_some(b);
+                    let z = x.conv2d(w, b, s.stride, s.padding(), s.dilation, s.groups).unwrap();
+                    (0..2).all(|i| pk[i] <= z.dims()[2 + i] + 2 * pp[i])
+                        && z.data().iter().all(|v| v.abs() > 1e-3)
+                        && clear_maxima(&z, *pk, ps.unwrap_or(*pk), *pp, 1e-3)
+                },
+            )
+            .prop_map(|(x, w, b, (s, pk, ps, pp))| {
+                let mut inputs = vec![x, w];
+                if s.bias {
+                    inputs.push(b);
+                }
+                let name = format!("conv2d_relu_max_pool2d {s:?} pool {pk:?} {ps:?} {pp:?}");
+                sample(inputs, name, move |xs| {
+                    let (w, b, pad) = (&xs[1], xs.get(2), s.padding());
+                    xs[0].conv2d_relu_max_pool2d(w, b, s.stride, pad, s.dilation, s.groups, pk, ps, pp)
+                })
+            }),
+    )
+}
+
 /// The rule of conv2d as ops of their own: `conv2d_input_grad` (`pick` 0, ∂x),
 /// `conv2d_weight_grad` (`pick` 1, ∂W) or `conv2d_bias_grad` (`pick` 2, ∂b) of a cotangent
 /// `v`, as the recorded pullback of conv2d (with a bias) gives them, so that their rules
@@ -417,6 +490,7 @@ pub(crate) fn nn_op_cases() -> Vec<OpCase> {
     let mut cases = vec![
         conv2d_case("conv2d", false),
         conv2d_case("conv2d_relu", true),
+        conv_pool_case(),
         conv2d_grad_case("conv2d_input_grad", 0),
         conv2d_grad_case("conv2d_weight_grad", 1),
         conv2d_grad_case("conv2d_bias_grad", 2),

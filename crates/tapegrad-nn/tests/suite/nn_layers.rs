@@ -2,7 +2,7 @@
 //! layers in f64), PyTorch's parameter names and layouts, buffers in checkpoints.
 
 use rand::{rngs::StdRng, SeedableRng};
-use tapegrad_core::{GradCheck, IndexTensor, Result, Tensor};
+use tapegrad_core::{GradCheck, IndexTensor, OpKind, Result, Tensor};
 use tapegrad_nn::checkpoint;
 use tapegrad_nn::{
     Activation, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dense, Embedding, Flatten, Gelu, GlobalAvgPool2d,
@@ -38,6 +38,57 @@ fn check_module<M: Module<f64>>(make: impl Fn() -> M, x: &Tensor<f64>) {
         )
         .unwrap();
     assert!(report.max_abs_error < 1e-6, "{report:?}");
+}
+
+#[test]
+fn sequential_fuses_a_relu_convolution_with_the_max_pooling_after_it() -> Result<()> {
+    let make = || -> Result<Sequential<f64>> {
+        let mut rng = StdRng::seed_from_u64(5);
+        Ok(Sequential::new()
+            .add(Conv2d::new(2, 4, [3, 3], &mut rng)?.with_activation(Activation::Relu))
+            .add(MaxPool2d::new([2, 2]))
+            .add(
+                Conv2d::new(4, 3, [2, 2], &mut rng)?
+                    .with_padding(1)
+                    .with_activation(Activation::Relu),
+            )
+            .add(MaxPool2d {
+                kernel: [3, 3],
+                stride: Some([2, 2]),
+                padding: [1, 1],
+            })
+            .add(Flatten))
+    };
+    let x = rand_t(&mut StdRng::seed_from_u64(6), &[3, 2, 9, 8]).requires_grad();
+    let (mut fused, mut plain) = (make()?, make()?);
+    let y = fused.forward(&x)?;
+    let fused_ops = y.recorded_ops();
+    assert!(fused_ops.contains(&OpKind::Conv2dReluMaxPool2d), "{fused_ops:?}");
+    assert!(!fused_ops.contains(&OpKind::MaxPool2d), "{fused_ops:?}");
+    // The same layers, one at a time.
+    let mut h = x.clone();
+    for i in 0..plain.len() {
+        h = plain.layer_mut(i).expect("a layer").forward(&h)?;
+    }
+    assert!(!h.recorded_ops().contains(&OpKind::Conv2dReluMaxPool2d));
+    assert_eq!(y.to_vec(), h.to_vec());
+    // Gradients, first and second order, bit for bit.
+    let v = rand_t(&mut StdRng::seed_from_u64(7), y.dims());
+    let (gf, gp) = (y.mul(&v)?.sum_all().backward()?, h.mul(&v)?.sum_all().backward()?);
+    assert_eq!(gf.wrt(&x)?.to_vec(), gp.wrt(&x)?.to_vec());
+    for ((name, a), (_, b)) in fused.parameters().into_iter().zip(plain.parameters()) {
+        assert_eq!(gf.wrt(a)?.to_vec(), gp.wrt(b)?.to_vec(), "{name}");
+    }
+    let w0 = |m: &Sequential<f64>| m.parameters()[0].1.clone();
+    let (wf, wp) = (w0(&fused), w0(&plain));
+    let second = |y: &Tensor<f64>, w: &Tensor<f64>| -> Result<Vec<f64>> {
+        let g = tapegrad_core::grad(&y.mul(&v)?.sum_all(), &[w], None, true)?.remove(0);
+        Ok(tapegrad_core::grad(&g.square().sum_all(), &[&x], None, false)?
+            .remove(0)
+            .to_vec())
+    };
+    assert_eq!(second(&y, &wf)?, second(&h, &wp)?);
+    Ok(())
 }
 
 #[test]
