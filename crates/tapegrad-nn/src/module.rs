@@ -194,6 +194,13 @@ pub trait Module<T: Element> {
     /// The max pooling this layer is, if it is one: what [`Sequential`](crate::Sequential)
     /// looks for after a layer that can fuse it ([`Module::forward_max_pooled`]). Only
     /// [`MaxPool2d`] says yes.
+    ///
+    /// ```
+    /// use tapegrad_nn::{Flatten, MaxPool2d, Module};
+    /// let pool = MaxPool2d::new([2, 2]);
+    /// assert_eq!(Module::<f32>::as_max_pool2d(&pool), Some(pool));
+    /// assert_eq!(Module::<f32>::as_max_pool2d(&Flatten), None);
+    /// ```
     fn as_max_pool2d(&self) -> Option<MaxPool2d> {
         None
     }
@@ -204,6 +211,18 @@ pub trait Module<T: Element> {
     /// calls it for a layer followed by a [`MaxPool2d`]. A [`Conv2d`](crate::Conv2d) with
     /// ReLU has one: [`Tensor::conv2d_relu_max_pool2d`], which never stores the convolution's
     /// full-resolution output.
+    ///
+    /// ```
+    /// use tapegrad_core::Tensor;
+    /// use tapegrad_nn::{Activation, Conv2d, MaxPool2d, Module, SeedableRng, StdRng};
+    /// let mut conv = Conv2d::<f64>::new(1, 2, [3, 3], &mut StdRng::seed_from_u64(0))?
+    ///     .with_activation(Activation::Relu);
+    /// let (mut pool, x) = (MaxPool2d::new([2, 2]), Tensor::<f64>::ones([1, 1, 6, 6])?);
+    /// let fused = conv.forward_max_pooled(&x, &pool).expect("a ReLU convolution fuses")?;
+    /// assert_eq!(fused.to_vec(), pool.forward(&conv.forward(&x)?)?.to_vec());
+    /// assert!(MaxPool2d::new([2, 2]).forward_max_pooled(&x, &pool).is_none());
+    /// # Ok::<(), tapegrad_core::Error>(())
+    /// ```
     fn forward_max_pooled(&mut self, _x: &Tensor<T>, _pool: &MaxPool2d) -> Option<Result<Tensor<T>>> {
         None
     }

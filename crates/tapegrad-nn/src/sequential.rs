@@ -12,6 +12,11 @@ use tapegrad_core::{Element, Result, Tensor};
 /// [`torch_params`](Module::torch_params) gives them, and
 /// [`safetensors`](crate::safetensors) uses them for [`Layout::PyTorch`](crate::safetensors::Layout).
 ///
+/// A layer followed by a [`MaxPool2d`](crate::MaxPool2d) runs as one fused op where the
+/// layer has one ([`Module::forward_max_pooled`]: a [`Conv2d`](crate::Conv2d) with ReLU runs
+/// as [`Tensor::conv2d_relu_max_pool2d`]), with the same values and gradients and without
+/// storing the full-resolution activation between them.
+///
 /// [`train`](Module::train)/[`eval`](Module::eval) reach every layer. For inference,
 /// evaluation mode inside [`no_grad`](tapegrad_core::no_grad) records nothing:
 ///
