@@ -27,12 +27,25 @@ fn pick<T: Element>(m: T, i: u32, v: T, j: u32) -> (T, u32) {
     (if t { v } else { m }, if t { j } else { i })
 }
 
-/// One row of 2×2, stride-2 windows over the image rows `r0` and `r1` (the first at
-/// position `at`, the second `w` cells later): each window's maximum and position, from
-/// its top pair and its bottom pair. Compiled for the CPU's widest vectors: every step is
-/// a compare and a select.
+/// A plane's 2×2, stride-2 windows (`oh` rows of `ow`, over rows of `w` cells): each
+/// window's maximum and position, from its top pair and its bottom pair. Compiled for the
+/// CPU's widest vectors (and dispatched once per plane): every step is a compare and a
+/// select.
 #[multiversion(targets = "simd")]
+fn pair_plane<T: Element>(plane: &[T], w: usize, oh: usize, ow: usize, best: &mut [MaybeUninit<T>], arg: &mut [MaybeUninit<u32>]) {
+    for oy in 0..oh {
+        let y0 = 2 * oy * w;
+        let (r0, r1) = (&plane[y0..][..2 * ow], &plane[y0 + w..][..2 * ow]);
+        let (m, k) = (&mut best[oy * ow..][..ow], &mut arg[oy * ow..][..ow]);
+        pair_row(m, k, r0, r1, y0 as u32, w as u32);
+    }
+}
+
+/// One row of [`pair_plane`]: windows over the image rows `r0` and `r1` (the first at
+/// position `at`, the second `w` cells later).
+#[inline(always)]
 fn pair_row<T: Element>(m: &mut [MaybeUninit<T>], k: &mut [MaybeUninit<u32>], r0: &[T], r1: &[T], at: u32, w: u32) {
+    // One length for all four, so the loop carries no bounds checks and vectorises.
     let n = m.len().min(k.len()).min(r0.len() / 2).min(r1.len() / 2);
     let (m, k, r0, r1) = (&mut m[..n], &mut k[..n], &r0[..2 * n], &r1[..2 * n]);
     for ox in 0..n {
@@ -71,13 +84,7 @@ pub(crate) fn sweep_plane<T: Element>(
         // maximum, or the last NaN, with its position), so each window is its top pair
         // combined with its bottom pair: the scan order's result in two levels of compares
         // instead of a chain of three.
-        for oy in 0..g.oh {
-            let y0 = 2 * oy * g.w;
-            let (r0, r1) = (&plane[y0..][..2 * g.ow], &plane[y0 + g.w..][..2 * g.ow]);
-            let (m, k) = (&mut best[oy * g.ow..][..g.ow], &mut arg[oy * g.ow..][..g.ow]);
-            pair_row(m, k, r0, r1, y0 as u32, g.w as u32);
-        }
-        return;
+        return pair_plane(plane, g.w, g.oh, g.ow, best, arg);
     }
     if unpadded {
         // Every window lies inside the image: sweep each window cell across the whole row
@@ -139,11 +146,13 @@ pub(crate) fn sweep_plane<T: Element>(
 /// window's maximum `vals[j]` is > 0 (ReLU's mask, read at the maximum, where ReLU's output
 /// is the window's value), added in window order: the values [`scatter`] gives for the
 /// masked gradient, then masked by ReLU's output.
+///
+/// Branch-free (whether a window passes is data-dependent): a masked window adds +0, which
+/// leaves every sum as it was, since the windows that share a maximum share its value and so
+/// are masked all or none (a cell they all miss stays +0).
 pub(crate) fn unpool_relu_plane<T: Element>(grad: &[T], vals: &[T], args: &[u32], plane: &mut [T]) {
     for ((&g, &v), &k) in grad.iter().zip(vals).zip(args) {
-        if v > T::zero() {
-            plane[k as usize] += g;
-        }
+        plane[k as usize] += if v > T::zero() { g } else { T::zero() };
     }
 }
 
