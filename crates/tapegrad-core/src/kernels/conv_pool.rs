@@ -11,7 +11,7 @@ use crate::buffer_cache;
 use crate::element::Element;
 use crate::kernels::conv::Geometry;
 use crate::kernels::fill::fill_chunks_pair;
-use crate::kernels::pool::sweep_plane;
+use crate::kernels::pool::{sweep_plane, sweep_relu_channels_last};
 
 impl Conv {
     /// `max_pool(relu(conv(x, w) + b))` with `pool` the pooling's geometry over the
@@ -28,6 +28,26 @@ impl Conv {
         let f = Forward::new(self, x, w, bias, true);
         let (l, pl) = (f.d.l, pool.oh * pool.ow);
         let (ol, opl) = (self.o * l, self.o * pl);
+        if self.groups == 1 && f.has_windows() {
+            // The windows path's product is position-major: pooled across its channels at
+            // once, so only the pooled values are transposed into NCHW (a quarter of the
+            // output for a 2×2 pooling), not the whole output.
+            let zeros = vec![T::zero(); if bias.is_none() { self.o } else { 0 }];
+            let bias = bias.unwrap_or(&zeros);
+            let out = fill_chunks_pair(self.g.n * opl, f.d.per * opl, f.d.parallel, |t, best, args| {
+                let mut s = f.scratch();
+                let (mut run_v, mut run_k) = (vec![T::zero(); pool.ow * self.o], vec![0u32; pool.ow * self.o]);
+                for (i, (best, args)) in best.chunks_mut(opl).zip(args.chunks_mut(opl)).enumerate() {
+                    let (y, rs) = f
+                        .image_channels_last(&mut s, t * f.d.per + i)
+                        .expect("the windows path");
+                    sweep_relu_channels_last(y, rs, bias, pool, best, args, &mut run_v, &mut run_k);
+                }
+                s.recycle();
+            });
+            f.recycle();
+            return out;
+        }
         let out = fill_chunks_pair(self.g.n * opl, f.d.per * opl, f.d.parallel, |t, best, args| {
             let mut s = f.scratch();
             // Every cell is written by the image's forward before the sweep reads it.
@@ -98,6 +118,32 @@ mod tests {
                     let (want, want_args) = max_pool(&y, &pool);
                     assert_eq!(bits(&vals), bits(&want), "{c:?} {pool:?}");
                     assert_eq!(args, want_args, "{c:?} {pool:?}");
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn the_fused_forward_is_the_convolution_then_the_pooling_in_f32() {
+        // Values whose products and sums round in f32, through every path.
+        on_both_paths(|| {
+            for c in cases() {
+                let g = &c.g;
+                let f = |len: usize, k: f32| -> Vec<f32> { (0..len).map(|i| (i as f32 * k).sin()).collect() };
+                let (x, w, b) = (
+                    f(g.n * g.c * g.h * g.w, 0.37),
+                    f(c.o * g.rows() / c.groups, 0.61),
+                    f(c.o, 0.9),
+                );
+                for bias in [Some(&b[..]), None] {
+                    let y = c.forward(&x, &w, bias, true);
+                    for pool in pools(g.n, c.o, g.oh, g.ow) {
+                        let (vals, args) = c.forward_pooled(&x, &w, bias, &pool);
+                        let (want, want_args) = max_pool(&y, &pool);
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&vals), bits(&want), "{c:?} {pool:?}");
+                        assert_eq!(args, want_args, "{c:?} {pool:?}");
+                    }
                 }
             }
         });

@@ -45,16 +45,11 @@ impl Conv {
         out: &mut [S],
     ) {
         let g = &self.g;
-        let (og, kg) = (self.o / self.groups, g.rows() / self.groups);
-        let (l, m) = (g.oh * g.ow, g.oh * win.owp);
-        let (xp, prod) = (&mut s.a, &mut s.b);
-        win.pad(g, xn, xp);
+        let (og, l) = (self.o / self.groups, g.oh * g.ow);
+        win.pad(g, xn, &mut s.a);
         for gi in 0..self.groups {
-            let xg = win.group(xp, gi);
-            let pack = |dst: &mut [T], i0: usize, p0: usize, depth: usize, rows: usize| {
-                win.pack_positions(xg, dst, i0, p0, depth, rows);
-            };
-            matmul_packing_a(&pack, &wt[gi * kg * og..][..kg * og], prod, m, kg, og);
+            self.product_windows(win, wt, s, gi);
+            let prod = &s.b;
             let rows = out[gi * og * l..][..og * l].chunks_exact_mut(l);
             for (oi, dst) in rows.enumerate() {
                 let b = bias.map_or(T::zero(), |b| b[gi * og + oi]);
@@ -68,6 +63,18 @@ impl Conv {
                 }
             }
         }
+    }
+
+    /// Group `gi`'s product `[OH·OW', O/groups]` (position-major, without bias) into `s.b`,
+    /// from the padded image in `s.a`.
+    pub(super) fn product_windows<T: Element>(&self, win: &Windows, wt: &[T], s: &mut Scratch<T>, gi: usize) {
+        let (og, kg) = (self.o / self.groups, self.g.rows() / self.groups);
+        let xg = win.group(&s.a, gi);
+        let pack = |dst: &mut [T], i0: usize, p0: usize, depth: usize, rows: usize| {
+            win.pack_positions(xg, dst, i0, p0, depth, rows);
+        };
+        let m = self.g.oh * win.owp;
+        matmul_packing_a(&pack, &wt[gi * kg * og..][..kg * og], &mut s.b, m, kg, og);
     }
 
     /// `W_gᵀ [kg, O/groups]` for each group, for [`Conv::image_windows`].
@@ -114,7 +121,7 @@ pub(crate) struct Windows {
     mr: usize,
     /// Positions per output row in the forward's grid: `OW` rounded up to `mr`, so a panel's
     /// `mr` positions share an output row (the extra ones are computed and dropped).
-    owp: usize,
+    pub(super) owp: usize,
     /// The padded image's planes: rows and row length (every cell a window reads).
     hp: usize,
     wp: usize,
@@ -169,7 +176,7 @@ impl Windows {
 
     /// Writes image `xn [C, H, W]` into the padded image `xp`, whose padding cells are 0 (left
     /// so by the previous image: only the interior is written).
-    fn pad<T: Element>(&self, g: &Geometry, xn: &[T], xp: &mut [T]) {
+    pub(super) fn pad<T: Element>(&self, g: &Geometry, xn: &[T], xp: &mut [T]) {
         let xw = g.w.min(self.wp.saturating_sub(g.pl));
         for (c, plane) in xn.chunks_exact(g.h * g.w).enumerate() {
             for (y, row) in plane.chunks_exact(g.w).enumerate().take(self.hp.saturating_sub(g.pt)) {

@@ -6,6 +6,7 @@
 use crate::buffer_cache;
 use crate::element::Element;
 use crate::kernels::conv::Geometry;
+use crate::kernels::conv_gemm::relu_of;
 use crate::kernels::fill::{fill_chunks, fill_chunks_pair, PAR_MIN};
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -32,7 +33,14 @@ fn pick<T: Element>(m: T, i: u32, v: T, j: u32) -> (T, u32) {
 /// CPU's widest vectors (and dispatched once per plane): every step is a compare and a
 /// select.
 #[multiversion(targets = "simd")]
-fn pair_plane<T: Element>(plane: &[T], w: usize, oh: usize, ow: usize, best: &mut [MaybeUninit<T>], arg: &mut [MaybeUninit<u32>]) {
+fn pair_plane<T: Element>(
+    plane: &[T],
+    w: usize,
+    oh: usize,
+    ow: usize,
+    best: &mut [MaybeUninit<T>],
+    arg: &mut [MaybeUninit<u32>],
+) {
     for oy in 0..oh {
         let y0 = 2 * oy * w;
         let (r0, r1) = (&plane[y0..][..2 * ow], &plane[y0 + w..][..2 * ow]);
@@ -137,6 +145,66 @@ pub(crate) fn sweep_plane<T: Element>(
             let (at, v) = win.unwrap_or((0, T::neg_infinity()));
             m.write(v);
             k.write(at as u32);
+        }
+    }
+}
+
+/// [`max_pool`] of ReLU over one image stored position-major, `y[(yy·rs + xx)·C + ch]` for
+/// the `C = g.c` channels (a convolution's output before its bias; `rs ≥ W`), with
+/// `relu(v + bias[ch])` taken as each cell is read: every channel's windows at once, each
+/// window's cells in scan order, the maximum and its position in the `[H, W]` plane written
+/// channel-major (`best[ch·OH·OW + oy·OW + ox]`, as [`max_pool`] writes them). The channels
+/// are contiguous, so each step is a vector compare and select across them, however narrow
+/// the image; a row of windows is gathered in `run_v` and `run_k` (scratch of `OW·C` cells)
+/// and then written out channel by channel.
+#[allow(clippy::too_many_arguments)]
+#[multiversion(targets = "simd")]
+pub(crate) fn sweep_relu_channels_last<T: Element>(
+    y: &[T],
+    rs: usize,
+    bias: &[T],
+    g: &Geometry,
+    best: &mut [MaybeUninit<T>],
+    arg: &mut [MaybeUninit<u32>],
+    run_v: &mut [T],
+    run_k: &mut [u32],
+) {
+    let (c, pl) = (g.c, g.oh * g.ow);
+    let bias = &bias[..c];
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let (rv, rk) = (&mut run_v[ox * c..][..c], &mut run_k[ox * c..][..c]);
+            let mut first = true;
+            for i in 0..g.kh {
+                let Some(yy) = g.src_y(oy, i) else { continue };
+                for j in 0..g.kw {
+                    let xx = (ox * g.sw + j * g.dw).checked_sub(g.pl).filter(|&x| x < g.w);
+                    let Some(xx) = xx else { continue };
+                    let at = (yy * g.w + xx) as u32;
+                    let cell = &y[(yy * rs + xx) * c..][..c];
+                    let runs = rv.iter_mut().zip(rk.iter_mut()).zip(cell.iter().zip(bias));
+                    if first {
+                        runs.for_each(|((v, k), (&x, &b))| (*v, *k) = (relu_of(x + b), at));
+                    } else {
+                        runs.for_each(|((v, k), (&x, &b))| (*v, *k) = pick(*v, *k, relu_of(x + b), at));
+                    }
+                    first = false;
+                }
+            }
+            // The op's geometry gives every window a cell.
+            debug_assert!(!first, "a pooling window with no cell");
+        }
+        // The row of windows, channel by channel: contiguous runs of OW in the output.
+        let (rv, rk) = (&run_v[..g.ow * c], &run_k[..g.ow * c]);
+        for ch in 0..c {
+            let (m, k) = (
+                &mut best[ch * pl + oy * g.ow..][..g.ow],
+                &mut arg[ch * pl + oy * g.ow..][..g.ow],
+            );
+            for (ox, (m, k)) in m.iter_mut().zip(k).enumerate() {
+                m.write(rv[ox * c + ch]);
+                k.write(rk[ox * c + ch]);
+            }
         }
     }
 }
