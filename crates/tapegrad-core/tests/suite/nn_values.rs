@@ -148,31 +148,17 @@ fn conv_errors_name_the_op_and_shapes() {
     assert!(e.contains("conv2d_relu") && e.contains("groups=2"), "{e}");
     // So does conv2d_relu_max_pool2d, for its convolution and for its pooling (over the
     // convolution's output, [1, 2, 1, 1] here).
-    let e = x
-        .conv2d_relu_max_pool2d(&big, None, [1, 1], 0, [1, 1], 1, [2, 2], None, [0, 0])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("conv2d_relu_max_pool2d") && e.contains("larger than the padded input"),
-        "{e}"
-    );
+    let fused = |w: &Tensor<f64>, pad: usize, pool_pad: usize| {
+        x.conv2d_relu_max_pool2d(w, None, [1, 1], pad, [1, 1], 1, [2, 2], None, [pool_pad; 2])
+    };
+    let e = fused(&big, 0, 0).unwrap_err().to_string();
+    assert!(e.contains("conv2d_relu_max_pool2d") && e.contains("larger than the padded input"), "{e}");
     let w1 = Tensor::<f64>::zeros([2, 4, 3, 3]).unwrap();
-    let e = x
-        .conv2d_relu_max_pool2d(&w1, None, [1, 1], 0, [1, 1], 1, [2, 2], None, [0, 0])
-        .unwrap_err()
-        .to_string();
+    let e = fused(&w1, 0, 0).unwrap_err().to_string();
     assert!(e.contains("conv2d_relu_max_pool2d") && e.contains("input 1×1"), "{e}");
-    let e = x
-        .conv2d_relu_max_pool2d(&w1, None, [1, 1], 1, [1, 1], 1, [2, 2], None, [2, 2])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("conv2d_relu_max_pool2d") && e.contains("at most half"),
-        "{e}"
-    );
-    assert!(x
-        .conv2d_relu_max_pool2d(&w1, None, [1, 1], 1, [1, 1], 1, [2, 2], None, [0, 0])
-        .is_ok());
+    let e = fused(&w1, 1, 2).unwrap_err().to_string();
+    assert!(e.contains("conv2d_relu_max_pool2d") && e.contains("at most half"), "{e}");
+    assert!(fused(&w1, 1, 0).is_ok());
     let w = Tensor::<f64>::zeros([3, 2, 1, 1]).unwrap();
     let e = x.conv2d(&w, None, [1, 1], 0, [1, 1], 2).unwrap_err().to_string();
     assert!(
