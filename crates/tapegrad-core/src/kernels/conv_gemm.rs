@@ -126,10 +126,11 @@ impl Conv {
     /// The gradients `[∂x, ∂W, ∂b]` for the output gradient `gy`, those asked for in `need`,
     /// in one pass over the images: each image's gradient rows are read once (and, for a
     /// convolution followed by ReLU, masked as they are read, or rebuilt from a pooling's
-    /// gradient: [`GradIn`], into a scratch buffer that stays in cache) and serve all three. Every gradient is computed per image
-    /// exactly as [`Conv::input_grad`], [`Conv::weight_grad`] and [`Conv::bias_grad`] compute
-    /// it (they are this function), so fused and separate give the same bits. `x` is read
-    /// only for ∂W and `w` only for ∂x.
+    /// gradient: [`GradIn`], into a scratch buffer that stays in cache) and serve all
+    /// three. Every gradient is computed per image exactly as [`Conv::input_grad`],
+    /// [`Conv::weight_grad`] and [`Conv::bias_grad`] compute it (they are this function),
+    /// so fused and separate give the same bits. `x` is read only for ∂W and `w` only for
+    /// ∂x.
     pub(crate) fn backward<T: Element>(
         &self,
         x: &[T],
