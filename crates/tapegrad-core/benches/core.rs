@@ -14,7 +14,10 @@
 //!   (`examples/mnist_cnn.rs`, batch 128), beside the rate of a plain GEMM of the forward's
 //!   whole-batch shape (`[O, C·kh·kw] × [C·kh·kw, N·OH·OW]`), for reference.
 //!
-//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape | anomaly | func | conv]`
+//! - `block`: the CNN's Conv2D(relu) → MaxPool(2) blocks forward + backward, as two ops and
+//!   as the fused `conv2d_relu_max_pool2d`, alternated.
+//!
+//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape | anomaly | func | conv | pool | block]`
 //! (set `RAYON_NUM_THREADS=2` to match the peers; no argument runs every part).
 
 use std::time::Instant;
@@ -72,6 +75,61 @@ fn main() {
     }
     if part == "all" || part == "pool" {
         pool(threads);
+    }
+    if part == "all" || part == "block" {
+        block(threads);
+    }
+}
+
+/// The CNN's two Conv2D(relu) → MaxPool(2) blocks (batch 128), forward + backward, as
+/// `conv2d_relu` then `max_pool2d` and as the one op `conv2d_relu_max_pool2d`, alternated
+/// call by call so the machine's load hits both alike; median milliseconds of each.
+fn block(threads: usize) {
+    use tapegrad_core::ops::conv::Padding;
+    let layers: [(&str, [usize; 4], [usize; 4], bool); 2] = [
+        ("conv1", [128, 1, 28, 28], [32, 1, 3, 3], false),
+        ("conv2", [128, 32, 13, 13], [64, 32, 3, 3], true),
+    ];
+    let values = |dims: [usize; 4], k: f32| {
+        let n = dims.iter().product::<usize>();
+        Tensor::<f32>::from_vec((0..n).map(|i| (i as f32 * k).sin() * 0.5).collect(), dims).unwrap()
+    };
+    for (name, xd, wd, x_grad) in layers {
+        let x = values(xd, 0.37);
+        let x = if x_grad { x.requires_grad() } else { x };
+        let w = values(wd, 0.61).requires_grad();
+        let b = Tensor::<f32>::full([wd[0]], 0.01).unwrap().requires_grad();
+        let (oh, ow) = ((xd[2] - wd[2] + 1) / 2, (xd[3] - wd[3] + 1) / 2);
+        let seed = Tensor::<f32>::ones([xd[0], wd[0], oh, ow]).unwrap();
+        let run = |fused: bool| {
+            let y = if fused {
+                x.conv2d_relu_max_pool2d(&w, Some(&b), [1, 1], Padding::Valid, [1, 1], 1, [2, 2], None, [0, 0])
+            } else {
+                x.conv2d_relu(&w, Some(&b), [1, 1], Padding::Valid, [1, 1], 1)
+                    .and_then(|y| y.max_pool2d([2, 2], None, [0, 0]))
+            };
+            std::hint::black_box(y.unwrap().backward_with(&seed, false).unwrap());
+        };
+        let (mut separate, mut fused) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            run(false);
+            run(true);
+        }
+        let start = Instant::now();
+        while separate.len() < 10 || start.elapsed().as_secs_f64() < 2.0 {
+            for (f, times) in [(false, &mut separate), (true, &mut fused)] {
+                let t = Instant::now();
+                run(f);
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        let reps = separate.len();
+        println!(
+            "RESULT framework=tapegrad bench=conv_relu_pool layer={name} threads={threads} separate_ms={:.2} \
+             fused_ms={:.2} reps={reps}",
+            median(&mut separate) * 1e3,
+            median(&mut fused) * 1e3,
+        );
     }
 }
 

@@ -152,12 +152,18 @@ fn conv_errors_name_the_op_and_shapes() {
         x.conv2d_relu_max_pool2d(w, None, [1, 1], pad, [1, 1], 1, [2, 2], None, [pool_pad; 2])
     };
     let e = fused(&big, 0, 0).unwrap_err().to_string();
-    assert!(e.contains("conv2d_relu_max_pool2d") && e.contains("larger than the padded input"), "{e}");
+    assert!(
+        e.contains("conv2d_relu_max_pool2d") && e.contains("larger than the padded input"),
+        "{e}"
+    );
     let w1 = Tensor::<f64>::zeros([2, 4, 3, 3]).unwrap();
     let e = fused(&w1, 0, 0).unwrap_err().to_string();
     assert!(e.contains("conv2d_relu_max_pool2d") && e.contains("input 1×1"), "{e}");
     let e = fused(&w1, 1, 2).unwrap_err().to_string();
-    assert!(e.contains("conv2d_relu_max_pool2d") && e.contains("at most half"), "{e}");
+    assert!(
+        e.contains("conv2d_relu_max_pool2d") && e.contains("at most half"),
+        "{e}"
+    );
     assert!(fused(&w1, 1, 0).is_ok());
     let w = Tensor::<f64>::zeros([3, 2, 1, 1]).unwrap();
     let e = x.conv2d(&w, None, [1, 1], 0, [1, 1], 2).unwrap_err().to_string();
