@@ -99,7 +99,9 @@ fn block(threads: usize) {
         let x = if x_grad { x.requires_grad() } else { x };
         let w = values(wd, 0.61).requires_grad();
         let b = Tensor::<f32>::full([wd[0]], 0.01).unwrap().requires_grad();
-        let (oh, ow) = ((xd[2] - wd[2] + 1) / 2, (xd[3] - wd[3] + 1) / 2);
+        // The pooled output: half the convolution's (`H − kh + 1`), rounded down.
+        let conv_out = |d: usize| xd[d] - wd[d] + 1;
+        let (oh, ow) = (conv_out(2) / 2, conv_out(3) / 2);
         let seed = Tensor::<f32>::ones([xd[0], wd[0], oh, ow]).unwrap();
         let run = |fused: bool| {
             let y = if fused {
