@@ -551,7 +551,6 @@ impl<T: Element> Tensor<T> {
     }
 }
 
-/// The geometry of `window` over a 4-D `shape`, or an error naming `op`.
 /// A convolution's input gradients `[∂x, ∂W, (∂b)]` (inputs `x, w, (b)` of `ctx`), those
 /// in `need`, from the output gradient `gy` in one pass ([`Conv::backward`]), unrecorded.
 pub(crate) fn conv_grads_plain<T: Element>(
@@ -601,6 +600,7 @@ pub(crate) fn conv_grads_recorded<T: Element>(
     Ok(grads)
 }
 
+/// The geometry of `window` over a 4-D `shape`, or an error naming `op`.
 fn window_geometry(op: &'static str, window: &Window2d, shape: &Shape) -> Result<Geometry> {
     if shape.ndim() != 4 {
         return Err(Error::bad_shape(
