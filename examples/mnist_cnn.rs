@@ -10,6 +10,9 @@
 //! the first 54,000 training images (Keras's example holds out the last 10% with
 //! `validation_split=0.1`), then evaluated on the 10,000 test images. Layout is channels
 //! first (PyTorch's); the model is the same as `../shared/peers/python/{keras,torch}_cnn.py`.
+//! `Sequential` runs each Conv2D(relu) → MaxPool pair as one op,
+//! `Tensor::conv2d_relu_max_pool2d`, which pools each image's convolution output while it is
+//! in cache (the same values and gradients as the two layers).
 //!
 //! ```text
 //! cargo run --release --example mnist_cnn -- [--epochs N] [--batch-size N] [--limit N]

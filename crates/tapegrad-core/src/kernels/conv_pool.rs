@@ -6,12 +6,13 @@
 //! output). The backward rebuilds each image's gradient from the pooled one
 //! ([`GradIn::Pooled`](super::conv_gemm::GradIn)).
 
-use super::conv_gemm::{Conv, Forward};
+use super::conv_gemm::Conv;
+use super::conv_image::Forward;
 use crate::buffer_cache;
 use crate::element::Element;
 use crate::kernels::conv::Geometry;
 use crate::kernels::fill::fill_chunks_pair;
-use crate::kernels::pool::{sweep_plane, sweep_relu_channels_last};
+use crate::kernels::pool::{sweep_plane, sweep_relu_channels_last, PoolScratch};
 
 impl Conv {
     /// `max_pool(relu(conv(x, w) + b))` with `pool` the pooling's geometry over the
@@ -49,13 +50,19 @@ impl Conv {
             return out;
         }
         let out = fill_chunks_pair(self.g.n * opl, f.d.per * opl, f.d.parallel, |t, best, args| {
-            let mut s = f.scratch();
+            let (mut s, mut ps) = (f.scratch(), PoolScratch::new(pool));
             // Every cell is written by the image's forward before the sweep reads it.
             let mut y = buffer_cache::vec_scratch(ol);
             for (i, (best, args)) in best.chunks_mut(opl).zip(args.chunks_mut(opl)).enumerate() {
                 f.image(&mut s, t * f.d.per + i, &mut y[..]);
                 for (c, plane) in y.chunks_exact(l.max(1)).enumerate().take(self.o) {
-                    sweep_plane(plane, pool, &mut best[c * pl..][..pl], &mut args[c * pl..][..pl]);
+                    sweep_plane(
+                        plane,
+                        pool,
+                        &mut ps,
+                        &mut best[c * pl..][..pl],
+                        &mut args[c * pl..][..pl],
+                    );
                 }
             }
             s.recycle();

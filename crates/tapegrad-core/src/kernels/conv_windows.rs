@@ -3,7 +3,8 @@
 //! straight from a zero-padded copy of the image, so the column matrix is never written nor
 //! read back to be packed. See [`Conv::forward`], which chooses this path.
 
-use super::conv_gemm::{relu_of, Conv, Scratch};
+use super::conv_gemm::{relu_of, Conv};
+use super::conv_image::Scratch;
 use crate::buffer_cache;
 use crate::element::Element;
 use crate::kernels::conv::Geometry;

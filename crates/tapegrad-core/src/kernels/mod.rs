@@ -6,6 +6,7 @@
 
 pub(crate) mod conv;
 pub(crate) mod conv_gemm;
+mod conv_image;
 mod conv_pool;
 mod conv_windows;
 pub(crate) mod elementwise;

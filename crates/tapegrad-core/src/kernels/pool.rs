@@ -28,41 +28,78 @@ fn pick<T: Element>(m: T, i: u32, v: T, j: u32) -> (T, u32) {
     (if t { v } else { m }, if t { j } else { i })
 }
 
+/// A task's scratch for [`sweep_plane`]: for 2×2, stride-2 windows, the tops and bottoms of
+/// a plane's windows (its even and odd rows, each cut to the `2·OW` cells the windows cover)
+/// and each window's top-left position, so that one flat loop runs over all the plane's
+/// windows (a row of them, 13 for the MNIST CNN's first pooling, is shorter than a vector).
+pub(crate) struct PoolScratch<T> {
+    tops: Vec<T>,
+    bottoms: Vec<T>,
+    corners: Vec<u32>,
+}
+
+impl<T: Element> PoolScratch<T> {
+    pub(crate) fn new(g: &Geometry) -> Self {
+        if !is_pair(g) {
+            return PoolScratch {
+                tops: Vec::new(),
+                bottoms: Vec::new(),
+                corners: Vec::new(),
+            };
+        }
+        let corners = (0..g.oh)
+            .flat_map(|oy| (0..g.ow).map(move |ox| (2 * oy * g.w + 2 * ox) as u32))
+            .collect();
+        let n = 2 * g.oh * g.ow;
+        PoolScratch {
+            tops: vec![T::zero(); n],
+            bottoms: vec![T::zero(); n],
+            corners,
+        }
+    }
+}
+
+/// Whether `g` is the usual pooling: 2×2 windows, stride 2, no padding.
+fn is_pair(g: &Geometry) -> bool {
+    let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
+    unpadded && [g.kh, g.kw, g.sh, g.sw, g.dh, g.dw] == [2, 2, 2, 2, 1, 1]
+}
+
 /// A plane's 2×2, stride-2 windows (`oh` rows of `ow`, over rows of `w` cells): each
-/// window's maximum and position, from its top pair and its bottom pair. Compiled for the
-/// CPU's widest vectors (and dispatched once per plane): every step is a compare and a
-/// select.
+/// window's maximum and position, from its top pair and its bottom pair, in one loop over
+/// all the windows (through `s`). Compiled for the CPU's widest vectors (and dispatched
+/// once per plane): every step is a compare and a select.
 #[multiversion(targets = "simd")]
 fn pair_plane<T: Element>(
     plane: &[T],
     w: usize,
     oh: usize,
     ow: usize,
+    s: &mut PoolScratch<T>,
     best: &mut [MaybeUninit<T>],
     arg: &mut [MaybeUninit<u32>],
 ) {
+    let r = 2 * ow;
     for oy in 0..oh {
-        let y0 = 2 * oy * w;
-        let (r0, r1) = (&plane[y0..][..2 * ow], &plane[y0 + w..][..2 * ow]);
-        let (m, k) = (&mut best[oy * ow..][..ow], &mut arg[oy * ow..][..ow]);
-        pair_row(m, k, r0, r1, y0 as u32, w as u32);
+        s.tops[oy * r..][..r].copy_from_slice(&plane[2 * oy * w..][..r]);
+        s.bottoms[oy * r..][..r].copy_from_slice(&plane[(2 * oy + 1) * w..][..r]);
     }
-}
-
-/// One row of [`pair_plane`]: windows over the image rows `r0` and `r1` (the first at
-/// position `at`, the second `w` cells later).
-#[inline(always)]
-fn pair_row<T: Element>(m: &mut [MaybeUninit<T>], k: &mut [MaybeUninit<u32>], r0: &[T], r1: &[T], at: u32, w: u32) {
-    // One length for all four, so the loop carries no bounds checks and vectorises.
-    let n = m.len().min(k.len()).min(r0.len() / 2).min(r1.len() / 2);
-    let (m, k, r0, r1) = (&mut m[..n], &mut k[..n], &r0[..2 * n], &r1[..2 * n]);
-    for ox in 0..n {
-        let a = at + 2 * ox as u32;
-        let (top, i) = pick(r0[2 * ox], a, r0[2 * ox + 1], a + 1);
-        let (bottom, j) = pick(r1[2 * ox], a + w, r1[2 * ox + 1], a + w + 1);
-        let (v, p) = pick(top, i, bottom, j);
-        m[ox].write(v);
-        k[ox].write(p);
+    // One length for all of them, so the loop carries no bounds checks and vectorises.
+    let n = (oh * ow)
+        .min(best.len())
+        .min(arg.len())
+        .min(s.corners.len())
+        .min(s.tops.len() / 2)
+        .min(s.bottoms.len() / 2);
+    let (best, arg, corners) = (&mut best[..n], &mut arg[..n], &s.corners[..n]);
+    let (tops, bottoms, w) = (&s.tops[..2 * n], &s.bottoms[..2 * n], w as u32);
+    for j in 0..n {
+        let a = corners[j];
+        let (top, i) = pick(tops[2 * j], a, tops[2 * j + 1], a + 1);
+        let (bottom, k) = pick(bottoms[2 * j], a + w, bottoms[2 * j + 1], a + w + 1);
+        let (v, p) = pick(top, i, bottom, k);
+        best[j].write(v);
+        arg[j].write(p);
     }
 }
 
@@ -70,29 +107,35 @@ fn pair_row<T: Element>(m: &mut [MaybeUninit<T>], k: &mut [MaybeUninit<u32>], r0
 /// `[N·C, OH·OW]`; `−∞` padding never wins (every window covers an input cell, which the
 /// caller's geometry guarantees). Cells are scanned row by row of the window.
 pub(crate) fn max_pool<T: Element>(x: &[T], g: &Geometry) -> (Vec<T>, Vec<u32>) {
-    let (l, hw) = (g.oh * g.ow, g.h * g.w);
+    let (planes, l, hw) = (g.n * g.c, g.oh * g.ow, g.h * g.w);
+    // Runs of planes per task, each task with its own scratch.
+    let per = planes.div_ceil(16).max(1);
     // Every value and position is written by the sweep: neither output is zeroed first.
-    fill_chunks_pair(g.n * g.c * l, l, g.n * g.c * l >= PAR_MIN, |nc, best, arg| {
-        sweep_plane(&x[nc * hw..][..hw], g, best, arg)
+    fill_chunks_pair(planes * l, per * l, planes * l >= PAR_MIN, |t, best, arg| {
+        let mut s = PoolScratch::new(g);
+        for (i, (best, arg)) in best.chunks_mut(l).zip(arg.chunks_mut(l)).enumerate() {
+            let nc = t * per + i;
+            sweep_plane(&x[nc * hw..][..hw], g, &mut s, best, arg);
+        }
     })
 }
 
 /// [`max_pool`] of one plane `[H, W]`: writes each of the `OH·OW` windows' maximum into
-/// `best` and its position into `arg`.
+/// `best` and its position into `arg`; `s` is a task's [`PoolScratch`] for `g`.
 pub(crate) fn sweep_plane<T: Element>(
     plane: &[T],
     g: &Geometry,
+    s: &mut PoolScratch<T>,
     best: &mut [MaybeUninit<T>],
     arg: &mut [MaybeUninit<u32>],
 ) {
     let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
-    let pair = unpadded && [g.kh, g.kw, g.sh, g.sw, g.dh, g.dw] == [2, 2, 2, 2, 1, 1];
-    if pair {
+    if is_pair(g) {
         // 2×2 windows, stride 2 (the usual pooling). `pick` is associative (the first
         // maximum, or the last NaN, with its position), so each window is its top pair
         // combined with its bottom pair: the scan order's result in two levels of compares
         // instead of a chain of three.
-        return pair_plane(plane, g.w, g.oh, g.ow, best, arg);
+        return pair_plane(plane, g.w, g.oh, g.ow, s, best, arg);
     }
     if unpadded {
         // Every window lies inside the image: sweep each window cell across the whole row
