@@ -33,6 +33,7 @@ pub mod pool;
 pub mod reduce;
 pub mod softmax;
 pub mod unary;
+mod window;
 
 use crate::element::Element;
 use crate::error::Result;
