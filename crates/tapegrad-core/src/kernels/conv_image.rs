@@ -52,9 +52,10 @@ impl<'a, T: Element> Forward<'a, T> {
         }
     }
 
-    /// Whether this forward takes the windows path ([`Conv::image_windows`]).
-    pub(super) fn has_windows(&self) -> bool {
-        self.win.is_some()
+    /// Whether [`Forward::image_channels_last`] applies: the windows path
+    /// ([`Conv::image_windows`]) with one group.
+    pub(super) fn channels_last(&self) -> bool {
+        self.win.is_some() && self.conv.groups == 1
     }
 
     pub(super) fn scratch(&self) -> Scratch<T> {
@@ -95,15 +96,17 @@ impl<'a, T: Element> Forward<'a, T> {
         }
     }
 
-    /// On the windows path with one group ([`Conv::image_windows`]): image `n`'s convolution
-    /// without bias, position-major, as the GEMM gives it: `y[(oy·rs + ox)·O + o]` is the
-    /// output at `(o, oy, ox)` before bias (the row stride `rs` ≥ OW); `None` on other paths.
-    pub(super) fn image_channels_last<'s>(&self, s: &'s mut Scratch<T>, n: usize) -> Option<(&'s [T], usize)> {
+    /// Where [`Forward::channels_last`]: image `n`'s convolution without bias, position-major,
+    /// as the GEMM gives it: `y[(oy·rs + ox)·O + o]` is the output at `(o, oy, ox)` before
+    /// bias (the row stride `rs` ≥ OW).
+    pub(super) fn image_channels_last<'s>(&self, s: &'s mut Scratch<T>, n: usize) -> (&'s [T], usize) {
         let (conv, d) = (self.conv, &self.d);
-        let (win, wt) = self.win.as_ref().filter(|_| conv.groups == 1)?;
+        let (win, wt) = (self.win.as_ref())
+            .filter(|_| conv.groups == 1)
+            .expect("image_channels_last: the windows path with one group");
         win.pad(&conv.g, &self.x[n * d.chw..][..d.chw], &mut s.a);
         conv.product_windows(win, wt, s, 0);
-        Some((&s.b, win.owp))
+        (&s.b, win.owp)
     }
 
     pub(super) fn recycle(self) {

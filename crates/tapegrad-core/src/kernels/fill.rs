@@ -96,7 +96,8 @@ impl<T: Send> Slot<T> for MaybeUninit<T> {
     }
 }
 
-/// [`fill_chunks_with_on`] without a side output, in parallel from [`PAR_MIN`] elements: `fill(i, piece)` writes piece `i`.
+/// [`fill_chunks_with_on`] without a side output, in parallel from [`PAR_MIN`] elements:
+/// `fill(i, piece)` writes piece `i`.
 pub(crate) fn fill_chunks<T: Element>(
     len: usize,
     chunk: usize,

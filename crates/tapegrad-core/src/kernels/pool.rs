@@ -84,13 +84,21 @@ fn pair_plane<T: Element>(
         s.tops[oy * r..][..r].copy_from_slice(&plane[2 * oy * w..][..r]);
         s.bottoms[oy * r..][..r].copy_from_slice(&plane[(2 * oy + 1) * w..][..r]);
     }
-    // One length for all of them, so the loop carries no bounds checks and vectorises.
+    // One length for all of them, so the loop carries no bounds checks and vectorises;
+    // every window is written (the outputs are uninitialised until then).
     let n = (oh * ow)
         .min(best.len())
         .min(arg.len())
         .min(s.corners.len())
         .min(s.tops.len() / 2)
         .min(s.bottoms.len() / 2);
+    assert!(
+        n == oh * ow && n == best.len() && n == arg.len(),
+        "pair_plane: {oh}×{ow} windows, outputs of {} and {}, scratch for {}",
+        best.len(),
+        arg.len(),
+        s.corners.len()
+    );
     let (best, arg, corners) = (&mut best[..n], &mut arg[..n], &s.corners[..n]);
     let (tops, bottoms, w) = (&s.tops[..2 * n], &s.bottoms[..2 * n], w as u32);
     for j in 0..n {
@@ -103,13 +111,16 @@ fn pair_plane<T: Element>(
     }
 }
 
+/// The most tasks [`max_pool`] cuts its planes into.
+const POOL_TASKS: usize = 16;
+
 /// Each window's maximum of `x [N, C, H, W]` and its position in the plane, both
 /// `[N·C, OH·OW]`; `−∞` padding never wins (every window covers an input cell, which the
 /// caller's geometry guarantees). Cells are scanned row by row of the window.
 pub(crate) fn max_pool<T: Element>(x: &[T], g: &Geometry) -> (Vec<T>, Vec<u32>) {
     let (planes, l, hw) = (g.n * g.c, g.oh * g.ow, g.h * g.w);
-    // Runs of planes per task, each task with its own scratch.
-    let per = planes.div_ceil(16).max(1);
+    // Runs of planes per task (at most POOL_TASKS tasks), each task with its own scratch.
+    let per = planes.div_ceil(POOL_TASKS).max(1);
     // Every value and position is written by the sweep: neither output is zeroed first.
     fill_chunks_pair(planes * l, per * l, planes * l >= PAR_MIN, |t, best, arg| {
         let mut s = PoolScratch::new(g);
