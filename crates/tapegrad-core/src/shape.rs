@@ -5,8 +5,17 @@ use smallvec::SmallVec;
 use std::fmt;
 
 /// Dimensions of a tensor, outermost first (row-major). Up to 4 dims live inline.
-#[derive(PartialEq, Eq, Hash, Default)]
+#[derive(Eq, Hash, Default)]
 pub struct Shape(SmallVec<[usize; 4]>);
+
+/// Dim by dim, inline (a slice's `==` calls `memcmp`, slower for the few dims a shape has;
+/// the backward sweep compares shapes at every node).
+impl PartialEq for Shape {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(other.0.iter()).all(|(a, b)| a == b)
+    }
+}
 
 /// A copy of the dims (SmallVec's own `clone` goes through a generic `extend`, several
 /// times slower for the few dims a shape has; every recorded op clones shapes).

@@ -21,10 +21,10 @@
 //! op's name (for errors), its rule and, in [anomaly mode](crate::anomaly), its call site.
 //! Grad mode lives in [`crate::grad_mode`], the result of a sweep in [`crate::Gradients`].
 
-use crate::anomaly::{check_backward, check_forward, is_anomaly_enabled, take_pending, Site};
+use crate::anomaly::{check_forward, is_anomaly_enabled, Site};
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::grad_mode::{is_grad_enabled, set_grad_enabled};
+use crate::grad_mode::is_grad_enabled;
 pub(crate) use crate::ops::one;
 use crate::shape::Shape;
 use crate::storage::Storage;
@@ -33,7 +33,11 @@ use smallvec::SmallVec;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
-use std::{cmp::Ordering, collections::BinaryHeap};
+
+mod pool;
+mod sweep;
+pub(crate) use pool::release;
+pub(crate) use sweep::{sweep, Keep};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -59,37 +63,54 @@ pub(crate) struct Node<T: Element> {
 
 impl<T: Element> Node<T> {
     pub(crate) fn leaf() -> Arc<Self> {
-        Arc::new(Node {
-            id: NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed),
-            name: "leaf",
-            inputs: SmallVec::new(),
-            rule: None,
-            site: None,
-            saved_output: None,
-            output_shape: Shape::scalar(),
-        })
+        Self::make("leaf", &[], None, None, None, Shape::scalar())
     }
 
     pub(crate) fn is_leaf(&self) -> bool {
         self.rule.is_none()
     }
-}
 
-impl<T: Element> Drop for Node<T> {
-    // Unlink the graph iteratively: the default recursive drop of a 100k-op chain would
-    // overflow the stack.
-    fn drop(&mut self) {
-        let mut stack: SmallVec<[Arc<Node<T>>; 8]> = SmallVec::new();
-        for t in self.inputs.drain(..) {
-            stack.extend(t.node);
-        }
-        while let Some(n) = stack.pop() {
-            if let Ok(mut owned) = Arc::try_unwrap(n) {
-                for t in owned.inputs.drain(..) {
-                    stack.extend(t.node);
-                }
+    /// A node with a fresh id: an emptied one from this thread's [pool] filled in, else a
+    /// new allocation.
+    fn make(
+        name: &'static str,
+        inputs: &[&Tensor<T>],
+        rule: Option<Rule<T>>,
+        site: Site,
+        saved_output: Option<Storage<T>>,
+        output_shape: Shape,
+    ) -> Arc<Self> {
+        let id = NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed);
+        let mut node = pool::take().unwrap_or_else(|| {
+            Arc::new(Node {
+                id,
+                name,
+                inputs: SmallVec::new(),
+                rule: None,
+                site: None,
+                saved_output: None,
+                output_shape: Shape::scalar(),
+            })
+        });
+        if let Some(n) = Arc::get_mut(&mut node) {
+            n.id = id;
+            n.name = name;
+            for &t in inputs {
+                n.inputs.push(t.clone());
             }
+            n.rule = rule;
+            n.site = site;
+            n.saved_output = saved_output;
+            n.output_shape = output_shape;
         }
+        node
+    }
+
+    /// Drops what the node holds, for the [pool].
+    fn empty(&mut self) {
+        self.inputs.clear();
+        self.rule = None;
+        self.saved_output = None;
     }
 }
 
@@ -125,17 +146,25 @@ impl<T: Element> BackwardCtx<'_, T> {
     ///
     /// Errors, naming the op, if the op was recorded without `save_output`.
     pub fn output(&self) -> Result<Tensor<T>> {
-        let data = self.node.saved_output.clone().ok_or_else(|| {
+        Ok(Tensor {
+            data: self.saved_output()?.clone(),
+            shape: self.node.output_shape.clone(),
+            node: Some(Arc::clone(self.node)),
+        })
+    }
+
+    /// The output's values alone, for a rule's fused (unrecorded) path: no tensor is made.
+    pub(crate) fn output_values(&self) -> Result<&[T]> {
+        Ok(self.saved_output()?)
+    }
+
+    fn saved_output(&self) -> Result<&Storage<T>> {
+        self.node.saved_output.as_ref().ok_or_else(|| {
             Error::autograd(
                 self.node.name,
                 "the gradient rule reads the op's output, but the op was recorded without \
                  save_output = true",
             )
-        })?;
-        Ok(Tensor {
-            data,
-            shape: self.node.output_shape.clone(),
-            node: Some(Arc::clone(self.node)),
         })
     }
 }
@@ -163,137 +192,15 @@ where
         site = Some(std::panic::Location::caller()); // the user's call (ops are #[track_caller])
         check_forward(name, inputs, &out, site);
     }
-    out.node = Some(Arc::new(Node {
-        id: NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed),
+    let saved_output = save_output.then(|| out.data.clone());
+    let rule: Rule<T> = Box::new(rule);
+    out.node = Some(Node::make(
         name,
-        inputs: inputs.iter().map(|&t| t.clone()).collect(),
-        rule: Some(Box::new(rule)),
+        inputs,
+        Some(rule),
         site,
-        saved_output: save_output.then(|| out.data.clone()),
-        output_shape: out.shape.clone(),
-    }));
+        saved_output,
+        out.shape.clone(),
+    ));
     out
-}
-
-/// A node waiting for backward, with the gradient that has reached it. Borrowed from the
-/// root's graph, which outlives the sweep, so queuing costs no reference counting.
-struct Pending<'g, T: Element> {
-    node: &'g Arc<Node<T>>,
-    grad: Tensor<T>,
-}
-
-impl<T: Element> PartialEq for Pending<'_, T> {
-    fn eq(&self, o: &Self) -> bool {
-        self.node.id == o.node.id
-    }
-}
-impl<T: Element> Eq for Pending<'_, T> {}
-impl<T: Element> PartialOrd for Pending<'_, T> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl<T: Element> Ord for Pending<'_, T> {
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.node.id.cmp(&o.node.id)
-    }
-}
-
-/// Which gradients a sweep keeps: of leaves, or of these sorted ids (the sweep stops
-/// below the smallest).
-pub(crate) enum Keep<'a> {
-    Leaves,
-    Ids(&'a [u64]),
-}
-
-/// `g`, a rule's gradient for `input`, at the input's shape: summed over the dims the
-/// input was broadcast along, or an error blaming the rule.
-fn to_input_shape<T: Element>(node: &Node<T>, g: Tensor<T>, input: &Tensor<T>) -> Result<Tensor<T>> {
-    if g.shape() == input.shape() {
-        Ok(g)
-    } else if input.shape().broadcasts_to(g.shape()) {
-        g.sum_to(input.shape())
-    } else {
-        Err(Error::autograd(
-            "backward",
-            format!(
-                "the rule of {} returned a gradient of shape {} for an input of shape {} \
-                 (a bug in that rule)",
-                node.name,
-                g.shape(),
-                input.shape()
-            ),
-        ))
-    }
-}
-
-pub(crate) fn sweep<T: Element>(
-    root: &Tensor<T>,
-    seed: Tensor<T>,
-    create_graph: bool,
-    keep: Keep<'_>,
-) -> Result<Vec<(u64, Tensor<T>)>> {
-    let root_node = root.node.as_ref().ok_or_else(|| {
-        Error::autograd(
-            "backward",
-            format!(
-                "the output (shape {}) is not tracked: no input required a gradient, or it was \
-                 computed under no_grad",
-                root.shape()
-            ),
-        )
-    })?;
-    if seed.shape() != root.shape() {
-        return Err(Error::mismatch(
-            "backward",
-            root.shape(),
-            seed.shape(),
-            "a seed gradient of the output's shape",
-        ));
-    }
-    let anomaly = is_anomaly_enabled();
-    if anomaly {
-        take_pending()?;
-    }
-    // Without create_graph the rules' own ops are not recorded: plain, cheap tensors.
-    let _mode = set_grad_enabled(create_graph);
-    let floor = match keep {
-        Keep::Ids(ids) => ids.first().copied().unwrap_or(u64::MAX),
-        Keep::Leaves => 0,
-    };
-    let mut kept = Vec::new();
-    let (node, grad) = (root_node, seed);
-    let mut heap = BinaryHeap::from([Pending { node, grad }]);
-    while let Some(mut p) = heap.pop() {
-        if p.node.id < floor {
-            break;
-        }
-        while let Some(q) = heap.peek_mut().filter(|q| q.node.id == p.node.id) {
-            p.grad = p.grad.add(&std::collections::binary_heap::PeekMut::pop(q).grad)?;
-        }
-        let node = p.node;
-        let wanted = match keep {
-            Keep::Leaves => node.is_leaf(),
-            Keep::Ids(ids) => ids.binary_search(&node.id).is_ok(),
-        };
-        if wanted {
-            kept.push((node.id, p.grad.clone()));
-        }
-        // An empty output's gradient adds zero to its inputs': skip the rule (and its work).
-        let Some(rule) = node.rule.as_ref().filter(|_| p.grad.numel() > 0) else {
-            continue;
-        };
-        let grads = rule(&BackwardCtx { node, grad: &p.grad })?;
-        if anomaly {
-            check_backward(node.name, &node.inputs, &grads, node.site)?;
-        }
-        for (input, g) in node.inputs.iter().zip(grads) {
-            if let (Some(in_node), Some(g)) = (&input.node, g) {
-                let grad = to_input_shape(node, g, input)?;
-                heap.push(Pending { node: in_node, grad });
-            }
-        }
-    }
-    kept.reverse();
-    Ok(kept)
 }

@@ -42,6 +42,18 @@ impl<T: Element> Clone for Tensor<T> {
     }
 }
 
+/// A tracked tensor's last reference to its node hands the node to the tape's pool, which
+/// unlinks the graph below it iteratively (a recursive drop of a long chain would overflow
+/// the stack).
+impl<T: Element> Drop for Tensor<T> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(node) = self.node.take() {
+            crate::tape::release(node);
+        }
+    }
+}
+
 impl<T: Element> std::fmt::Debug for Tensor<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Display::fmt(self, f)
@@ -355,12 +367,9 @@ impl<T: Element> Tensor<T> {
     /// A tracked leaf sharing this tensor's data: gradients of later results with respect
     /// to it are found in [`Gradients`](crate::Gradients) under this tensor (or a clone).
     /// Calling it on an already tracked tensor makes a *new* leaf, cut from the old graph.
-    pub fn requires_grad(self) -> Self {
-        Tensor {
-            data: self.data,
-            shape: self.shape,
-            node: Some(Node::leaf()),
-        }
+    pub fn requires_grad(mut self) -> Self {
+        self.node = Some(Node::leaf());
+        self
     }
 
     /// Whether ops on this tensor are recorded for backward.

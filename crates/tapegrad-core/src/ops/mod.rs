@@ -39,14 +39,15 @@ use crate::element::Element;
 use crate::error::Result;
 use crate::tape::{BackwardCtx, InputGrads, Node};
 use crate::tensor::Tensor;
-use smallvec::smallvec;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 
 /// Convenience for rules: one gradient for a unary op.
 #[inline]
 pub(crate) fn one<T: Element>(g: Tensor<T>) -> InputGrads<T> {
-    smallvec![Some(g)]
+    let mut grads = InputGrads::new();
+    grads.push(Some(g));
+    grads
 }
 
 /// Calls `f` on every node of the graph below `root` (itself included), once each.

@@ -66,6 +66,9 @@ impl<T: Element> Tensor<T> {
             true,
             |x| x.tanh(),
             |ctx| {
+                if !ctx.create_graph() {
+                    return fused(ctx.grad, ctx.output_values()?, |g, y| g * (T::one() - y * y));
+                }
                 let y = ctx.output()?;
                 ctx.grad.mul(&y.mul(&y)?.neg().add_scalar(T::one()))
             },
@@ -76,10 +79,10 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn sigmoid(&self) -> Tensor<T> {
         unary(OpKind::Sigmoid, self, true, sigmoid_scalar, |ctx| {
-            let y = ctx.output()?;
             if !ctx.create_graph() {
-                return fused_with_output(ctx.grad, &y, |g, y| g * (y * (T::one() - y)));
+                return fused(ctx.grad, ctx.output_values()?, |g, y| g * (y * (T::one() - y)));
             }
+            let y = ctx.output()?;
             ctx.grad.mul(&y.mul(&y.neg().add_scalar(T::one()))?)
         })
     }
@@ -155,7 +158,7 @@ impl<T: Element> Tensor<T> {
 /// it is a `where` on a constant mask (the same values).
 pub(crate) fn relu_rule<T: Element>(grad: &Tensor<T>, v: &Tensor<T>, create_graph: bool) -> Result<Tensor<T>> {
     if !create_graph {
-        return fused_with_output(grad, v, |g, v| if v > T::zero() { g } else { T::zero() });
+        return fused(grad, v.data(), |g, v| if v > T::zero() { g } else { T::zero() });
     }
     keep_where(
         &constant_map(v, |v| if v > T::zero() { T::one() } else { T::zero() }),
@@ -163,11 +166,16 @@ pub(crate) fn relu_rule<T: Element>(grad: &Tensor<T>, v: &Tensor<T>, create_grap
     )
 }
 
-/// `f(g, v)` elementwise over a gradient and a tensor of its shape (the op's input or
-/// output): a first-order rule in one pass, giving exactly the values of the composite
-/// form (`−(y·y) + 1` is `1 − y·y` in IEEE arithmetic; a select is a select).
-fn fused_with_output<T: Element>(g: &Tensor<T>, y: &Tensor<T>, f: impl Fn(T, T) -> T + Sync) -> Result<Tensor<T>> {
-    let data = elementwise::zip(g.data(), g.shape(), y.data(), y.shape(), g.shape(), f);
+/// `f(g, v)` elementwise over a gradient and the values of a tensor of its shape (the op's
+/// input or output): a first-order rule in one pass, giving exactly the values of the
+/// composite form (`−(y·y) + 1` is `1 − y·y` in IEEE arithmetic; a select is a select).
+fn fused<T: Element>(g: &Tensor<T>, v: &[T], f: impl Fn(T, T) -> T + Sync) -> Result<Tensor<T>> {
+    assert_eq!(
+        g.numel(),
+        v.len(),
+        "a fused rule's values must have the gradient's shape"
+    );
+    let data = elementwise::zip(g.data(), g.shape(), v, g.shape(), g.shape(), f);
     Ok(Tensor::from_storage(data, g.shape().clone()))
 }
 

@@ -1,0 +1,166 @@
+//! The backward sweep: the graph's nodes in decreasing id order (see the [tape](super)),
+//! each node's rule run once on the sum of the gradients that reached it.
+
+use super::{BackwardCtx, Node};
+use crate::anomaly::{check_backward, is_anomaly_enabled, take_pending};
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::grad_mode::set_grad_enabled;
+use crate::tensor::Tensor;
+use std::sync::Arc;
+use std::{cmp::Ordering, collections::BinaryHeap};
+
+/// A node waiting for backward, with the gradient that has reached it. Borrowed from the
+/// root's graph, which outlives the sweep, so queuing costs no reference counting.
+struct Pending<'g, T: Element> {
+    node: &'g Arc<Node<T>>,
+    grad: Tensor<T>,
+}
+
+impl<T: Element> PartialEq for Pending<'_, T> {
+    fn eq(&self, o: &Self) -> bool {
+        self.node.id == o.node.id
+    }
+}
+impl<T: Element> Eq for Pending<'_, T> {}
+impl<T: Element> PartialOrd for Pending<'_, T> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<T: Element> Ord for Pending<'_, T> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.node.id.cmp(&o.node.id)
+    }
+}
+
+/// The nodes waiting for backward, highest id first: a max-heap, and beside it the one
+/// node that outranks everything in the heap. Through a chain (each node's only input
+/// is the next node) that slot is all the sweep uses, and nothing goes through the heap.
+struct Queue<'g, T: Element> {
+    /// When set, its id is at least that of every node in `heap`.
+    next: Option<Pending<'g, T>>,
+    heap: BinaryHeap<Pending<'g, T>>,
+}
+
+impl<'g, T: Element> Queue<'g, T> {
+    fn push(&mut self, p: Pending<'g, T>) {
+        match &mut self.next {
+            Some(n) if p.node.id > n.node.id => self.heap.push(std::mem::replace(n, p)),
+            Some(_) => self.heap.push(p),
+            None if self.heap.peek().is_some_and(|q| q.node.id > p.node.id) => self.heap.push(p),
+            None => self.next = Some(p),
+        }
+    }
+
+    /// The highest-id node, with every gradient that reached it summed.
+    fn pop(&mut self) -> Result<Option<Pending<'g, T>>> {
+        let Some(mut p) = self.next.take().or_else(|| self.heap.pop()) else {
+            return Ok(None);
+        };
+        while let Some(q) = self.heap.peek_mut().filter(|q| q.node.id == p.node.id) {
+            p.grad = p.grad.add(&std::collections::binary_heap::PeekMut::pop(q).grad)?;
+        }
+        Ok(Some(p))
+    }
+}
+
+/// Which gradients a sweep keeps: of leaves, or of these sorted ids (the sweep stops
+/// below the smallest).
+pub(crate) enum Keep<'a> {
+    Leaves,
+    Ids(&'a [u64]),
+}
+
+/// `g`, a rule's gradient for `input`, at the input's shape: summed over the dims the
+/// input was broadcast along, or an error blaming the rule.
+fn to_input_shape<T: Element>(node: &Node<T>, g: Tensor<T>, input: &Tensor<T>) -> Result<Tensor<T>> {
+    if g.shape() == input.shape() {
+        Ok(g)
+    } else if input.shape().broadcasts_to(g.shape()) {
+        g.sum_to(input.shape())
+    } else {
+        Err(Error::autograd(
+            "backward",
+            format!(
+                "the rule of {} returned a gradient of shape {} for an input of shape {} \
+                 (a bug in that rule)",
+                node.name,
+                g.shape(),
+                input.shape()
+            ),
+        ))
+    }
+}
+
+pub(crate) fn sweep<T: Element>(
+    root: &Tensor<T>,
+    seed: Tensor<T>,
+    create_graph: bool,
+    keep: Keep<'_>,
+) -> Result<Vec<(u64, Tensor<T>)>> {
+    let root_node = root.node.as_ref().ok_or_else(|| {
+        Error::autograd(
+            "backward",
+            format!(
+                "the output (shape {}) is not tracked: no input required a gradient, or it was \
+                 computed under no_grad",
+                root.shape()
+            ),
+        )
+    })?;
+    if seed.shape() != root.shape() {
+        return Err(Error::mismatch(
+            "backward",
+            root.shape(),
+            seed.shape(),
+            "a seed gradient of the output's shape",
+        ));
+    }
+    let anomaly = is_anomaly_enabled();
+    if anomaly {
+        take_pending()?;
+    }
+    // Without create_graph the rules' own ops are not recorded: plain, cheap tensors.
+    let _mode = set_grad_enabled(create_graph);
+    let floor = match keep {
+        Keep::Ids(ids) => ids.first().copied().unwrap_or(u64::MAX),
+        Keep::Leaves => 0,
+    };
+    let mut kept = Vec::new();
+    let (node, grad) = (root_node, seed);
+    let mut queue = Queue {
+        next: Some(Pending { node, grad }),
+        heap: BinaryHeap::new(),
+    };
+    while let Some(p) = queue.pop()? {
+        if p.node.id < floor {
+            break;
+        }
+        let node = p.node;
+        let wanted = match keep {
+            Keep::Leaves => node.is_leaf(),
+            Keep::Ids(ids) => ids.binary_search(&node.id).is_ok(),
+        };
+        if wanted {
+            kept.push((node.id, p.grad.clone()));
+        }
+        // An empty output's gradient adds zero to its inputs': skip the rule (and its work).
+        let Some(rule) = node.rule.as_ref().filter(|_| p.grad.numel() > 0) else {
+            continue;
+        };
+        let mut grads = rule(&BackwardCtx { node, grad: &p.grad })?;
+        if anomaly {
+            check_backward(node.name, &node.inputs, &grads, node.site)?;
+        }
+        // By reference: moving the inline vector into an iterator would copy it.
+        for (input, g) in node.inputs.iter().zip(grads.iter_mut()) {
+            if let (Some(in_node), Some(g)) = (&input.node, g.take()) {
+                let grad = to_input_shape(node, g, input)?;
+                queue.push(Pending { node: in_node, grad });
+            }
+        }
+    }
+    kept.reverse();
+    Ok(kept)
+}
