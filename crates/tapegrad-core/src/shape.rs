@@ -17,12 +17,23 @@ impl PartialEq for Shape {
     }
 }
 
-/// A copy of the dims (SmallVec's own `clone` goes through a generic `extend`, several
-/// times slower for the few dims a shape has; every recorded op clones shapes).
+/// A copy of the dims (SmallVec's own `clone` goes through a generic `extend`, and
+/// `from_slice` through a `memcpy` call, both slow for the few dims a shape has; every
+/// recorded op clones shapes). Up to 4 dims are copied as four fixed slots.
 impl Clone for Shape {
     #[inline]
     fn clone(&self) -> Self {
-        Shape(SmallVec::from_slice(&self.0))
+        let dims = self.dims();
+        if dims.len() > 4 {
+            return Shape(SmallVec::from_slice(dims));
+        }
+        let mut buf = [0; 4];
+        for (i, b) in buf.iter_mut().enumerate() {
+            if i < dims.len() {
+                *b = dims[i];
+            }
+        }
+        Shape(SmallVec::from_buf_and_len(buf, dims.len()))
     }
 }
 

@@ -45,7 +45,10 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub type InputGrads<T> = SmallVec<[Option<Tensor<T>>; 2]>;
 
 // Unwind-safe so that tensors can cross `catch_unwind` (as in tests of panicking operators).
-type Rule<T> = Box<dyn Fn(&BackwardCtx<'_, T>) -> Result<InputGrads<T>> + Send + Sync + UnwindSafe + RefUnwindSafe>;
+// The rule writes its gradients into the sweep's vector (returning the inline vector by
+// value cost two 150-byte copies per node).
+type Rule<T> =
+    Box<dyn Fn(&BackwardCtx<'_, T>, &mut InputGrads<T>) -> Result<()> + Send + Sync + UnwindSafe + RefUnwindSafe>;
 
 /// One recorded op (or a leaf, which has no rule). See the [module docs](self).
 pub(crate) struct Node<T: Element> {
@@ -193,7 +196,10 @@ where
         check_forward(name, inputs, &out, site);
     }
     let saved_output = save_output.then(|| out.data.clone());
-    let rule: Rule<T> = Box::new(rule);
+    let rule: Rule<T> = Box::new(move |ctx: &BackwardCtx<'_, T>, grads: &mut InputGrads<T>| {
+        *grads = rule(ctx)?;
+        Ok(())
+    });
     out.node = Some(Node::make(
         name,
         inputs,

@@ -1,7 +1,7 @@
 //! The backward sweep: the graph's nodes in decreasing id order (see the [tape](super)),
 //! each node's rule run once on the sum of the gradients that reached it.
 
-use super::{BackwardCtx, Node};
+use super::{BackwardCtx, InputGrads, Node};
 use crate::anomaly::{check_backward, is_anomaly_enabled, take_pending};
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -128,6 +128,7 @@ pub(crate) fn sweep<T: Element>(
         Keep::Leaves => 0,
     };
     let mut kept = Vec::new();
+    let mut grads = InputGrads::new();
     let (node, grad) = (root_node, seed);
     let mut queue = Queue {
         next: Some(Pending { node, grad }),
@@ -149,13 +150,12 @@ pub(crate) fn sweep<T: Element>(
         let Some(rule) = node.rule.as_ref().filter(|_| p.grad.numel() > 0) else {
             continue;
         };
-        let mut grads = rule(&BackwardCtx { node, grad: &p.grad })?;
+        rule(&BackwardCtx { node, grad: &p.grad }, &mut grads)?;
         if anomaly {
             check_backward(node.name, &node.inputs, &grads, node.site)?;
         }
-        // By reference: moving the inline vector into an iterator would copy it.
-        for (input, g) in node.inputs.iter().zip(grads.iter_mut()) {
-            if let (Some(in_node), Some(g)) = (&input.node, g.take()) {
+        for (input, g) in node.inputs.iter().zip(grads.drain(..)) {
+            if let (Some(in_node), Some(g)) = (&input.node, g) {
                 let grad = to_input_shape(node, g, input)?;
                 queue.push(Pending { node: in_node, grad });
             }
