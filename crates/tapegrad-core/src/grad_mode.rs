@@ -14,6 +14,7 @@ thread_local! {
 /// assert!(is_grad_enabled());
 /// assert!(!no_grad(is_grad_enabled));
 /// ```
+#[inline]
 pub fn is_grad_enabled() -> bool {
     GRAD_ENABLED.with(|g| g.get())
 }

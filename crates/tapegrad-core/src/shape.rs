@@ -5,8 +5,14 @@ use smallvec::SmallVec;
 use std::fmt;
 
 /// Dimensions of a tensor, outermost first (row-major). Up to 4 dims live inline.
-#[derive(Eq, Hash, Default)]
+#[derive(Eq, Default)]
 pub struct Shape(SmallVec<[usize; 4]>);
+
+impl std::hash::Hash for Shape {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.dims().hash(state);
+    }
+}
 
 /// Dim by dim, inline (a slice's `==` calls `memcmp`, slower for the few dims a shape has;
 /// the backward sweep compares shapes at every node).

@@ -8,9 +8,11 @@
 //!
 //! Backward pops nodes from a max-heap keyed by id, so it visits each node after every
 //! node that uses it, summing the gradients that arrive by several paths, without
-//! recursion, hashing or a visited set. The graph lives in the tensors: dropping the last
-//! tensor of a step frees that step's nodes (iteratively, so deep chains cannot overflow
-//! the stack), and a training loop holds no memory from earlier steps.
+//! recursion, hashing or a visited set (through a chain, where each node's one input is
+//! the next, the heap is bypassed). The graph lives in the tensors: dropping the last
+//! tensor of a step releases that step's nodes (iteratively, so deep chains cannot
+//! overflow the stack) into a bounded per-thread pool from which the next ops' nodes are
+//! taken, and a training loop holds no graph from earlier steps.
 //!
 //! Gradient rules are written with the same differentiable tensor ops as everything else.
 //! Under `create_graph`, backward records them too, which gives gradients of gradients.
@@ -44,11 +46,35 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Gradients of one op's inputs, in input order; `None` where an input needs none.
 pub type InputGrads<T> = SmallVec<[Option<Tensor<T>>; 2]>;
 
-// Unwind-safe so that tensors can cross `catch_unwind` (as in tests of panicking operators).
-// The rule writes its gradients into the sweep's vector (returning the inline vector by
-// value cost two 150-byte copies per node).
-type Rule<T> =
-    Box<dyn Fn(&BackwardCtx<'_, T>, &mut InputGrads<T>) -> Result<()> + Send + Sync + UnwindSafe + RefUnwindSafe>;
+type BoxedRule<T> =
+    dyn Fn(&BackwardCtx<'_, T>, &mut InputGrads<T>) -> Result<()> + Send + Sync + UnwindSafe + RefUnwindSafe;
+
+/// A node's gradient rule.
+pub(crate) enum Rule<T: Element> {
+    /// Any closure, boxed (a closure that captures nothing is not allocated). It writes
+    /// its gradients into the sweep's vector: returning the inline vector by value cost
+    /// two 150-byte copies per node. Unwind-safe so that tensors can cross `catch_unwind`
+    /// (as in tests of panicking operators).
+    Boxed(Box<BoxedRule<T>>),
+    /// A one-input op's rule as a plain function of one scalar argument of the op
+    /// (`mul_scalar`'s factor, `powf`'s exponent), held in the node: boxing the closure
+    /// that captured it was an allocation per op.
+    Scalar(fn(&BackwardCtx<'_, T>, T) -> Result<Tensor<T>>, T),
+}
+
+impl<T: Element> Rule<T> {
+    /// Runs the rule, leaving the input gradients in `grads` (empty on entry).
+    #[inline]
+    pub(crate) fn call(&self, ctx: &BackwardCtx<'_, T>, grads: &mut InputGrads<T>) -> Result<()> {
+        match self {
+            Rule::Boxed(rule) => rule(ctx, grads),
+            Rule::Scalar(rule, s) => {
+                grads.push(Some(rule(ctx, *s)?));
+                Ok(())
+            }
+        }
+    }
+}
 
 /// One recorded op (or a leaf, which has no rule). See the [module docs](self).
 pub(crate) struct Node<T: Element> {
@@ -179,7 +205,7 @@ impl<T: Element> BackwardCtx<'_, T> {
 pub(crate) fn record<T, F>(
     name: &'static str,
     inputs: &[&Tensor<T>],
-    mut out: Tensor<T>,
+    out: Tensor<T>,
     save_output: bool,
     rule: F,
 ) -> Tensor<T>
@@ -190,16 +216,45 @@ where
     if !inputs.iter().any(|t| t.node.is_some()) || !is_grad_enabled() {
         return out;
     }
+    let rule = Rule::Boxed(Box::new(move |ctx: &BackwardCtx<'_, T>, grads: &mut InputGrads<T>| {
+        *grads = rule(ctx)?;
+        Ok(())
+    }));
+    record_rule(name, inputs, out, save_output, rule)
+}
+
+/// [`record`] for a one-input op whose rule is a plain function of one scalar argument
+/// `s` of the op (see [`Rule::Scalar`]): nothing is allocated for the rule.
+#[track_caller]
+pub(crate) fn record_scalar<T: Element>(
+    name: &'static str,
+    input: &Tensor<T>,
+    out: Tensor<T>,
+    save_output: bool,
+    rule: fn(&BackwardCtx<'_, T>, T) -> Result<Tensor<T>>,
+    s: T,
+) -> Tensor<T> {
+    if input.node.is_none() || !is_grad_enabled() {
+        return out;
+    }
+    record_rule(name, &[input], out, save_output, Rule::Scalar(rule, s))
+}
+
+/// Records an op whose inputs the caller found tracked, with grad mode on.
+#[track_caller]
+fn record_rule<T: Element>(
+    name: &'static str,
+    inputs: &[&Tensor<T>],
+    mut out: Tensor<T>,
+    save_output: bool,
+    rule: Rule<T>,
+) -> Tensor<T> {
     let mut site = None;
     if is_anomaly_enabled() {
         site = Some(std::panic::Location::caller()); // the user's call (ops are #[track_caller])
         check_forward(name, inputs, &out, site);
     }
     let saved_output = save_output.then(|| out.data.clone());
-    let rule: Rule<T> = Box::new(move |ctx: &BackwardCtx<'_, T>, grads: &mut InputGrads<T>| {
-        *grads = rule(ctx)?;
-        Ok(())
-    });
     out.node = Some(Node::make(
         name,
         inputs,

@@ -64,6 +64,24 @@ where
     record(kind, &[x], out, save_output, move |ctx| Ok(one(rule(ctx)?)))
 }
 
+/// [`unary`] for an op with one scalar argument `s` (a factor, an exponent, a slope) whose
+/// rule is a plain function of it: the rule is kept in the node without an allocation.
+#[track_caller]
+pub(crate) fn unary_scalar<T, F>(
+    kind: OpKind,
+    x: &Tensor<T>,
+    s: T,
+    f: F,
+    rule: fn(&BackwardCtx<'_, T>, T) -> Result<Tensor<T>>,
+) -> Tensor<T>
+where
+    T: Element,
+    F: Fn(T) -> T + Sync,
+{
+    let out = Tensor::from_storage(elementwise::map(x.data(), f), x.shape().clone());
+    crate::tape::record_scalar(kind.name(), x, out, false, rule, s)
+}
+
 /// `value` where `keep` is nonzero, else 0: a select rather than a product with a 0/1
 /// mask, so an infinite or NaN `value` where `keep` is 0 still gives 0, as in PyTorch.
 /// Differentiable in `value` (its rule is this same select).
@@ -250,12 +268,12 @@ impl<T: Element> Tensor<T> {
     /// `x · s` for a scalar `s`. ∂/∂x = s.
     #[track_caller]
     pub fn mul_scalar(&self, s: T) -> Tensor<T> {
-        unary(
+        unary_scalar(
             OpKind::MulScalar,
             self,
-            false,
+            s,
             move |x| x * s,
-            move |ctx| Ok(ctx.grad.mul_scalar(s)),
+            |ctx, s| Ok(ctx.grad.mul_scalar(s)),
         )
     }
 
@@ -265,12 +283,12 @@ impl<T: Element> Tensor<T> {
         if p.is_nan() {
             return Err(crate::Error::bad_value("powf", "the exponent is NaN"));
         }
-        Ok(unary(
+        Ok(unary_scalar(
             OpKind::PowScalar,
             self,
-            false,
+            p,
             move |x| x.powf(p),
-            move |ctx| {
+            |ctx, p| {
                 if p == T::zero() {
                     // x⁰ = 1 everywhere: the gradient is 0, also at x = 0 where p·x⁻¹ is 0·∞.
                     return Ok(ctx.grad.zeros_like());

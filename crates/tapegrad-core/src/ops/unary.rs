@@ -2,7 +2,7 @@
 //! clamp, leaky_relu) multiply by an untracked 0/1 (or slope) mask: its own derivative is
 //! zero almost everywhere, so second derivatives stay correct.
 
-use super::arith::{keep_where, unary};
+use super::arith::{keep_where, unary, unary_scalar};
 use crate::element::{c, Element};
 use crate::error::{Error, Result};
 use crate::kernels::elementwise;
@@ -102,12 +102,12 @@ impl<T: Element> Tensor<T> {
     /// `x` where x > 0, else `α·x`. ∂/∂x = 1 or α.
     #[track_caller]
     pub fn leaky_relu(&self, alpha: T) -> Tensor<T> {
-        unary(
+        unary_scalar(
             OpKind::LeakyRelu,
             self,
-            false,
+            alpha,
             move |x| if x > T::zero() { x } else { alpha * x },
-            move |ctx| {
+            |ctx, alpha| {
                 let positive = constant_map(ctx.input(0), |x| if x > T::zero() { T::one() } else { T::zero() });
                 Tensor::where_cond(&positive, ctx.grad, &ctx.grad.mul_scalar(alpha))
             },

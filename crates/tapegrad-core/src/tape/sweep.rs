@@ -53,15 +53,19 @@ impl<'g, T: Element> Queue<'g, T> {
         }
     }
 
-    /// The highest-id node, with every gradient that reached it summed.
-    fn pop(&mut self) -> Result<Option<Pending<'g, T>>> {
-        let Some(mut p) = self.next.take().or_else(|| self.heap.pop()) else {
-            return Ok(None);
-        };
+    /// The highest-id node.
+    #[inline]
+    fn pop(&mut self) -> Option<Pending<'g, T>> {
+        self.next.take().or_else(|| self.heap.pop())
+    }
+
+    /// Adds to `p`, just popped, the gradients of the same node still in the heap.
+    #[inline]
+    fn gather(&mut self, p: &mut Pending<'g, T>) -> Result<()> {
         while let Some(q) = self.heap.peek_mut().filter(|q| q.node.id == p.node.id) {
             p.grad = p.grad.add(&std::collections::binary_heap::PeekMut::pop(q).grad)?;
         }
-        Ok(Some(p))
+        Ok(())
     }
 }
 
@@ -72,12 +76,10 @@ pub(crate) enum Keep<'a> {
     Ids(&'a [u64]),
 }
 
-/// `g`, a rule's gradient for `input`, at the input's shape: summed over the dims the
-/// input was broadcast along, or an error blaming the rule.
+/// `g`, a rule's gradient for `input` at another shape, at the input's shape: summed over
+/// the dims the input was broadcast along, or an error blaming the rule.
 fn to_input_shape<T: Element>(node: &Node<T>, g: Tensor<T>, input: &Tensor<T>) -> Result<Tensor<T>> {
-    if g.shape() == input.shape() {
-        Ok(g)
-    } else if input.shape().broadcasts_to(g.shape()) {
+    if input.shape().broadcasts_to(g.shape()) {
         g.sum_to(input.shape())
     } else {
         Err(Error::autograd(
@@ -134,10 +136,11 @@ pub(crate) fn sweep<T: Element>(
         next: Some(Pending { node, grad }),
         heap: BinaryHeap::new(),
     };
-    while let Some(p) = queue.pop()? {
+    while let Some(mut p) = queue.pop() {
         if p.node.id < floor {
             break;
         }
+        queue.gather(&mut p)?;
         let node = p.node;
         let wanted = match keep {
             Keep::Leaves => node.is_leaf(),
@@ -150,13 +153,17 @@ pub(crate) fn sweep<T: Element>(
         let Some(rule) = node.rule.as_ref().filter(|_| p.grad.numel() > 0) else {
             continue;
         };
-        rule(&BackwardCtx { node, grad: &p.grad }, &mut grads)?;
+        rule.call(&BackwardCtx { node, grad: &p.grad }, &mut grads)?;
         if anomaly {
             check_backward(node.name, &node.inputs, &grads, node.site)?;
         }
         for (input, g) in node.inputs.iter().zip(grads.drain(..)) {
             if let (Some(in_node), Some(g)) = (&input.node, g) {
-                let grad = to_input_shape(node, g, input)?;
+                let grad = if g.shape() == input.shape() {
+                    g
+                } else {
+                    to_input_shape(node, g, input)?
+                };
                 queue.push(Pending { node: in_node, grad });
             }
         }
