@@ -137,7 +137,11 @@ impl<T: Element> Node<T> {
 
     /// Drops what the node holds, for the [pool].
     fn empty(&mut self) {
-        self.inputs.clear();
+        if self.inputs.spilled() {
+            self.inputs = SmallVec::new(); // a many-input op's list is freed, not kept
+        } else {
+            self.inputs.clear();
+        }
         self.rule = None;
         self.saved_output = None;
     }

@@ -113,6 +113,12 @@ mod tests {
             assert_eq!(pooled::<f64>(), before);
             drop(b);
             assert_eq!(pooled::<f64>(), before + 1);
+            // A many-input op's input list is freed, not kept in the pool.
+            let xs: Vec<_> = (0..5).map(|_| x.mul_scalar(1.0)).collect();
+            let refs: Vec<&Tensor<f64>> = xs.iter().collect();
+            drop(Tensor::stack(&refs, 0).unwrap());
+            let spilled = with_pool(|pool: &mut Pool<f64>| pool.iter().any(|n| n.inputs.spilled())).unwrap();
+            assert!(!spilled, "an emptied node keeps no heap-allocated input list");
         })
         .join()
         .unwrap();
