@@ -2,11 +2,9 @@
 
 mod adder_train;
 mod callbacks;
-mod cnn_train;
 mod csv;
 mod data;
 #[cfg(feature = "mpi")]
 mod distributed;
 mod fit;
 mod history;
-mod mnist_train;
