@@ -17,7 +17,11 @@
 //! - `block`: the CNN's Conv2D(relu) → MaxPool(2) blocks forward + backward, as two ops and
 //!   as the fused `conv2d_relu_max_pool2d`, alternated.
 //!
-//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape | anomaly | func | conv | pool | block]`
+//! - `wake`: what handing work to rayon's pool costs after the pool has idled for a gap of
+//!   0 µs to 10 ms (a `join` of two empty closures): the price of splitting a small piece of
+//!   a training step over the second core.
+//!
+//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape | anomaly | func | conv | pool | block | wake]`
 //! (set `RAYON_NUM_THREADS=2` to match the peers; no argument runs every part).
 
 use std::time::Instant;
@@ -78,6 +82,32 @@ fn main() {
     }
     if part == "all" || part == "block" {
         block(threads);
+    }
+    if part == "all" || part == "wake" {
+        wake(threads);
+    }
+}
+
+/// Median and 90th-percentile µs of `rayon::join` on two empty closures, called from
+/// outside the pool after it has idled for each gap (200 calls per gap).
+fn wake(threads: usize) {
+    for gap_us in [0u64, 100, 1_000, 10_000] {
+        let mut t: Vec<f64> = (0..200)
+            .map(|_| {
+                std::thread::sleep(std::time::Duration::from_micros(gap_us));
+                let t0 = Instant::now();
+                rayon::join(|| std::hint::black_box(1), || std::hint::black_box(2));
+                t0.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        let p90 = {
+            t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            t[t.len() * 9 / 10]
+        };
+        println!(
+            "RESULT framework=tapegrad bench=pool_wake idle_gap_us={gap_us} join_median_us={:.1} join_p90_us={p90:.1} threads={threads}",
+            median(&mut t)
+        );
     }
 }
 
