@@ -110,29 +110,30 @@ impl<T: Element> Node<T> {
         output_shape: Shape,
     ) -> Arc<Self> {
         let id = NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed);
-        let mut node = pool::take().unwrap_or_else(|| {
-            Arc::new(Node {
-                id,
-                name,
-                inputs: SmallVec::new(),
-                rule: None,
-                site: None,
-                saved_output: None,
-                output_shape: Shape::scalar(),
-            })
-        });
-        if let Some(n) = Arc::get_mut(&mut node) {
-            n.id = id;
-            n.name = name;
-            for &t in inputs {
-                n.inputs.push(t.clone());
+        if let Some(mut node) = pool::take() {
+            // A pooled node is referenced by the pool alone, so this always succeeds.
+            if let Some(n) = Arc::get_mut(&mut node) {
+                n.id = id;
+                n.name = name;
+                for &t in inputs {
+                    n.inputs.push(t.clone());
+                }
+                n.rule = rule;
+                n.site = site;
+                n.saved_output = saved_output;
+                n.output_shape = output_shape;
+                return node;
             }
-            n.rule = rule;
-            n.site = site;
-            n.saved_output = saved_output;
-            n.output_shape = output_shape;
         }
-        node
+        Arc::new(Node {
+            id,
+            name,
+            inputs: inputs.iter().map(|&t| t.clone()).collect(),
+            rule,
+            site,
+            saved_output,
+            output_shape,
+        })
     }
 
     /// Drops what the node holds, for the [pool].
