@@ -35,9 +35,8 @@
 
 mod common;
 
-use common::parse;
+use common::{parse, Adder};
 use std::time::Instant;
-use tapegrad::nn::{Embedding, LayerNorm, Param, TransformerBlock};
 use tapegrad::prelude::rand::seq::SliceRandom;
 use tapegrad::prelude::*;
 
@@ -107,69 +106,6 @@ fn sequence(a: u64, b: u64, n: usize) -> Vec<usize> {
     seq.extend(digits(b, n));
     seq.extend(digits(a + b, n + 1).into_iter().rev());
     seq
-}
-
-/// The decoder-only transformer: token + learned positional embeddings, then causal
-/// pre-norm blocks, a final LayerNorm and a linear head to the 10 digit logits.
-struct Adder {
-    tok_emb: Embedding<f32>,
-    pos_emb: Embedding<f32>,
-    body: Sequential<f32>,
-}
-
-impl Adder {
-    fn new(max_len: usize, embed: usize, heads: usize, rng: &mut StdRng) -> Result<Self> {
-        let mut body = Sequential::new();
-        for _ in 0..2 {
-            body = body.add(TransformerBlock::new(embed, heads, true, rng)?);
-        }
-        Ok(Adder {
-            tok_emb: Embedding::new(10, embed, rng)?,
-            pos_emb: Embedding::new(max_len, embed, rng)?,
-            body: body.add(LayerNorm::new(&[embed])?).add(Dense::new(embed, 10, rng)?),
-        })
-    }
-}
-
-impl Module<f32> for Adder {
-    /// Token ids `[N, T]` (whole numbers 0–9, `T ≤ 3n`) → logits `[N, T, 10]`.
-    fn forward(&mut self, ids: &Tensor<f32>) -> Result<Tensor<f32>> {
-        let max_len = self.pos_emb.weight().dims()[0];
-        if ids.ndim() != 2 || ids.dims()[1] > max_len {
-            return Err(Error::bad_shape(
-                "Adder",
-                format!("needs token ids [N, T] with T ≤ {max_len}, got {}", ids.shape()),
-            ));
-        }
-        let t = ids.dims()[1];
-        let pos = self.pos_emb.lookup(&IndexTensor::from_vec((0..t).collect(), [t])?)?;
-        self.body.forward(&self.tok_emb.forward(ids)?.add(&pos)?)
-    }
-
-    fn params(&self) -> Vec<(String, &Param<f32>)> {
-        let parts: [(&str, &dyn Module<f32>); 3] = [
-            ("tok_emb", &self.tok_emb),
-            ("pos_emb", &self.pos_emb),
-            ("body", &self.body),
-        ];
-        parts
-            .into_iter()
-            .flat_map(|(prefix, m)| m.params().into_iter().map(move |(n, p)| (format!("{prefix}.{n}"), p)))
-            .collect()
-    }
-
-    fn params_mut(&mut self) -> Vec<(String, &mut Param<f32>)> {
-        let parts: [(&str, &mut dyn Module<f32>); 3] = [
-            ("tok_emb", &mut self.tok_emb),
-            ("pos_emb", &mut self.pos_emb),
-            ("body", &mut self.body),
-        ];
-        let mut out = Vec::new();
-        for (prefix, m) in parts {
-            out.extend(m.params_mut().into_iter().map(|(n, p)| (format!("{prefix}.{n}"), p)));
-        }
-        out
-    }
 }
 
 /// The model's input `[B, 3n]` and the labels of the n + 1 sum positions `[B·(n + 1)]`.

@@ -5,7 +5,7 @@
 
 use std::fmt::Display;
 use std::str::FromStr;
-use tapegrad::nn::{Conv2d, MaxPool2d, Reshape};
+use tapegrad::nn::{Conv2d, Embedding, LayerNorm, MaxPool2d, Param, Reshape, TransformerBlock};
 use tapegrad::prelude::*;
 
 /// The seed's worked example: Flatten(28×28) → Dense(`hidden`, relu) → Dropout(0.2) →
@@ -32,6 +32,69 @@ pub fn convnet(seed: u64) -> Result<Sequential<f32>> {
         .add(Flatten)
         .add(Dropout::new(0.5, seed.wrapping_add(1))?)
         .add(Dense::new(64 * 5 * 5, 10, &mut rng)?))
+}
+
+/// The decoder-only transformer of `transformer_adder.rs` (minGPT's adder): token + learned positional embeddings, then causal
+/// pre-norm blocks, a final LayerNorm and a linear head to the 10 digit logits.
+pub struct Adder {
+    tok_emb: Embedding<f32>,
+    pos_emb: Embedding<f32>,
+    body: Sequential<f32>,
+}
+
+impl Adder {
+    pub fn new(max_len: usize, embed: usize, heads: usize, rng: &mut StdRng) -> Result<Self> {
+        let mut body = Sequential::new();
+        for _ in 0..2 {
+            body = body.add(TransformerBlock::new(embed, heads, true, rng)?);
+        }
+        Ok(Adder {
+            tok_emb: Embedding::new(10, embed, rng)?,
+            pos_emb: Embedding::new(max_len, embed, rng)?,
+            body: body.add(LayerNorm::new(&[embed])?).add(Dense::new(embed, 10, rng)?),
+        })
+    }
+}
+
+impl Module<f32> for Adder {
+    /// Token ids `[N, T]` (whole numbers 0–9, `T ≤ 3n`) → logits `[N, T, 10]`.
+    fn forward(&mut self, ids: &Tensor<f32>) -> Result<Tensor<f32>> {
+        let max_len = self.pos_emb.weight().dims()[0];
+        if ids.ndim() != 2 || ids.dims()[1] > max_len {
+            return Err(Error::bad_shape(
+                "Adder",
+                format!("needs token ids [N, T] with T ≤ {max_len}, got {}", ids.shape()),
+            ));
+        }
+        let t = ids.dims()[1];
+        let pos = self.pos_emb.lookup(&IndexTensor::from_vec((0..t).collect(), [t])?)?;
+        self.body.forward(&self.tok_emb.forward(ids)?.add(&pos)?)
+    }
+
+    fn params(&self) -> Vec<(String, &Param<f32>)> {
+        let parts: [(&str, &dyn Module<f32>); 3] = [
+            ("tok_emb", &self.tok_emb),
+            ("pos_emb", &self.pos_emb),
+            ("body", &self.body),
+        ];
+        parts
+            .into_iter()
+            .flat_map(|(prefix, m)| m.params().into_iter().map(move |(n, p)| (format!("{prefix}.{n}"), p)))
+            .collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<(String, &mut Param<f32>)> {
+        let parts: [(&str, &mut dyn Module<f32>); 3] = [
+            ("tok_emb", &mut self.tok_emb),
+            ("pos_emb", &mut self.pos_emb),
+            ("body", &mut self.body),
+        ];
+        let mut out = Vec::new();
+        for (prefix, m) in parts {
+            out.extend(m.params_mut().into_iter().map(|(n, p)| (format!("{prefix}.{n}"), p)));
+        }
+        out
+    }
 }
 
 /// Walks the command line: calls `set(flag, value)` for each `--flag value` pair, and

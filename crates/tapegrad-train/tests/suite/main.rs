@@ -1,6 +1,5 @@
 //! tapegrad-train's integration tests, one binary.
 
-mod adder_train;
 mod callbacks;
 mod csv;
 mod data;

@@ -1,5 +1,6 @@
 //! The facade's integration tests, in one binary.
 
+mod adder;
 /// The examples' shared code (their models), so the training tests run exactly the models
 /// the examples train.
 #[path = "../../../../examples/common/mod.rs"]

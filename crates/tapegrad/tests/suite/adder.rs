@@ -1,69 +1,14 @@
 //! The transformer of `examples/transformer_adder.rs` (minGPT's adder: token + positional
-//! embeddings → 2 causal pre-norm blocks → LayerNorm → Dense to 10 digit logits), smaller,
-//! learns 2-digit addition: within 60 AdamW steps its loss on the sum's digits falls well
-//! below the ln 10 of a uniform guess; and it is causal, so the sum digits it is fed during
-//! training (teacher forcing) never leak into the predictions of earlier positions.
+//! embeddings → 2 causal pre-norm blocks → LayerNorm → Dense to 10 digit logits, built by
+//! `examples/common`), smaller, learns 2-digit addition: within 60 AdamW steps its loss on
+//! the sum's digits falls well below the ln 10 of a uniform guess; and it is causal, so the
+//! sum digits it is fed during training (teacher forcing) never leak into the predictions
+//! of earlier positions.
 
-use tapegrad_core::{IndexTensor, Result, Tensor};
-use tapegrad_nn::loss::{sparse_categorical_cross_entropy_with_logits, Reduction};
-use tapegrad_nn::{Dense, Embedding, LayerNorm, Module, Param, Rng, SeedableRng, Sequential, StdRng, TransformerBlock};
-use tapegrad_optim::{AdamW, Optimizer};
+use crate::common::Adder;
+use tapegrad::prelude::*;
 
 const N: usize = 2; // digits per operand
-
-/// Token embedding + positional embedding → blocks → LayerNorm → Dense (the example's model).
-struct Adder {
-    tok_emb: Embedding<f32>,
-    pos_emb: Embedding<f32>,
-    body: Sequential<f32>,
-}
-
-impl Adder {
-    fn new(embed: usize, heads: usize, rng: &mut StdRng) -> Result<Self> {
-        let mut body = Sequential::new();
-        for _ in 0..2 {
-            body = body.add(TransformerBlock::new(embed, heads, true, rng)?);
-        }
-        Ok(Adder {
-            tok_emb: Embedding::new(10, embed, rng)?,
-            pos_emb: Embedding::new(3 * N, embed, rng)?,
-            body: body.add(LayerNorm::new(&[embed])?).add(Dense::new(embed, 10, rng)?),
-        })
-    }
-}
-
-impl Module<f32> for Adder {
-    fn forward(&mut self, ids: &Tensor<f32>) -> Result<Tensor<f32>> {
-        let t = ids.dims()[1];
-        let pos = self.pos_emb.lookup(&IndexTensor::from_vec((0..t).collect(), [t])?)?;
-        self.body.forward(&self.tok_emb.forward(ids)?.add(&pos)?)
-    }
-
-    fn params(&self) -> Vec<(String, &Param<f32>)> {
-        let parts: [(&str, &dyn Module<f32>); 3] = [
-            ("tok_emb", &self.tok_emb),
-            ("pos_emb", &self.pos_emb),
-            ("body", &self.body),
-        ];
-        parts
-            .into_iter()
-            .flat_map(|(prefix, m)| m.params().into_iter().map(move |(n, p)| (format!("{prefix}.{n}"), p)))
-            .collect()
-    }
-
-    fn params_mut(&mut self) -> Vec<(String, &mut Param<f32>)> {
-        let parts: [(&str, &mut dyn Module<f32>); 3] = [
-            ("tok_emb", &mut self.tok_emb),
-            ("pos_emb", &mut self.pos_emb),
-            ("body", &mut self.body),
-        ];
-        let mut out = Vec::new();
-        for (prefix, m) in parts {
-            out.extend(m.params_mut().into_iter().map(|(n, p)| (format!("{prefix}.{n}"), p)));
-        }
-        out
-    }
-}
 
 /// `batch` random pairs as inputs `[B, 3N]` (digits of a, of b, the first N sum digits,
 /// least significant first) and the N + 1 sum digits each pair's last positions predict.
@@ -82,13 +27,13 @@ fn batch(rng: &mut StdRng, batch: usize) -> Result<(Tensor<f32>, Vec<usize>)> {
 /// Cross-entropy over the N + 1 positions that predict the sum (2N − 1 .. 3N).
 fn sum_loss(logits: &Tensor<f32>, labels: &[usize]) -> Result<Tensor<f32>> {
     let sum_logits = logits.narrow(1, 2 * N - 1, N + 1)?;
-    sparse_categorical_cross_entropy_with_logits(&sum_logits, labels, Reduction::Mean)
+    loss::sparse_categorical_cross_entropy_with_logits(&sum_logits, labels, Reduction::Mean)
 }
 
 #[test]
 fn adder_loss_falls_within_60_steps() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(0);
-    let mut model = Adder::new(32, 4, &mut rng)?;
+    let mut model = Adder::new(3 * N, 32, 4, &mut rng)?;
     let mut adam = AdamW::pytorch(3e-3)?;
     let mut losses = Vec::new();
     for _ in 0..60 {
@@ -110,7 +55,7 @@ fn adder_loss_falls_within_60_steps() -> Result<()> {
 #[test]
 fn adder_predictions_do_not_see_later_tokens() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(1);
-    let mut model = Adder::new(32, 4, &mut rng)?;
+    let mut model = Adder::new(3 * N, 32, 4, &mut rng)?;
     let (x, _) = batch(&mut rng, 8)?;
     let before = model.forward(&x)?.to_vec();
     // Change only the tokens at the last position (a sum digit fed back in training).
