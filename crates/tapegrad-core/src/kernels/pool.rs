@@ -59,10 +59,14 @@ impl<T: Element> PoolScratch<T> {
     }
 }
 
+/// Whether `g` has no padding.
+fn unpadded(g: &Geometry) -> bool {
+    g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0
+}
+
 /// Whether `g` is the usual pooling: 2×2 windows, stride 2, no padding.
 fn is_pair(g: &Geometry) -> bool {
-    let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
-    unpadded && [g.kh, g.kw, g.sh, g.sw, g.dh, g.dw] == [2, 2, 2, 2, 1, 1]
+    unpadded(g) && [g.kh, g.kw, g.sh, g.sw, g.dh, g.dw] == [2, 2, 2, 2, 1, 1]
 }
 
 /// A plane's 2×2, stride-2 windows (`oh` rows of `ow`, over rows of `w` cells): each
@@ -140,7 +144,6 @@ pub(crate) fn sweep_plane<T: Element>(
     best: &mut [MaybeUninit<T>],
     arg: &mut [MaybeUninit<u32>],
 ) {
-    let unpadded = g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
     if is_pair(g) {
         // 2×2 windows, stride 2 (the usual pooling). `pick` is associative (the first
         // maximum, or the last NaN, with its position), so each window is its top pair
@@ -148,7 +151,7 @@ pub(crate) fn sweep_plane<T: Element>(
         // instead of a chain of three.
         return pair_plane(plane, g.w, g.oh, g.ow, s, best, arg);
     }
-    if unpadded {
+    if unpadded(g) {
         // Every window lies inside the image: sweep each window cell across the whole row
         // of windows, so the windows' comparisons are independent.
         let mut run = vec![(T::zero(), 0u32); g.ow];
