@@ -21,7 +21,9 @@
 //!   0 µs to 10 ms (a `join` of two empty closures): the price of splitting a small piece of
 //!   a training step over the second core.
 //!
-//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | tape | anomaly | func | conv | pool | block | wake]`
+//! - `seedmm`: GFLOP/s of each product in one step of the seed's MLP (batch 32).
+//!
+//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | seedmm | tape | anomaly | func | conv | pool | block | wake]`
 //! (set `RAYON_NUM_THREADS=2` to match the peers; no argument runs every part).
 
 use std::time::Instant;
@@ -64,6 +66,9 @@ fn main() {
             },
             threads,
         );
+    }
+    if part == "all" || part == "seedmm" {
+        seed_products(threads);
     }
     if part == "all" || part == "tape" {
         tape_chain(false);
@@ -261,6 +266,32 @@ fn matmul(sizes: &[usize], threads: usize) {
         println!(
             "RESULT framework=tapegrad bench=matmul_f32 n={n} median_s={t:.6} gflops={:.1} reps={reps} threads={threads}",
             flop / t / 1e9
+        );
+    }
+}
+
+/// GFLOP/s of the products in one step of the seed's MLP (batch 32, 784 → 128 → 10): the
+/// forward `x·W1` (32×784·784×128), the weight gradient `xᵀ·g` (784×32·32×128), and the
+/// second layer's forward, weight gradient and input gradient (`h·W2`, `hᵀ·g2`, `g2·W2ᵀ`).
+fn seed_products(threads: usize) {
+    let mat = |r: usize, c: usize, s: usize| {
+        Tensor::<f32>::from_vec((0..r * c).map(|i| ((i % s) as f32 - 8.0) / 8.0).collect(), [r, c]).unwrap()
+    };
+    let (x, w1, g1) = (mat(32, 784, 17), mat(784, 128, 13), mat(32, 128, 11));
+    let (h, w2, g2) = (mat(32, 128, 7), mat(128, 10, 5), mat(32, 10, 3));
+    let cases: [(&str, &Tensor<f32>, &Tensor<f32>, bool, bool, usize); 5] = [
+        ("x_w1", &x, &w1, false, false, 32 * 784 * 128),
+        ("xt_g1", &x, &g1, true, false, 32 * 784 * 128),
+        ("h_w2", &h, &w2, false, false, 32 * 128 * 10),
+        ("ht_g2", &h, &g2, true, false, 32 * 128 * 10),
+        ("g2_w2t", &g2, &w2, false, true, 32 * 128 * 10),
+    ];
+    for (name, a, b, ta, tb, macs) in cases {
+        let (t, reps) = time_median(|| drop(std::hint::black_box(a.matmul_t(b, ta, tb).unwrap())), 50, 0.5);
+        println!(
+            "RESULT framework=tapegrad bench=seed_product shape={name} median_us={:.2} gflops={:.1} reps={reps} threads={threads}",
+            t * 1e6,
+            2.0 * macs as f64 / t / 1e9
         );
     }
 }

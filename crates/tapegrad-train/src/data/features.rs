@@ -159,39 +159,52 @@ impl Features {
         self.per
     }
 
-    /// Copies the samples at `indices` (all checked to be `< len` by the caller) into
-    /// `out`, `per_sample` values each, converted to `T`.
-    pub(crate) fn gather_into<T: Element>(&self, indices: &[usize], out: &mut [T]) {
+    /// Appends the samples at `indices` (all checked to be `< len` by the caller) to `out`,
+    /// `per_sample` values each, converted to `T` (bytes scaled to `[0, 1]` as `b / 255`).
+    pub(crate) fn gather_extend<T: Element>(&self, indices: &[usize], out: &mut Vec<T>) {
         let per = self.per;
         match &self.store {
             Store::Bytes(v) => {
+                touch_lines(v, indices, per, u64::from);
                 // One conversion per byte value, not per element.
                 let mut lut = [T::zero(); 256];
                 for (b, slot) in lut.iter_mut().enumerate() {
                     *slot = T::from_f64_lossy(b as f64 / 255.0);
                 }
-                for (&i, dst) in indices.iter().zip(out.chunks_exact_mut(per)) {
-                    for (d, &b) in dst.iter_mut().zip(&v[i * per..(i + 1) * per]) {
-                        *d = lut[b as usize];
-                    }
+                for &i in indices {
+                    out.extend(v[i * per..(i + 1) * per].iter().map(|&b| lut[b as usize]));
                 }
             }
             Store::F32(v) => {
-                for (&i, dst) in indices.iter().zip(out.chunks_exact_mut(per)) {
-                    for (d, &x) in dst.iter_mut().zip(&v[i * per..(i + 1) * per]) {
-                        *d = T::from_f64_lossy(x as f64);
-                    }
+                touch_lines(v, indices, per, |x| u64::from(x.to_bits()));
+                for &i in indices {
+                    out.extend(v[i * per..(i + 1) * per].iter().map(|&x| T::from_f64_lossy(x as f64)));
                 }
             }
             Store::F64(v) => {
-                for (&i, dst) in indices.iter().zip(out.chunks_exact_mut(per)) {
-                    for (d, &x) in dst.iter_mut().zip(&v[i * per..(i + 1) * per]) {
-                        *d = T::from_f64_lossy(x);
-                    }
+                touch_lines(v, indices, per, f64::to_bits);
+                for &i in indices {
+                    out.extend(v[i * per..(i + 1) * per].iter().map(|&x| T::from_f64_lossy(x)));
                 }
             }
         }
     }
+}
+
+/// Reads one value from each cache line of the samples at `indices` before they are copied.
+/// The samples are random rows of a dataset far larger than the cache, so each row's first
+/// lines miss; these reads do not depend on one another, so the CPU keeps dozens of the misses
+/// in flight at once, where the copy loop would meet them one row at a time (a batch of 32
+/// MNIST images: 28 → 20 µs, interleaved runs on an AMD EPYC). The values read are discarded.
+fn touch_lines<V: Copy>(v: &[V], indices: &[usize], per: usize, bits: impl Fn(V) -> u64) {
+    let step = (64 / std::mem::size_of::<V>()).max(1);
+    let mut acc = 0;
+    for &i in indices {
+        for &x in v[i * per..(i + 1) * per].iter().step_by(step) {
+            acc ^= bits(x);
+        }
+    }
+    std::hint::black_box(acc);
 }
 
 /// The number of values in one sample of shape `dims`: errors on a zero dim or a product

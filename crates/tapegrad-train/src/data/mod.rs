@@ -363,7 +363,7 @@ impl Dataset {
 }
 
 /// The samples of `f` at `indices` (already range-checked) as a `[B, ...sample_dims]`
-/// tensor, filled in place so the tensor takes the buffer without a copy.
+/// tensor, written once into a buffer the tensor then takes without a copy.
 fn gather<T: Element>(f: &Features, indices: &[usize]) -> Result<Tensor<T>> {
     let per = f.per_sample();
     let total = indices.len().checked_mul(per).ok_or_else(|| {
@@ -372,8 +372,8 @@ fn gather<T: Element>(f: &Features, indices: &[usize]) -> Result<Tensor<T>> {
             format!("{} samples of {per} values overflow usize", indices.len()),
         )
     })?;
-    let mut x = vec![T::zero(); total];
-    f.gather_into(indices, &mut x);
+    let mut x = Vec::with_capacity(total);
+    f.gather_extend(indices, &mut x);
     let mut dims = vec![indices.len()];
     dims.extend_from_slice(f.sample_dims());
     Tensor::from_vec(x, dims)
