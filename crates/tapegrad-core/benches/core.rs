@@ -279,7 +279,9 @@ fn seed_products(threads: usize) {
     };
     let (x, w1, g1) = (mat(32, 784, 17), mat(784, 128, 13), mat(32, 128, 11));
     let (h, w2, g2) = (mat(32, 128, 7), mat(128, 10, 5), mat(32, 10, 3));
-    let cases: [(&str, &Tensor<f32>, &Tensor<f32>, bool, bool, usize); 5] = [
+    // (name, a, b, transpose a, transpose b, multiply-adds)
+    type Case<'a> = (&'a str, &'a Tensor<f32>, &'a Tensor<f32>, bool, bool, usize);
+    let cases: [Case; 5] = [
         ("x_w1", &x, &w1, false, false, 32 * 784 * 128),
         ("xt_g1", &x, &g1, true, false, 32 * 784 * 128),
         ("h_w2", &h, &w2, false, false, 32 * 128 * 10),
