@@ -10,7 +10,10 @@ use tapegrad_optim::{Adam, Optimizer, Sgd};
 
 const SHAPES: [usize; 4] = [784 * 128, 128, 128 * 10, 10];
 
-fn median_us(opt: &mut dyn FnMut(&mut [(&str, &mut [f32], Option<&[f32]>)])) -> f64 {
+/// One parameter's update for `step_slices`: name, values, gradient.
+type Slot<'a> = (&'a str, &'a mut [f32], Option<&'a [f32]>);
+
+fn median_us(opt: &mut dyn FnMut(&mut [Slot])) -> f64 {
     let mut params: Vec<Vec<f32>> = SHAPES.iter().map(|&n| vec![0.01; n]).collect();
     let grads: Vec<Vec<f32>> = SHAPES
         .iter()
@@ -18,7 +21,7 @@ fn median_us(opt: &mut dyn FnMut(&mut [(&str, &mut [f32], Option<&[f32]>)])) -> 
         .collect();
     let mut times = Vec::new();
     for rep in 0..2100 {
-        let mut slices: Vec<(&str, &mut [f32], Option<&[f32]>)> = params
+        let mut slices: Vec<Slot> = params
             .iter_mut()
             .zip(&grads)
             .zip(["w1", "b1", "w2", "b2"])
