@@ -22,6 +22,25 @@ use std::sync::OnceLock;
 /// 3.2 M) made an MNIST epoch 40% slower (measured), so such layers stay on one core.
 const PAR_MIN_MACS: usize = 1 << 23;
 
+/// A parallel product below this many multiply-adds runs its first block on the calling
+/// thread while the pool runs the others. Handed whole to the pool from outside it (a
+/// training loop on the main thread), a product wakes a worker, which wakes the other, and
+/// the caller sleeps until the last block is done and is woken in turn; on a 256³ product
+/// (≈ 250 µs) those wake-ups are a large share (session 9, 6 alternated runs: median 119 →
+/// 128 GFLOP/s, and the runs at 90 were gone; 384³ 130 → 133). Larger products keep the
+/// pool alone: with the caller working beside it, the 784-1024-10 MLP's products (2·10⁸
+/// multiply-adds) made its epoch slower in 7 of 7 alternated runs.
+const CALLER_MAX_MACS: usize = 1 << 26;
+
+/// When a product is split over rayon's pool: from `min_macs` multiply-adds, with the caller
+/// taking a block below `caller_max_macs` ([`PAR_MIN_MACS`], [`CALLER_MAX_MACS`]; the tests
+/// force each case).
+#[derive(Clone, Copy)]
+struct Split {
+    min_macs: usize,
+    caller_max_macs: usize,
+}
+
 /// The products `op(aᵢ)·op(bᵢ)` for each pair of matrix offsets `(i_a, i_b)` (counted in
 /// whole matrices into `a` and `b`), stacked into one new buffer of `pairs.len()·m·n`.
 ///
@@ -250,15 +269,19 @@ fn matmul<T: Element>(a: &[T], b: &[T], c: &mut [MaybeUninit<T>], m: usize, k: u
     // be gathered for a batch of few rows (32×128×784 with B stored 784×128).
     let packed = m.saturating_mul(n).saturating_mul(k) >= PACKED_MIN_MACS && !(tb && m <= driver::DIRECT_B_MAX_ROWS);
     let isa = if packed { Isa::detect() } else { Isa::Fallback };
-    matmul_with(isa, PAR_MIN_MACS, a, b, c, m, k, n, ta, tb);
+    let split = Split {
+        min_macs: PAR_MIN_MACS,
+        caller_max_macs: CALLER_MAX_MACS,
+    };
+    matmul_with(isa, split, a, b, c, m, k, n, ta, tb);
 }
 
 /// [`matmul`] on the given instruction set (which the CPU must have: the tests force each),
-/// split over rayon's pool from `par_min_macs` multiply-adds.
+/// split over rayon's pool as `split` says.
 #[allow(clippy::too_many_arguments)]
 fn matmul_with<T: Element>(
     isa: Isa,
-    par_min_macs: usize,
+    split: Split,
     a: &[T],
     b: &[T],
     c: &mut [MaybeUninit<T>],
@@ -278,9 +301,11 @@ fn matmul_with<T: Element>(
         "gemm: operand sizes"
     );
     let threads = rayon::current_num_threads();
-    let parallel = m.saturating_mul(n).saturating_mul(k) >= par_min_macs && threads >= 2;
+    let macs = m.saturating_mul(n).saturating_mul(k);
+    let parallel = macs >= split.min_macs && threads >= 2;
+    let caller_works = macs < split.caller_max_macs;
     let Some(kern) = T::kernel(isa) else {
-        return fallback(a, b, c, m, k, n, ta, tb, parallel);
+        return fallback(a, b, c, m, k, n, ta, tb, parallel, caller_works);
     };
     let av = if ta {
         View {
@@ -327,7 +352,7 @@ fn matmul_with<T: Element>(
     if by_rows {
         // Row blocks of C (and of op(A)), whole register tiles each.
         let rows = m.div_ceil(threads).div_ceil(kern.mr) * kern.mr;
-        c.par_chunks_mut(rows * n).enumerate().for_each(|(i, cb)| {
+        let block = |i: usize, cb: &mut [MaybeUninit<T>]| {
             let mb = cb.len() / n;
             // SAFETY: cb is this block's own mb×n slice of c (row stride n), and rows
             // i·rows..i·rows+mb of op(A) exist; ISA and k as above.
@@ -344,12 +369,13 @@ fn matmul_with<T: Element>(
                     n,
                 )
             };
-        });
+        };
+        run_blocks(c.chunks_mut(rows * n), caller_works, block);
     } else {
         // Column blocks of C (and of op(B)): the product is wide and short.
         let cols = n.div_ceil(threads).div_ceil(kern.nr) * kern.nr;
         let cp = SendPtr(c.as_mut_ptr().cast::<T>());
-        (0..n.div_ceil(cols)).into_par_iter().for_each(|i| {
+        let block = |i: usize| {
             let j0 = i * cols;
             let nb = cols.min(n - j0);
             // SAFETY: columns j0..j0+nb of C (row stride n) are written by this task alone
@@ -368,8 +394,29 @@ fn matmul_with<T: Element>(
                     n,
                 )
             };
-        });
+        };
+        run_blocks(0..n.div_ceil(cols), caller_works, |_, i| block(i));
     }
+}
+
+/// Runs `f(i, block)` for each of a split product's blocks on rayon's pool, returning when
+/// all are done; when `caller_works` the first runs on the calling thread meanwhile
+/// (`in_place_scope`), else every block is a task of the pool.
+fn run_blocks<I: Send>(blocks: impl IntoIterator<Item = I>, caller_works: bool, f: impl Fn(usize, I) + Sync) {
+    let mut blocks = blocks.into_iter().enumerate();
+    if !caller_works {
+        return blocks.collect::<Vec<_>>().into_par_iter().for_each(|(i, b)| f(i, b));
+    }
+    let Some((i0, first)) = blocks.next() else {
+        return;
+    };
+    let f = &f;
+    rayon::in_place_scope(|s| {
+        for (i, b) in blocks {
+            s.spawn(move |_| f(i, b));
+        }
+        f(i0, first);
+    });
 }
 
 /// C's base pointer, shared by the tasks that write its disjoint column blocks.
@@ -385,7 +432,8 @@ impl<T> SendPtr<T> {
     }
 }
 
-/// The product through `matrixmultiply`, split over row blocks when `parallel`.
+/// The product through `matrixmultiply`, split over row blocks when `parallel` (the
+/// caller taking one when `caller_works`).
 #[allow(clippy::too_many_arguments)]
 fn fallback<T: Element>(
     a: &[T],
@@ -397,6 +445,7 @@ fn fallback<T: Element>(
     ta: bool,
     tb: bool,
     parallel: bool,
+    caller_works: bool,
 ) {
     let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
@@ -427,7 +476,7 @@ fn fallback<T: Element>(
     }
     // Row blocks of C (and of op(A)), a multiple of 16 rows each.
     let rows = m.div_ceil(threads).div_ceil(16) * 16;
-    c.par_chunks_mut(rows * n).enumerate().for_each(|(i, cb)| {
+    run_blocks(c.chunks_mut(rows * n), caller_works, |i, cb: &mut [MaybeUninit<T>]| {
         let r0 = i * rows;
         let mb = cb.len() / n;
         // SAFETY: rows r0..r0+mb of op(A) start at element r0·rsa of `a` and stay inside it

@@ -8,6 +8,22 @@
 
 use super::*;
 
+/// Never split.
+const SERIAL: Split = Split {
+    min_macs: usize::MAX,
+    caller_max_macs: 0,
+};
+/// Split from the first multiply-add, every block a task of the pool.
+const POOL: Split = Split {
+    min_macs: 0,
+    caller_max_macs: 0,
+};
+/// Split from the first multiply-add, the caller taking the first block.
+const CALLER: Split = Split {
+    min_macs: 0,
+    caller_max_macs: usize::MAX,
+};
+
 fn run_in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -32,7 +48,7 @@ fn values<T: Element>(len: usize, seed: u64) -> Vec<T> {
 #[allow(clippy::too_many_arguments)]
 fn product<T: Element>(
     isa: Isa,
-    par_min: usize,
+    split: Split,
     a: &[T],
     b: &[T],
     m: usize,
@@ -42,7 +58,7 @@ fn product<T: Element>(
     tb: bool,
 ) -> Vec<T> {
     let mut c = vec![MaybeUninit::new(T::nan()); m * n];
-    matmul_with(isa, par_min, a, b, &mut c, m, k, n, ta, tb);
+    matmul_with(isa, split, a, b, &mut c, m, k, n, ta, tb);
     // SAFETY: every element was initialised (NaN) before the call, and the GEMM only ever
     // stores initialised values.
     c.into_iter().map(|x| unsafe { x.assume_init() }).collect()
@@ -93,7 +109,7 @@ fn sweep<T: Element>(shapes: &[(usize, usize, usize)]) {
             let a = values::<T>(m * k, (m * 31 + k) as u64);
             let b = values::<T>(k * n, (n * 17 + k) as u64);
             for (ta, tb) in TRANSPOSES {
-                let got = product(isa, usize::MAX, &a, &b, m, k, n, ta, tb);
+                let got = product(isa, SERIAL, &a, &b, m, k, n, ta, tb);
                 if let Err(e) = check(&got, &a, &b, m, k, n, ta, tb) {
                     panic!("{isa:?} {}: {e}", T::DTYPE);
                 }
@@ -154,8 +170,8 @@ fn block_boundaries_f64() {
 }
 
 /// The parallel splits (rows for tall products, columns for wide ones, forced from the first
-/// multiply-add, on a 3-thread pool to get a short last block) give the serial path's bits,
-/// and are the product.
+/// multiply-add; every block on the pool, or the first on the caller) give the serial
+/// path's bits, and are the product.
 fn parallel_matches_serial<T: Element>() {
     // Tall (row split), wide (column split), and square-ish with a ragged edge.
     for (m, k, n) in [(211, 300, 19), (13, 70, 531), (100, 257, 100)] {
@@ -163,16 +179,26 @@ fn parallel_matches_serial<T: Element>() {
         let b = values::<T>(k * n, 4);
         for isa in Isa::available() {
             for (ta, tb) in TRANSPOSES {
-                let serial = product(isa, usize::MAX, &a, &b, m, k, n, ta, tb);
-                let parallel = run_in_pool(3, || product(isa, 0, &a, &b, m, k, n, ta, tb));
-                assert!(
-                    serial
-                        .iter()
-                        .zip(&parallel)
-                        .all(|(s, p)| s.as_f64().to_bits() == p.as_f64().to_bits()),
-                    "{isa:?} {m}x{k}x{n} ta={ta} tb={tb}"
-                );
-                check(&parallel, &a, &b, m, k, n, ta, tb).unwrap();
+                let serial = product(isa, SERIAL, &a, &b, m, k, n, ta, tb);
+                // Inside a 3-thread pool (a short last block), and from outside any pool.
+                for (parallel, how) in [
+                    (run_in_pool(3, || product(isa, POOL, &a, &b, m, k, n, ta, tb)), "pool"),
+                    (
+                        run_in_pool(3, || product(isa, CALLER, &a, &b, m, k, n, ta, tb)),
+                        "caller",
+                    ),
+                    (product(isa, POOL, &a, &b, m, k, n, ta, tb), "pool, outside"),
+                    (product(isa, CALLER, &a, &b, m, k, n, ta, tb), "caller, outside"),
+                ] {
+                    assert!(
+                        serial
+                            .iter()
+                            .zip(&parallel)
+                            .all(|(s, p)| s.as_f64().to_bits() == p.as_f64().to_bits()),
+                        "{isa:?} {m}x{k}x{n} ta={ta} tb={tb} {how}"
+                    );
+                    check(&parallel, &a, &b, m, k, n, ta, tb).unwrap();
+                }
             }
         }
     }
@@ -215,10 +241,12 @@ fn fallback_parallel_matches_serial() {
     let a = values::<f64>(m * k, 7);
     let b = values::<f64>(k * n, 8);
     for (ta, tb) in TRANSPOSES {
-        let serial = product(Isa::Fallback, usize::MAX, &a, &b, m, k, n, ta, tb);
-        let parallel = run_in_pool(3, || product(Isa::Fallback, 0, &a, &b, m, k, n, ta, tb));
-        assert_eq!(serial, parallel, "ta={ta} tb={tb}");
-        check(&parallel, &a, &b, m, k, n, ta, tb).unwrap();
+        let serial = product(Isa::Fallback, SERIAL, &a, &b, m, k, n, ta, tb);
+        for split in [POOL, CALLER] {
+            let parallel = run_in_pool(3, || product(Isa::Fallback, split, &a, &b, m, k, n, ta, tb));
+            assert_eq!(serial, parallel, "ta={ta} tb={tb}");
+            check(&parallel, &a, &b, m, k, n, ta, tb).unwrap();
+        }
     }
 }
 
@@ -230,8 +258,8 @@ fn degenerate_shapes() {
     let a = values::<f32>(5, 1);
     assert!(batched::<f32>(&a, &[], &[(0, 0)], 0, 5, 0, false, false).is_empty());
     for isa in Isa::available() {
-        assert!(product::<f32>(isa, 0, &[], &a, 0, 5, 1, false, false).is_empty());
-        assert!(run_in_pool(2, || product::<f32>(isa, 0, &a, &[], 1, 5, 0, false, false)).is_empty());
+        assert!(product::<f32>(isa, POOL, &[], &a, 0, 5, 1, false, false).is_empty());
+        assert!(run_in_pool(2, || product::<f32>(isa, CALLER, &a, &[], 1, 5, 0, false, false)).is_empty());
     }
 }
 
