@@ -195,7 +195,8 @@ impl Features {
 /// The samples are random rows of a dataset far larger than the cache, so each row's first
 /// lines miss; these reads do not depend on one another, so the CPU keeps dozens of the misses
 /// in flight at once, where the copy loop would meet them one row at a time (a batch of 32
-/// MNIST images: 28 → 20 µs, interleaved runs on an AMD EPYC). The values read are discarded.
+/// MNIST images: 30–34 → 17–22 µs, old and new builds alternated on an AMD EPYC; `cargo
+/// bench -p tapegrad-train --bench data`). The values read are discarded.
 fn touch_lines<V: Copy>(v: &[V], indices: &[usize], per: usize, bits: impl Fn(V) -> u64) {
     let step = (64 / std::mem::size_of::<V>()).max(1);
     let mut acc = 0;
