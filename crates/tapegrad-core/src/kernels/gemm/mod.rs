@@ -17,7 +17,8 @@ use std::cell::Cell;
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 /// Products below this many multiply-adds stay on the calling thread. Rayon's idle workers
-/// sleep rather than spin, but a split still costs a wake-up (~10 µs) and competes with
+/// sleep rather than spin, but a split still costs a wake-up (9–130 µs on the 2-vCPU VMs
+/// measured, `cargo bench -p tapegrad-core --bench core -- wake`) and competes with
 /// the batch loader for the second core: splitting a batch-32 MLP layer (32·784·128 ≈
 /// 3.2 M) made an MNIST epoch 40% slower (measured), so such layers stay on one core.
 const PAR_MIN_MACS: usize = 1 << 23;
