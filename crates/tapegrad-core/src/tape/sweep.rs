@@ -34,39 +34,18 @@ impl<T: Element> Ord for Pending<'_, T> {
     }
 }
 
-/// The nodes waiting for backward, highest id first: a max-heap, and beside it the one
-/// node that outranks everything in the heap. Through a chain (each node's only input
-/// is the next node) that slot is all the sweep uses, and nothing goes through the heap.
-struct Queue<'g, T: Element> {
-    /// When set, its id is at least that of every node in `heap`.
-    next: Option<Pending<'g, T>>,
-    heap: BinaryHeap<Pending<'g, T>>,
-}
+/// The nodes waiting for backward that do not come next: a max-heap by id. The node that
+/// comes next is held by the sweep itself (`cur`), so through a chain (each node's only
+/// input is the next node) nothing goes through the heap and no gradient is moved twice.
+type Heap<'g, T> = BinaryHeap<Pending<'g, T>>;
 
-impl<'g, T: Element> Queue<'g, T> {
-    fn push(&mut self, p: Pending<'g, T>) {
-        match &mut self.next {
-            Some(n) if p.node.id > n.node.id => self.heap.push(std::mem::replace(n, p)),
-            Some(_) => self.heap.push(p),
-            None if self.heap.peek().is_some_and(|q| q.node.id > p.node.id) => self.heap.push(p),
-            None => self.next = Some(p),
-        }
+/// Adds to `p`'s gradient the gradients of the same node still in the heap.
+#[inline]
+fn gather<'g, T: Element>(heap: &mut Heap<'g, T>, p: &mut Pending<'g, T>) -> Result<()> {
+    while let Some(q) = heap.peek_mut().filter(|q| q.node.id == p.node.id) {
+        p.grad = p.grad.add(&std::collections::binary_heap::PeekMut::pop(q).grad)?;
     }
-
-    /// The highest-id node.
-    #[inline]
-    fn pop(&mut self) -> Option<Pending<'g, T>> {
-        self.next.take().or_else(|| self.heap.pop())
-    }
-
-    /// Adds to `p`, just popped, the gradients of the same node still in the heap.
-    #[inline]
-    fn gather(&mut self, p: &mut Pending<'g, T>) -> Result<()> {
-        while let Some(q) = self.heap.peek_mut().filter(|q| q.node.id == p.node.id) {
-            p.grad = p.grad.add(&std::collections::binary_heap::PeekMut::pop(q).grad)?;
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Which gradients a sweep keeps: of leaves, or of these sorted ids (the sweep stops
@@ -131,40 +110,58 @@ pub(crate) fn sweep<T: Element>(
     };
     let mut kept = Vec::new();
     let mut grads = InputGrads::new();
-    let (node, grad) = (root_node, seed);
-    let mut queue = Queue {
-        next: Some(Pending { node, grad }),
-        heap: BinaryHeap::new(),
+    let mut heap = Heap::new();
+    // The node being run; once its rule has run, replaced by the next node.
+    let mut cur = Pending {
+        node: root_node,
+        grad: seed,
     };
-    while let Some(mut p) = queue.pop() {
-        if p.node.id < floor {
-            break;
-        }
-        queue.gather(&mut p)?;
-        let node = p.node;
+    while cur.node.id >= floor {
+        gather(&mut heap, &mut cur)?;
+        let node = cur.node;
         let wanted = match keep {
             Keep::Leaves => node.is_leaf(),
             Keep::Ids(ids) => ids.binary_search(&node.id).is_ok(),
         };
         if wanted {
-            kept.push((node.id, p.grad.clone()));
+            kept.push((node.id, cur.grad.clone()));
         }
+        // Whether `cur` holds the next node yet (else it is the heap's top).
+        let mut have_next = false;
         // An empty output's gradient adds zero to its inputs': skip the rule (and its work).
-        let Some(rule) = node.rule.as_ref().filter(|_| p.grad.numel() > 0) else {
-            continue;
-        };
-        rule.call(&BackwardCtx { node, grad: &p.grad }, &mut grads)?;
-        if anomaly {
-            check_backward(node.name, &node.inputs, &grads, node.site)?;
-        }
-        for (input, g) in node.inputs.iter().zip(grads.drain(..)) {
-            if let (Some(in_node), Some(g)) = (&input.node, g) {
+        if let Some(rule) = node.rule.as_ref().filter(|_| cur.grad.numel() > 0) {
+            rule.call(&BackwardCtx { node, grad: &cur.grad }, &mut grads)?;
+            if anomaly {
+                check_backward(node.name, &node.inputs, &grads, node.site)?;
+            }
+            for (input, g) in node.inputs.iter().zip(grads.drain(..)) {
+                let (Some(in_node), Some(g)) = (&input.node, g) else {
+                    continue;
+                };
                 let grad = if g.shape() == input.shape() {
                     g
                 } else {
                     to_input_shape(node, g, input)?
                 };
-                queue.push(Pending { node: in_node, grad });
+                let p = Pending { node: in_node, grad };
+                if have_next {
+                    if p.node.id > cur.node.id {
+                        heap.push(std::mem::replace(&mut cur, p));
+                    } else {
+                        heap.push(p);
+                    }
+                } else if heap.peek().is_some_and(|q| q.node.id > p.node.id) {
+                    heap.push(p);
+                } else {
+                    cur = p;
+                    have_next = true;
+                }
+            }
+        }
+        if !have_next {
+            match heap.pop() {
+                Some(p) => cur = p,
+                None => break,
             }
         }
     }
