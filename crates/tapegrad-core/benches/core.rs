@@ -279,11 +279,27 @@ fn seed_products(threads: usize) {
     };
     let (x, w1, g1) = (mat(32, 784, 17), mat(784, 128, 13), mat(32, 128, 11));
     let (h, w2, g2) = (mat(32, 128, 7), mat(128, 10, 5), mat(32, 10, 3));
+    // An input as sparse as MNIST's (19% of pixels nonzero), scattered.
+    let xs = Tensor::<f32>::from_vec(
+        (0..32 * 784)
+            .map(|i| {
+                if (i * 37) % 100 < 19 {
+                    ((i % 255) + 1) as f32 / 255.0
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
+        [32, 784],
+    )
+    .unwrap();
     // (name, a, b, transpose a, transpose b, multiply-adds)
     type Case<'a> = (&'a str, &'a Tensor<f32>, &'a Tensor<f32>, bool, bool, usize);
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
         ("x_w1", &x, &w1, false, false, 32 * 784 * 128),
         ("xt_g1", &x, &g1, true, false, 32 * 784 * 128),
+        ("xsparse_w1", &xs, &w1, false, false, 32 * 784 * 128),
+        ("xsparset_g1", &xs, &g1, true, false, 32 * 784 * 128),
         ("h_w2", &h, &w2, false, false, 32 * 128 * 10),
         ("ht_g2", &h, &g2, true, false, 32 * 128 * 10),
         ("g2_w2t", &g2, &w2, false, true, 32 * 128 * 10),

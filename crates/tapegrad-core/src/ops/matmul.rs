@@ -18,6 +18,11 @@ impl<T: Element> Tensor<T> {
     /// `[k, 1]`, and that dim is removed from the result. For C = A·B:
     /// ∂L/∂A = ∂L/∂C · Bᵀ and ∂L/∂B = Aᵀ · ∂L/∂C (summed over broadcast batch dims).
     ///
+    /// Speed: when A is at most a quarter nonzeros (an MNIST batch is about a fifth) and B is
+    /// finite, a product too small to split over threads skips A's zeros; the sums, their
+    /// order and their rounding are those of the dense kernel, so the values are the same
+    /// (except, at most, the sign of a zero that only an underflowing product made).
+    ///
     /// ```
     /// # use tapegrad_core::Tensor;
     /// let a = Tensor::<f32>::from_vec(vec![1., 2., 3., 4., 5., 6.], [2, 3])?;

@@ -1,12 +1,14 @@
 //! Matrix products: a packed, cache-blocked GEMM with AVX-512 / AVX2+FMA microkernels chosen
 //! at run time (`driver`, `x86`), `matrixmultiply` (the GEMM behind ndarray) for CPUs without
 //! them and for the small shapes where packing does not pay, split over rayon's pool when the
-//! product is large enough to pay for a second thread.
+//! product is large enough to pay for a second thread. A product whose left operand is mostly
+//! exact zeros (a first layer's input) skips them with the same sums (`sparse`).
 #![allow(unsafe_code)]
 
 #[cfg(feature = "blas")]
 mod blas;
 mod driver;
+mod sparse;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -338,6 +340,14 @@ fn matmul_with<T: Element>(
             cs: 1,
         }
     };
+    // A serial product whose A is mostly zeros skips them, with the same values (`sparse`),
+    // following the dense kernel's depth slices (see `driver::gemm`).
+    if !parallel && !tb && m > 0 && n > 0 && sparse::worth_trying(a) {
+        let kc = k.div_ceil(k.div_ceil(kern.kc));
+        if sparse::gemm(av, b, c, m, k, n, kc) {
+            return;
+        }
+    }
     if !parallel || m == 0 || n == 0 {
         // SAFETY: c holds the m×n block (row stride n), exclusively borrowed; `isa` was
         // detected on this CPU (or forced by a test that checked it); k > 0 (asserted).

@@ -330,3 +330,126 @@ fn packing_a_f32() {
 fn packing_a_f64() {
     packing_a_matches_reference::<f64>();
 }
+
+/// `values`, with all but about one element in six (at pseudo-random places) set to zero.
+fn sparse_values<T: Element>(len: usize, seed: u64) -> Vec<T> {
+    let mut v = values::<T>(len, seed);
+    let keep = values::<f64>(len, seed ^ 0x5eed);
+    for (x, r) in v.iter_mut().zip(keep) {
+        if r.abs() > 1.0 / 6.0 {
+            *x = T::zero();
+        }
+    }
+    v
+}
+
+/// The zero-skipping sums (`sparse`, taken by a serial product whose A is mostly zeros) give
+/// the dense kernel's values bit for bit (taken by the same product split over the pool):
+/// both ISAs, f32 and f64, A row-major and transposed, one and several depth slices, widths
+/// around the `W`-column groups.
+fn sparse_a_matches_dense<T: Element>() {
+    for isa in Isa::available() {
+        if T::kernel(isa).is_none() {
+            continue;
+        }
+        for &(m, k, n) in &[
+            (32, 784, 128),
+            (9, 600, 70),
+            (50, 40, 65),
+            (784, 32, 128),
+            (100, 300, 33),
+        ] {
+            for ta in [false, true] {
+                let a = sparse_values::<T>(m * k, (m + 3 * k + n) as u64);
+                let b = values::<T>(k * n, (n * 5 + k) as u64);
+                assert!(sparse::worth_trying(&a), "the sparse path is tried");
+                let mut c = vec![MaybeUninit::new(T::nan()); m * n];
+                let av = if ta {
+                    View {
+                        data: &a[..],
+                        off: 0,
+                        rs: 1,
+                        cs: m,
+                    }
+                } else {
+                    View {
+                        data: &a[..],
+                        off: 0,
+                        rs: k,
+                        cs: 1,
+                    }
+                };
+                let kc = k.div_ceil(k.div_ceil(T::kernel(isa).unwrap().kc));
+                assert!(sparse::gemm(av, &b, &mut c, m, k, n, kc), "the sparse path is taken");
+                let sparse = product(isa, SERIAL, &a, &b, m, k, n, ta, false);
+                let dense = run_in_pool(2, || product(isa, POOL, &a, &b, m, k, n, ta, false));
+                let bits = |v: &[T]| v.iter().map(|x| x.as_f64().to_bits()).collect::<Vec<_>>();
+                assert!(
+                    bits(&sparse) == bits(&dense),
+                    "{isa:?} {} {m}×{k}×{n} ta={ta}: the sparse sums differ from the dense kernel's",
+                    T::DTYPE
+                );
+                if let Err(e) = check(&sparse, &a, &b, m, k, n, ta, false) {
+                    panic!("{isa:?} {} sparse: {e}", T::DTYPE);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sparse_a_f32() {
+    sparse_a_matches_dense::<f32>();
+}
+
+#[test]
+fn sparse_a_f64() {
+    sparse_a_matches_dense::<f64>();
+}
+
+/// A zero of A times an infinity of B is NaN on every path: a B that is not all finite
+/// keeps the product off the zero-skipping path.
+#[test]
+fn sparse_a_with_a_non_finite_b_still_gives_nan() {
+    let (m, k, n) = (32, 64, 16);
+    let a = sparse_values::<f32>(m * k, 1);
+    let mut b = values::<f32>(k * n, 2);
+    // Row 1 of B meets column 1 of A, which is zero in row 0.
+    assert_eq!(a[1], 0.0);
+    for bad in [f32::INFINITY, f32::NAN] {
+        b[n] = bad;
+        let mut c = vec![MaybeUninit::new(0.0f32); m * n];
+        let av = View {
+            data: &a[..],
+            off: 0,
+            rs: k,
+            cs: 1,
+        };
+        assert!(!sparse::gemm(av, &b, &mut c, m, k, n, k), "B holds {bad}: not taken");
+        for isa in Isa::available() {
+            let c = product(isa, SERIAL, &a, &b, m, k, n, false, false);
+            assert!(c[0].is_nan(), "{isa:?}: 0 · {bad} must reach C[0, 0]");
+        }
+    }
+}
+
+/// A dense A is turned away by the sample, or, when the sample misleads, by the count.
+#[test]
+fn dense_a_takes_the_dense_path() {
+    assert!(!sparse::worth_trying(&values::<f32>(32 * 784, 3)));
+    assert!(sparse::worth_trying(&sparse_values::<f32>(32 * 784, 3)));
+    assert!(!sparse::worth_trying(&[0.0f32; 100]), "too small to be worth a check");
+    // Zeros wherever the sample looks (every 392nd element), dense elsewhere.
+    let (m, k, n) = (32, 784, 16);
+    let mut a = values::<f32>(m * k, 4);
+    a.iter_mut().step_by(m * k / 64).for_each(|x| *x = 0.0);
+    assert!(sparse::worth_trying(&a));
+    let mut c = vec![MaybeUninit::new(0.0f32); m * n];
+    let av = View {
+        data: &a[..],
+        off: 0,
+        rs: k,
+        cs: 1,
+    };
+    assert!(!sparse::gemm(av, &values::<f32>(k * n, 5), &mut c, m, k, n, 196));
+}

@@ -1,0 +1,313 @@
+//! Products whose left operand is mostly exact zeros: a first layer's input (MNIST's pixels
+//! are 81% zeros), its transpose in that layer's weight gradient, one-hot rows. Each element
+//! of C sums only the terms whose `A[i, p]` is nonzero: an exact zero's fused multiply-add,
+//! `fma(0, b, acc)`, leaves `acc` as it was whenever `b` is finite, so skipping it changes
+//! nothing.
+//!
+//! The sums are the dense kernel's, operation for operation: each element of C is, for each
+//! of the same depth slices as [`driver::gemm`](super::driver::gemm) (`kc` rounded to even
+//! slices), a chain of fused multiply-adds from zero in increasing depth, the slices' sums
+//! added in order. So the values are the dense kernel's bit for bit whenever B is finite
+//! (checked before anything is written: a zero times an infinity must still give NaN); the
+//! one possible difference is the sign of a zero that only an underflowing product made.
+//!
+//! Two loop orders, by A's shape:
+//! - *few rows* (≤ 64, a batch's forward `x · W`): depth outermost, each row of B read
+//!   once and added into every row of C whose A meets it (the rows' sums held in L1);
+//! - *many rows* (the weight gradient `xᵀ · g`, whose B is a small gradient): row of C
+//!   outermost, its sums in registers, adding the rows of B its nonzeros meet.
+
+use super::driver::View;
+use crate::element::Element;
+use multiversion::multiversion;
+use std::mem::MaybeUninit;
+
+/// Elements of op(A) sampled by [`worth_trying`].
+const SAMPLE: usize = 64;
+
+/// Whether a sample of [`SAMPLE`] evenly spaced elements of `a` (op(A)'s storage, any
+/// layout) is at most half nonzeros: a dense operand is turned away at almost no cost, and
+/// [`gemm`] counts the rest exactly.
+pub(super) fn worth_trying<T: Element>(a: &[T]) -> bool {
+    a.len() >= SAMPLE * 4
+        && a.iter()
+            .step_by(a.len() / SAMPLE)
+            .take(SAMPLE)
+            .filter(|v| !v.is_zero())
+            .count()
+            <= SAMPLE / 2
+}
+
+/// `C = op(A) · B` for the `m × k` view `a`, the row-major `k × n` matrix `b` and the
+/// row-major `m × n` matrix `c`, with the dense kernel's depth slices of `kc` (see the
+/// module docs), if at most a quarter of A's elements are nonzero and B is finite. Returns
+/// whether it did (writing every element of `c`), else leaves `c` untouched.
+///
+/// A quarter: a nonzero costs a row of B read from cache per multiply-add, about twice the
+/// dense kernel's cost per element, so skipping zeros pays below half density.
+pub(super) fn gemm<T: Element>(
+    a: View<'_, T>,
+    b: &[T],
+    c: &mut [MaybeUninit<T>],
+    m: usize,
+    k: usize,
+    n: usize,
+    kc: usize,
+) -> bool {
+    assert!(
+        m * n == c.len() && k * n == b.len() && m > 0 && k > 0 && kc > 0,
+        "sparse gemm: operand sizes"
+    );
+    assert!(
+        a.off + (m - 1) * a.rs + (k - 1) * a.cs < a.data.len(),
+        "sparse gemm: A too short"
+    );
+    // Columns of C summed together: 8 AVX2 registers (4 AVX-512 ones).
+    if std::mem::size_of::<T>() == 4 {
+        gemm_w::<T, 64>(a, b, c, m, k, n, kc)
+    } else {
+        gemm_w::<T, 32>(a, b, c, m, k, n, kc)
+    }
+}
+
+/// [`gemm`], summing `W` columns of C at a time.
+#[multiversion(targets = "simd")]
+fn gemm_w<T: Element, const W: usize>(
+    a: View<'_, T>,
+    b: &[T],
+    c: &mut [MaybeUninit<T>],
+    m: usize,
+    k: usize,
+    n: usize,
+    kc: usize,
+) -> bool {
+    let few_rows = m <= 64;
+    // Few rows: for each depth p, a word whose bit i says A[i, p] ≠ 0. Many rows: for each
+    // row i, words whose bit p % 64 of word p / 64 says it.
+    let mask = if few_rows {
+        depth_mask(a, m, k)
+    } else {
+        row_mask(a, m, k)
+    };
+    let nonzeros: u32 = mask.iter().map(|w| w.count_ones()).sum();
+    // A fold without an early exit, so that it vectorises.
+    let finite = || b.iter().fold(true, |ok, x| ok & x.is_finite());
+    if nonzeros as usize > m * k / 4 || !finite() {
+        return false;
+    }
+    let at = |i: usize, p: usize| a.data[a.off + i * a.rs + p * a.cs];
+    if few_rows {
+        // Per group of W columns: each slice's sums for every row (`acc`), added into the
+        // rows' totals (`sums`), then written to C.
+        let mut acc = vec![[T::zero(); W]; m];
+        let mut sums = vec![[T::zero(); W]; m];
+        for j0 in (0..n).step_by(W) {
+            let w = W.min(n - j0);
+            for (s, p0) in (0..k).step_by(kc).enumerate() {
+                acc.iter_mut().for_each(|r| *r = [T::zero(); W]);
+                for (p, &bits) in mask.iter().enumerate().take((p0 + kc).min(k)).skip(p0) {
+                    if bits == 0 {
+                        continue;
+                    }
+                    // B's row, padded with zeros past C's last column (those sums are
+                    // not written).
+                    let bv: [T; W] = match b[p * n + j0..].first_chunk::<W>() {
+                        Some(full) if w == W => *full,
+                        _ => std::array::from_fn(|j| if j < w { b[p * n + j0 + j] } else { T::zero() }),
+                    };
+                    let mut bits = bits;
+                    while bits != 0 {
+                        let i = bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        let v = at(i, p);
+                        for (x, &y) in acc[i].iter_mut().zip(&bv) {
+                            *x = v.mul_add(y, *x);
+                        }
+                    }
+                }
+                for (t, r) in sums.iter_mut().zip(&acc) {
+                    for (t, &x) in t.iter_mut().zip(r) {
+                        *t = if s == 0 { x } else { *t + x };
+                    }
+                }
+            }
+            for (out, t) in c.chunks_exact_mut(n).zip(&sums) {
+                for (o, &x) in out[j0..j0 + w].iter_mut().zip(t) {
+                    o.write(x);
+                }
+            }
+        }
+    } else {
+        let words = k.div_ceil(64);
+        // One row of C summed slice by slice; one slice's nonzeros of A's row, as (offset
+        // of B's row, value).
+        let mut row = vec![T::zero(); n];
+        let mut nz: Vec<(usize, T)> = Vec::with_capacity(kc.min(k));
+        for ((i, out), bits) in c.chunks_exact_mut(n).enumerate().zip(mask.chunks_exact(words)) {
+            for (s, p0) in (0..k).step_by(kc).enumerate() {
+                nz.clear();
+                set_bits(bits, p0, (p0 + kc).min(k), |p| nz.push((p * n, at(i, p))));
+                for j0 in (0..n).step_by(W) {
+                    let w = W.min(n - j0);
+                    let mut acc = [T::zero(); W];
+                    if w == W {
+                        for &(o, v) in &nz {
+                            let br: &[T; W] = b[o + j0..o + j0 + W].try_into().expect("W wide");
+                            for (x, &y) in acc.iter_mut().zip(br) {
+                                *x = v.mul_add(y, *x);
+                            }
+                        }
+                    } else {
+                        for &(o, v) in &nz {
+                            for (x, &y) in acc.iter_mut().zip(&b[o + j0..o + j0 + w]) {
+                                *x = v.mul_add(y, *x);
+                            }
+                        }
+                    }
+                    for (r, &x) in row[j0..j0 + w].iter_mut().zip(&acc) {
+                        *r = if s == 0 { x } else { *r + x };
+                    }
+                }
+            }
+            for (o, &v) in out.iter_mut().zip(&row) {
+                o.write(v);
+            }
+        }
+    }
+    true
+}
+
+/// For each depth `p < k` of the `m × k` operand (`m ≤ 64`), a word whose bit `i` says
+/// whether `A[i, p]` is nonzero; built in A's storage order without a branch per element.
+#[inline(always)]
+fn depth_mask<T: Element>(a: View<'_, T>, m: usize, k: usize) -> Vec<u64> {
+    debug_assert!(m <= 64);
+    let mut mask = vec![0u64; k];
+    if a.cs == 1 {
+        // Row-major: row i is contiguous.
+        for i in 0..m {
+            let start = a.off + i * a.rs;
+            for (word, v) in mask.iter_mut().zip(&a.data[start..start + k]) {
+                *word |= u64::from(!v.is_zero()) << i;
+            }
+        }
+    } else {
+        // Column-major (a transposed operand): column p is contiguous.
+        for (p, word) in mask.iter_mut().enumerate() {
+            let start = a.off + p * a.cs;
+            *word = bits_of(a.data[start..].iter().step_by(a.rs).take(m));
+        }
+    }
+    mask
+}
+
+/// For each row `i` of the `m × k` operand, `k.div_ceil(64)` words: bit `p % 64` of word
+/// `p / 64` says whether `A[i, p]` is nonzero; built in A's storage order without a branch
+/// per element.
+#[inline(always)]
+fn row_mask<T: Element>(a: View<'_, T>, m: usize, k: usize) -> Vec<u64> {
+    let words = k.div_ceil(64);
+    let mut mask = vec![0u64; m * words];
+    if a.cs == 1 {
+        // Row-major: up to 64 consecutive elements of a row make one word.
+        for (i, row) in mask.chunks_exact_mut(words).enumerate() {
+            let start = a.off + i * a.rs;
+            for (word, chunk) in row.iter_mut().zip(a.data[start..start + k].chunks(64)) {
+                *word = bits_of(chunk.iter());
+            }
+        }
+    } else {
+        // Column-major (a transposed operand): column p is contiguous.
+        for p in 0..k {
+            let (w, bit) = (p / 64, p % 64);
+            let start = a.off + p * a.cs;
+            let column = &a.data[start..start + m];
+            if words == 1 {
+                for (word, v) in mask.iter_mut().zip(column) {
+                    *word |= u64::from(!v.is_zero()) << bit;
+                }
+            } else {
+                for (i, v) in column.iter().enumerate() {
+                    mask[i * words + w] |= u64::from(!v.is_zero()) << bit;
+                }
+            }
+        }
+    }
+    mask
+}
+
+/// Bit `j` set where the `j`-th of at most 64 values is nonzero.
+#[inline(always)]
+fn bits_of<'v, T: Element>(values: impl Iterator<Item = &'v T>) -> u64 {
+    values
+        .enumerate()
+        .fold(0, |w, (j, v)| w | (u64::from(!v.is_zero()) << j))
+}
+
+/// Calls `f(p)` for each set bit `p` of `bits` (bit `p % 64` of word `p / 64`) in
+/// `p0..p1`, in increasing order.
+#[inline(always)]
+fn set_bits(bits: &[u64], p0: usize, p1: usize, mut f: impl FnMut(usize)) {
+    for (w, &bits) in bits.iter().enumerate().take(p1.div_ceil(64)).skip(p0 / 64) {
+        let (lo, hi) = (p0.max(w * 64) - w * 64, p1.min(w * 64 + 64) - w * 64);
+        let mut word = bits >> lo << lo;
+        if hi < 64 {
+            word &= (1u64 << hi) - 1;
+        }
+        while word != 0 {
+            f(w * 64 + word.trailing_zeros() as usize);
+            word &= word - 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_mark_the_nonzeros_in_both_layouts() {
+        for (m, k) in [(5usize, 130usize), (64, 20), (70, 64)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| if i % 7 == 0 || i % 11 == 3 { 1.0 } else { 0.0 })
+                .collect();
+            let words = k.div_ceil(64);
+            let row_major = View {
+                data: &a[..],
+                off: 0,
+                rs: k,
+                cs: 1,
+            };
+            // The same m × k matrix stored transposed (k × m).
+            let t: Vec<f32> = (0..k * m).map(|e| a[(e % m) * k + e / m]).collect();
+            let col_major = View {
+                data: &t[..],
+                off: 0,
+                rs: 1,
+                cs: m,
+            };
+            for v in [row_major, col_major] {
+                let rows = row_mask(v, m, k);
+                let depths = (m <= 64).then(|| depth_mask(v, m, k));
+                for i in 0..m {
+                    for p in 0..k {
+                        let nonzero = a[i * k + p] != 0.0;
+                        let by_row = rows[i * words + p / 64] >> (p % 64) & 1 == 1;
+                        assert_eq!(by_row, nonzero, "row mask ({i}, {p}), cs = {}", v.cs);
+                        if let Some(d) = &depths {
+                            assert_eq!(d[p] >> i & 1 == 1, nonzero, "depth mask ({i}, {p}), cs = {}", v.cs);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn set_bits_visits_a_range_in_order() {
+        let bits = [0b1011_0001u64 | 1 << 63, 0b101];
+        let mut seen = Vec::new();
+        set_bits(&bits, 4, 66, |p| seen.push(p));
+        assert_eq!(seen, vec![4, 5, 7, 63, 64]);
+    }
+}
