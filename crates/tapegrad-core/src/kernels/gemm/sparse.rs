@@ -26,8 +26,9 @@ use std::mem::MaybeUninit;
 const SAMPLE: usize = 64;
 
 /// Whether a sample of [`SAMPLE`] evenly spaced elements of `a` (op(A)'s storage, any
-/// layout) is at most half nonzeros: a dense operand is turned away at almost no cost, and
-/// [`gemm`] counts the rest exactly.
+/// layout) is at most 3/8 nonzeros: a dense operand, or a ReLU's output (about half zeros),
+/// is turned away at almost no cost, and [`gemm`] counts the rest exactly (an MNIST batch,
+/// a fifth nonzeros, samples 12 ± 3 of 64).
 pub(super) fn worth_trying<T: Element>(a: &[T]) -> bool {
     a.len() >= SAMPLE * 4
         && a.iter()
@@ -35,7 +36,7 @@ pub(super) fn worth_trying<T: Element>(a: &[T]) -> bool {
             .take(SAMPLE)
             .filter(|v| !v.is_zero())
             .count()
-            <= SAMPLE / 2
+            <= SAMPLE * 3 / 8
 }
 
 /// `C = op(A) · B` for the `m × k` view `a`, the row-major `k × n` matrix `b` and the
