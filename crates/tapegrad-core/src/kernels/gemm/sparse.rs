@@ -165,13 +165,22 @@ fn gemm_w<T: Element, const W: usize>(
                             }
                         }
                     }
-                    for (r, &x) in row[j0..j0 + w].iter_mut().zip(&acc) {
-                        *r = if s == 0 { x } else { *r + x };
+                    if k <= kc {
+                        // One slice: its sums are C's.
+                        for (o, &x) in out[j0..j0 + w].iter_mut().zip(&acc) {
+                            o.write(x);
+                        }
+                    } else {
+                        for (r, &x) in row[j0..j0 + w].iter_mut().zip(&acc) {
+                            *r = if s == 0 { x } else { *r + x };
+                        }
                     }
                 }
             }
-            for (o, &v) in out.iter_mut().zip(&row) {
-                o.write(v);
+            if k > kc {
+                for (o, &v) in out.iter_mut().zip(&row) {
+                    o.write(v);
+                }
             }
         }
     }
