@@ -5,18 +5,20 @@
 //! callgrind twice (few steps and more steps) and prints the difference per step.
 //!
 //! ```text
-//! cargo run --release --example train_step -- [--model mlp|cnn] [--steps N]
+//! cargo run --release --example train_step -- [--model mlp|mlp-sparse|cnn] [--steps N]
 //! ```
 //!
 //! The MLP is Flatten → Dense(128, relu) → Dropout(0.2) → Dense(10) with Adam (Keras's
-//! defaults) at batch 32; the CNN is `examples/mnist_cnn.rs`'s model at batch 128. One
-//! rayon thread, so that the count is the same on every machine.
+//! defaults) at batch 32; `mlp-sparse` is the same on pixels of which 81% are zero, as in
+//! MNIST (so its first layer's products take the zero-skipping path); the CNN is
+//! `examples/mnist_cnn.rs`'s model at batch 128. One rayon thread, so that the count is the
+//! same on every machine.
 
 mod common;
 
 use tapegrad::prelude::*;
 
-const USAGE: &str = "usage: train_step [--model mlp|cnn] [--steps N]";
+const USAGE: &str = "usage: train_step [--model mlp|mlp-sparse|cnn] [--steps N]";
 
 fn main() -> Result<()> {
     let (mut model_name, mut steps) = (String::from("mlp"), 10usize);
@@ -35,14 +37,28 @@ fn main() -> Result<()> {
         .map_err(|e| Error::bad_value("train_step", e.to_string()))?;
     let mut rng = StdRng::seed_from_u64(0);
     let (mut model, batch) = match model_name.as_str() {
-        "mlp" => (common::seed_mlp(128, &mut rng, 1)?, 32),
+        "mlp" | "mlp-sparse" => (common::seed_mlp(128, &mut rng, 1)?, 32),
         "cnn" => (common::convnet(0)?, 128),
-        other => return Err(Error::bad_value("train_step", format!("--model mlp|cnn, got {other}"))),
+        other => {
+            return Err(Error::bad_value(
+                "train_step",
+                format!("--model mlp|mlp-sparse|cnn, got {other}"),
+            ))
+        }
     };
+    let sparse = model_name == "mlp-sparse";
     let mut optimizer = Adam::keras_default()?;
-    // Seeded pixels in [0, 1] and labels, made once outside the loop.
+    // Seeded pixels in [0, 1] (81% of them zero for mlp-sparse) and labels, made once
+    // outside the loop.
     let x: Vec<f32> = (0..batch * 784)
-        .map(|_| rng.random_range(0..=255u8) as f32 / 255.0)
+        .map(|_| {
+            let v = rng.random_range(0..=255u8) as f32 / 255.0;
+            if sparse && rng.random_range(0..100) < 81 {
+                0.0
+            } else {
+                v
+            }
+        })
         .collect();
     let x = Tensor::from_vec(x, [batch, 28, 28])?;
     let y: Vec<usize> = (0..batch).map(|_| rng.random_range(0..10)).collect();

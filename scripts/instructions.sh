@@ -4,7 +4,7 @@
 # report it, so the kernels dispatched at run time take their AVX2 (x86-64-v3) paths. Machine load does not move these numbers, so they catch regressions
 # that timings on a shared machine cannot. Prints one RESULT line per model.
 #
-#   bash scripts/instructions.sh [mlp] [cnn]      (default: both)
+#   bash scripts/instructions.sh [mlp] [mlp-sparse] [cnn]      (default: all three)
 #
 # Runs examples/train_step.rs (one rayon thread, seeded synthetic batch) for A and B steps
 # and divides the difference of the totals by B − A, so that start-up and the first
@@ -23,11 +23,11 @@ count() { # model steps -> total instructions (Ir)
     grep '^summary:' "$out" | awk '{print $2}'
     rm -f "$out"
 }
-for model in ${*:-mlp cnn}; do
+for model in ${*:-mlp mlp-sparse cnn}; do
     case $model in
-        mlp) a=3; b=13 ;;
+        mlp | mlp-sparse) a=3; b=13 ;;
         cnn) a=2; b=4 ;;
-        *) echo "instructions.sh: unknown model $model (mlp|cnn)" >&2; exit 2 ;;
+        *) echo "instructions.sh: unknown model $model (mlp|mlp-sparse|cnn)" >&2; exit 2 ;;
     esac
     ia=$(count "$model" $a)
     ib=$(count "$model" $b)

@@ -44,8 +44,9 @@ pub(super) fn worth_trying<T: Element>(a: &[T]) -> bool {
 /// module docs), if at most a quarter of A's elements are nonzero and B is finite. Returns
 /// whether it did (writing every element of `c`), else leaves `c` untouched.
 ///
-/// A quarter: a nonzero costs a row of B read from cache per multiply-add, about twice the
-/// dense kernel's cost per element, so skipping zeros pays below half density.
+/// A quarter: each multiply-add kept costs about twice the dense kernel's (the loads and
+/// stores around it), so skipping zeros pays below about half density; a quarter leaves a
+/// margin.
 pub(super) fn gemm<T: Element>(
     a: View<'_, T>,
     b: &[T],
@@ -90,10 +91,10 @@ fn gemm_w<T: Element, const W: usize>(
     } else {
         row_mask(a, m, k)
     };
-    let nonzeros: u32 = mask.iter().map(|w| w.count_ones()).sum();
+    let nonzeros: usize = mask.iter().map(|w| w.count_ones() as usize).sum();
     // A fold without an early exit, so that it vectorises.
     let finite = || b.iter().fold(true, |ok, x| ok & x.is_finite());
-    if nonzeros as usize > m * k / 4 || !finite() {
+    if nonzeros > m * k / 4 || !finite() {
         return false;
     }
     let at = |i: usize, p: usize| a.data[a.off + i * a.rs + p * a.cs];
