@@ -21,7 +21,9 @@
 //!   0 µs to 10 ms (a `join` of two empty closures): the price of splitting a small piece of
 //!   a training step over the second core.
 //!
-//! - `seedmm`: GFLOP/s of each product in one step of the seed's MLP (batch 32).
+//! - `seedmm`: GFLOP/s of each product in one step of the seed's MLP (batch 32), and of its
+//!   two large products again on an input as sparse as MNIST's (`xsparse_*`: the zero-skipping
+//!   path).
 //!
 //! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | seedmm | tape | anomaly | func | conv | pool | block | wake]`
 //! (set `RAYON_NUM_THREADS=2` to match the peers; no argument runs every part).

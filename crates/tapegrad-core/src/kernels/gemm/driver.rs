@@ -43,6 +43,22 @@ pub(crate) struct View<'a, T> {
 }
 
 impl<'a, T> View<'a, T> {
+    /// `op(data)` of a contiguous row-major matrix with `cols` columns: the matrix itself, or
+    /// its transpose when `transposed` (nothing copied).
+    pub(crate) fn of(data: &'a [T], cols: usize, transposed: bool) -> Self {
+        let v = View {
+            data,
+            off: 0,
+            rs: cols,
+            cs: 1,
+        };
+        if transposed {
+            v.t()
+        } else {
+            v
+        }
+    }
+
     /// The transposed view (rows and columns swapped, nothing copied).
     pub(crate) fn t(self) -> Self {
         View {

@@ -132,12 +132,7 @@ fn matmul_packing_a_on<T: Element>(
         c.fill(T::zero());
         return;
     }
-    let bv = View {
-        data: b,
-        off: 0,
-        rs: n,
-        cs: 1,
-    };
+    let bv = View::of(b, n, false);
     // SAFETY: c is the exclusively borrowed m×n block (row stride n); the kernel's ISA was
     // detected on this CPU (or forced by a test that checked it); k > 0; b holds k×n
     // (asserted).
@@ -310,36 +305,9 @@ fn matmul_with<T: Element>(
     let Some(kern) = T::kernel(isa) else {
         return fallback(a, b, c, m, k, n, ta, tb, parallel, caller_works);
     };
-    let av = if ta {
-        View {
-            data: a,
-            off: 0,
-            rs: 1,
-            cs: m,
-        }
-    } else {
-        View {
-            data: a,
-            off: 0,
-            rs: k,
-            cs: 1,
-        }
-    };
-    let bv = if tb {
-        View {
-            data: b,
-            off: 0,
-            rs: 1,
-            cs: k,
-        }
-    } else {
-        View {
-            data: b,
-            off: 0,
-            rs: n,
-            cs: 1,
-        }
-    };
+    // a is stored k×m when ta, b n×k when tb.
+    let av = View::of(a, if ta { m } else { k }, ta);
+    let bv = View::of(b, if tb { k } else { n }, tb);
     // A serial product whose A is mostly zeros skips them, with the same values (`sparse`),
     // following the dense kernel's depth slices (see `driver::gemm`).
     if !parallel && !tb && m > 0 && n > 0 && sparse::worth_trying(a) {

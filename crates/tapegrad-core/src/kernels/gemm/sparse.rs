@@ -283,20 +283,10 @@ mod tests {
                 .map(|i| if i % 7 == 0 || i % 11 == 3 { 1.0 } else { 0.0 })
                 .collect();
             let words = k.div_ceil(64);
-            let row_major = View {
-                data: &a[..],
-                off: 0,
-                rs: k,
-                cs: 1,
-            };
+            let row_major = View::of(&a, k, false);
             // The same m × k matrix stored transposed (k × m).
             let t: Vec<f32> = (0..k * m).map(|e| a[(e % m) * k + e / m]).collect();
-            let col_major = View {
-                data: &t[..],
-                off: 0,
-                rs: 1,
-                cs: m,
-            };
+            let col_major = View::of(&t, m, true);
             for v in [row_major, col_major] {
                 let rows = row_mask(v, m, k);
                 let depths = (m <= 64).then(|| depth_mask(v, m, k));

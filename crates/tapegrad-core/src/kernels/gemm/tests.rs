@@ -364,21 +364,7 @@ fn sparse_a_matches_dense<T: Element>() {
                 let b = values::<T>(k * n, (n * 5 + k) as u64);
                 assert!(sparse::worth_trying(&a), "the sparse path is tried");
                 let mut c = vec![MaybeUninit::new(T::nan()); m * n];
-                let av = if ta {
-                    View {
-                        data: &a[..],
-                        off: 0,
-                        rs: 1,
-                        cs: m,
-                    }
-                } else {
-                    View {
-                        data: &a[..],
-                        off: 0,
-                        rs: k,
-                        cs: 1,
-                    }
-                };
+                let av = View::of(&a, if ta { m } else { k }, ta);
                 let kc = k.div_ceil(k.div_ceil(T::kernel(isa).unwrap().kc));
                 assert!(sparse::gemm(av, &b, &mut c, m, k, n, kc), "the sparse path is taken");
                 // SAFETY: every element was initialised (NaN) before the call.
@@ -425,12 +411,7 @@ fn sparse_a_with_a_non_finite_b_still_gives_nan() {
     for bad in [f32::INFINITY, f32::NAN] {
         b[n] = bad;
         let mut c = vec![MaybeUninit::new(0.0f32); m * n];
-        let av = View {
-            data: &a[..],
-            off: 0,
-            rs: k,
-            cs: 1,
-        };
+        let av = View::of(&a, k, false);
         assert!(!sparse::gemm(av, &b, &mut c, m, k, n, k), "B holds {bad}: not taken");
         for isa in Isa::available() {
             let c = product(isa, SERIAL, &a, &b, m, k, n, false, false);
@@ -451,11 +432,6 @@ fn dense_a_takes_the_dense_path() {
     a.iter_mut().step_by(m * k / 64).for_each(|x| *x = 0.0);
     assert!(sparse::worth_trying(&a));
     let mut c = vec![MaybeUninit::new(0.0f32); m * n];
-    let av = View {
-        data: &a[..],
-        off: 0,
-        rs: k,
-        cs: 1,
-    };
+    let av = View::of(&a, k, false);
     assert!(!sparse::gemm(av, &values::<f32>(k * n, 5), &mut c, m, k, n, 196));
 }
