@@ -11,11 +11,11 @@
 //! (checked before anything is written: a zero times an infinity must still give NaN); the
 //! one possible difference is the sign of a zero that only an underflowing product made.
 //!
-//! Two loop orders, by A's shape:
-//! - *few rows* (≤ 64, a batch's forward `x · W`): depth outermost, each row of B read
-//!   once and added into every row of C whose A meets it (the rows' sums held in L1);
-//! - *many rows* (the weight gradient `xᵀ · g`, whose B is a small gradient): row of C
-//!   outermost, its sums in registers, adding the rows of B its nonzeros meet.
+//! One loop order: depth slice outermost (the slice's rows of B, 100 KB for a 196-deep slice
+//! of an MNIST layer's 784 × 128 weights, stay in L2 while every row of C passes over them),
+//! then each row of C, whose nonzeros in the slice are gathered once and then summed into
+//! `W` columns of C at a time, those sums held in registers (one chain of fused multiply-adds
+//! per row, slice and group of columns).
 
 use super::driver::View;
 use crate::element::Element;
@@ -83,14 +83,9 @@ fn gemm_w<T: Element, const W: usize>(
     n: usize,
     kc: usize,
 ) -> bool {
-    let few_rows = m <= 64;
-    // Few rows: for each depth p, a word whose bit i says A[i, p] ≠ 0. Many rows: for each
-    // row i, words whose bit p % 64 of word p / 64 says it.
-    let mask = if few_rows {
-        depth_mask(a, m, k)
-    } else {
-        row_mask(a, m, k)
-    };
+    // For each row i, words whose bit p % 64 of word p / 64 says A[i, p] ≠ 0.
+    let words = k.div_ceil(64);
+    let mask = row_mask(a, m, k);
     let nonzeros: usize = mask.iter().map(|w| w.count_ones() as usize).sum();
     // A fold without an early exit, so that it vectorises.
     let finite = || b.iter().fold(true, |ok, x| ok & x.is_finite());
@@ -98,105 +93,61 @@ fn gemm_w<T: Element, const W: usize>(
         return false;
     }
     let at = |i: usize, p: usize| a.data[a.off + i * a.rs + p * a.cs];
-    if few_rows {
-        // Per group of W columns: each slice's sums for every row (`acc`), added into the
-        // rows' totals (`sums`), then written to C.
-        let mut acc = vec![[T::zero(); W]; m];
-        let mut sums = vec![[T::zero(); W]; m];
-        for j0 in (0..n).step_by(W) {
-            let w = W.min(n - j0);
-            for (s, p0) in (0..k).step_by(kc).enumerate() {
-                acc.iter_mut().for_each(|r| *r = [T::zero(); W]);
-                for (p, &bits) in mask.iter().enumerate().take((p0 + kc).min(k)).skip(p0) {
-                    if bits == 0 {
-                        continue;
-                    }
-                    // B's row, padded with zeros past C's last column (those sums are
-                    // not written).
-                    let bv: [T; W] = match b[p * n + j0..].first_chunk::<W>() {
-                        Some(full) if w == W => *full,
-                        _ => std::array::from_fn(|j| if j < w { b[p * n + j0 + j] } else { T::zero() }),
-                    };
-                    let mut bits = bits;
-                    while bits != 0 {
-                        let i = bits.trailing_zeros() as usize;
-                        bits &= bits - 1;
-                        let v = at(i, p);
-                        for (x, &y) in acc[i].iter_mut().zip(&bv) {
-                            *x = v.mul_add(y, *x);
+    // With one slice each sum is C's and is written at once; with several, the rows' totals
+    // are kept here (the slices' sums added in order) and copied to C at the end.
+    let mut totals = vec![T::zero(); if k > kc { m * n } else { 0 }];
+    // One row's nonzeros in one slice, as (offset p·n of B's row, A[i, p]).
+    let mut nz: Vec<(usize, T)> = Vec::with_capacity(kc.min(k));
+    for (s, p0) in (0..k).step_by(kc).enumerate() {
+        for ((i, bits), out) in mask.chunks_exact(words).enumerate().zip(c.chunks_exact_mut(n)) {
+            nz.clear();
+            set_bits(bits, p0, (p0 + kc).min(k), |p| nz.push((p * n, at(i, p))));
+            for j0 in (0..n).step_by(W) {
+                let w = W.min(n - j0);
+                if w == W {
+                    // Full width: the sums stay in registers and are stored whole.
+                    let acc = chain::<T, W>(&nz, b, j0);
+                    if k <= kc {
+                        let dst: &mut [MaybeUninit<T>; W] = (&mut out[j0..j0 + W]).try_into().expect("W wide");
+                        *dst = acc.map(MaybeUninit::new);
+                    } else {
+                        let t: &mut [T; W] = (&mut totals[i * n + j0..i * n + j0 + W]).try_into().expect("W wide");
+                        for (t, x) in t.iter_mut().zip(acc) {
+                            *t = if s == 0 { x } else { *t + x };
                         }
                     }
+                    continue;
                 }
-                for (t, r) in sums.iter_mut().zip(&acc) {
-                    for (t, &x) in t.iter_mut().zip(r) {
+                let mut acc = [T::zero(); W];
+                for &(o, v) in &nz {
+                    for (x, &y) in acc.iter_mut().zip(&b[o + j0..o + j0 + w]) {
+                        *x = v.mul_add(y, *x);
+                    }
+                }
+                if k <= kc {
+                    for (o, &x) in out[j0..].iter_mut().zip(&acc) {
+                        o.write(x);
+                    }
+                } else {
+                    for (t, &x) in totals[i * n + j0..i * n + j0 + w].iter_mut().zip(&acc) {
                         *t = if s == 0 { x } else { *t + x };
                     }
                 }
             }
-            for (out, t) in c.chunks_exact_mut(n).zip(&sums) {
-                for (o, &x) in out[j0..j0 + w].iter_mut().zip(t) {
-                    o.write(x);
-                }
-            }
         }
-    } else {
-        let words = k.div_ceil(64);
-        // One row of C summed slice by slice; one slice's nonzeros of A's row, as (offset
-        // of B's row, value).
-        let mut row = vec![T::zero(); n];
-        let mut nz: Vec<(usize, T)> = Vec::with_capacity(kc.min(k));
-        for ((i, out), bits) in c.chunks_exact_mut(n).enumerate().zip(mask.chunks_exact(words)) {
-            for (s, p0) in (0..k).step_by(kc).enumerate() {
-                nz.clear();
-                set_bits(bits, p0, (p0 + kc).min(k), |p| nz.push((p * n, at(i, p))));
-                for j0 in (0..n).step_by(W) {
-                    let w = W.min(n - j0);
-                    if w == W {
-                        // Full width: the sums stay in registers and are stored whole.
-                        let acc = chain::<T, W>(&nz, b, j0);
-                        if k <= kc {
-                            // One slice: its sums are C's.
-                            let dst: &mut [MaybeUninit<T>; W] = (&mut out[j0..j0 + W]).try_into().expect("W wide");
-                            *dst = acc.map(MaybeUninit::new);
-                        } else {
-                            let r: &mut [T; W] = (&mut row[j0..j0 + W]).try_into().expect("W wide");
-                            for (r, x) in r.iter_mut().zip(acc) {
-                                *r = if s == 0 { x } else { *r + x };
-                            }
-                        }
-                        continue;
-                    }
-                    let mut acc = [T::zero(); W];
-                    for &(o, v) in &nz {
-                        for (x, &y) in acc.iter_mut().zip(&b[o + j0..o + j0 + w]) {
-                            *x = v.mul_add(y, *x);
-                        }
-                    }
-                    if k <= kc {
-                        for (o, &x) in out[j0..j0 + w].iter_mut().zip(&acc) {
-                            o.write(x);
-                        }
-                    } else {
-                        for (r, &x) in row[j0..j0 + w].iter_mut().zip(&acc) {
-                            *r = if s == 0 { x } else { *r + x };
-                        }
-                    }
-                }
-            }
-            if k > kc {
-                for (o, &v) in out.iter_mut().zip(&row) {
-                    o.write(v);
-                }
-            }
+    }
+    if k > kc {
+        for (o, &x) in c.iter_mut().zip(&totals) {
+            o.write(x);
         }
     }
     true
 }
 
-/// The sums `acc[j] = Σ v · B[p, j0 + j]` over the nonzeros `(p·n, v)` of one row of A (in
-/// increasing depth), as a chain of fused multiply-adds from zero. Returned by value, so
-/// that they stay in registers and the caller stores them whole (a runtime-length copy made
-/// them go through the stack and `memcpy`: the weight gradient 57 → 50 µs).
+/// The sums `acc[j] = Σ v · B[p, j0 + j]` over one row's nonzeros `(p·n, v)` in one slice (in
+/// increasing depth), as a chain of fused multiply-adds from zero. Returned by value, so that
+/// they stay in registers and the caller stores them whole (a runtime-length copy made them
+/// go through the stack and `memcpy`: the weight gradient 57 → 50 µs).
 #[inline(always)]
 fn chain<T: Element, const W: usize>(nz: &[(usize, T)], b: &[T], j0: usize) -> [T; W] {
     let mut acc = [T::zero(); W];
@@ -207,30 +158,6 @@ fn chain<T: Element, const W: usize>(nz: &[(usize, T)], b: &[T], j0: usize) -> [
         }
     }
     acc
-}
-
-/// For each depth `p < k` of the `m × k` operand (`m ≤ 64`), a word whose bit `i` says
-/// whether `A[i, p]` is nonzero; built in A's storage order without a branch per element.
-#[inline(always)]
-fn depth_mask<T: Element>(a: View<'_, T>, m: usize, k: usize) -> Vec<u64> {
-    debug_assert!(m <= 64);
-    let mut mask = vec![0u64; k];
-    if a.cs == 1 {
-        // Row-major: row i is contiguous.
-        for i in 0..m {
-            let start = a.off + i * a.rs;
-            for (word, v) in mask.iter_mut().zip(&a.data[start..start + k]) {
-                *word |= u64::from(!v.is_zero()) << i;
-            }
-        }
-    } else {
-        // Column-major (a transposed operand): column p is contiguous.
-        for (p, word) in mask.iter_mut().enumerate() {
-            let start = a.off + p * a.cs;
-            *word = bits_of(a.data[start..].iter().step_by(a.rs).take(m));
-        }
-    }
-    mask
 }
 
 /// For each row `i` of the `m × k` operand, `k.div_ceil(64)` words: bit `p % 64` of word
@@ -298,7 +225,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn masks_mark_the_nonzeros_in_both_layouts() {
+    fn the_mask_marks_the_nonzeros_in_both_layouts() {
         for (m, k) in [(5usize, 130usize), (64, 20), (70, 64)] {
             let a: Vec<f32> = (0..m * k)
                 .map(|i| if i % 7 == 0 || i % 11 == 3 { 1.0 } else { 0.0 })
@@ -310,15 +237,11 @@ mod tests {
             let col_major = View::of(&t, m, true);
             for v in [row_major, col_major] {
                 let rows = row_mask(v, m, k);
-                let depths = (m <= 64).then(|| depth_mask(v, m, k));
                 for i in 0..m {
                     for p in 0..k {
                         let nonzero = a[i * k + p] != 0.0;
                         let by_row = rows[i * words + p / 64] >> (p % 64) & 1 == 1;
                         assert_eq!(by_row, nonzero, "row mask ({i}, {p}), cs = {}", v.cs);
-                        if let Some(d) = &depths {
-                            assert_eq!(d[p] >> i & 1 == 1, nonzero, "depth mask ({i}, {p}), cs = {}", v.cs);
-                        }
                     }
                 }
             }
