@@ -12,10 +12,12 @@
 //! one possible difference is the sign of a zero that only an underflowing product made.
 //!
 //! One loop order: depth slice outermost (the slice's rows of B, 100 KB for a 196-deep slice
-//! of an MNIST layer's 784 × 128 weights, stay in L2 while every row of C passes over them),
-//! then each row of C, whose nonzeros in the slice are gathered once and then summed into
-//! `W` columns of C at a time, those sums held in registers (one chain of fused multiply-adds
-//! per row, slice and group of columns).
+//! of an MNIST layer's 784 × 128 weights, are checked for finiteness, which brings them into
+//! L2, and stay there while every row of C passes over them), then each row of C, whose
+//! nonzeros in the slice are gathered once and then summed into `W` columns of C at a time,
+//! those sums held in registers (one chain of fused multiply-adds per row, slice and group of
+//! columns). C is written only after the last slice's check, so a non-finite B leaves it
+//! untouched.
 
 use super::driver::View;
 use crate::element::Element;
@@ -87,11 +89,11 @@ fn gemm_w<T: Element, const W: usize>(
     let words = k.div_ceil(64);
     let mask = row_mask(a, m, k);
     let nonzeros: usize = mask.iter().map(|w| w.count_ones() as usize).sum();
-    // A fold without an early exit, so that it vectorises.
-    let finite = || b.iter().fold(true, |ok, x| ok & x.is_finite());
-    if nonzeros > m * k / 4 || !finite() {
+    if nonzeros > m * k / 4 {
         return false;
     }
+    // A fold without an early exit, so that it vectorises.
+    let finite = |rows: &[T]| rows.iter().fold(true, |ok, x| ok & x.is_finite());
     let at = |i: usize, p: usize| a.data[a.off + i * a.rs + p * a.cs];
     // With one slice each sum is C's and is written at once; with several, the rows' totals
     // are kept here (the slices' sums added in order) and copied to C at the end.
@@ -99,6 +101,11 @@ fn gemm_w<T: Element, const W: usize>(
     // One row's nonzeros in one slice, as (offset p·n of B's row, A[i, p]).
     let mut nz: Vec<(usize, T)> = Vec::with_capacity(kc.min(k));
     for (s, p0) in (0..k).step_by(kc).enumerate() {
+        // The slice's rows of B checked (C is untouched until the last slice), which also
+        // brings them into cache for the rows of C.
+        if !finite(&b[p0 * n..(p0 + kc).min(k) * n]) {
+            return false;
+        }
         for ((i, bits), out) in mask.chunks_exact(words).enumerate().zip(c.chunks_exact_mut(n)) {
             nz.clear();
             set_bits(bits, p0, (p0 + kc).min(k), |p| nz.push((p * n, at(i, p))));

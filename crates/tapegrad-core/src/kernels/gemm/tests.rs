@@ -400,22 +400,30 @@ fn sparse_a_f64() {
 }
 
 /// A zero of A times an infinity of B is NaN on every path: a B that is not all finite
-/// keeps the product off the zero-skipping path.
+/// keeps the product off the zero-skipping path, with C untouched, whichever depth slice
+/// the bad row lies in (each slice is checked before its sums are made).
 #[test]
 fn sparse_a_with_a_non_finite_b_still_gives_nan() {
     let (m, k, n) = (32, 64, 16);
     let a = sparse_values::<f32>(m * k, 1);
-    let mut b = values::<f32>(k * n, 2);
-    // Row 1 of B meets column 1 of A, which is zero in row 0.
-    assert_eq!(a[1], 0.0);
-    for bad in [f32::INFINITY, f32::NAN] {
-        b[n] = bad;
-        let mut c = vec![MaybeUninit::new(0.0f32); m * n];
-        let av = View::of(&a, k, false);
-        assert!(!sparse::gemm(av, &b, &mut c, m, k, n, k), "B holds {bad}: not taken");
-        for isa in Isa::available() {
-            let c = product(isa, SERIAL, &a, &b, m, k, n, false, false);
-            assert!(c[0].is_nan(), "{isa:?}: 0 · {bad} must reach C[0, 0]");
+    // Rows 1 and 41 of B meet columns 1 and 41 of A, zero in row 0.
+    assert_eq!((a[1], a[41]), (0.0, 0.0));
+    for (p, kc) in [(1, k), (1, 16), (41, 16)] {
+        for bad in [f32::INFINITY, f32::NAN] {
+            let mut b = values::<f32>(k * n, 2);
+            b[p * n] = bad;
+            let mut c = vec![MaybeUninit::new(7.0f32); m * n];
+            let av = View::of(&a, k, false);
+            assert!(
+                !sparse::gemm(av, &b, &mut c, m, k, n, kc),
+                "B[{p}, 0] = {bad}, kc = {kc}: not taken"
+            );
+            // SAFETY: every element was initialised (7) before the call.
+            assert!(c.iter().all(|x| unsafe { x.assume_init() } == 7.0), "C untouched");
+            for isa in Isa::available() {
+                let c = product(isa, SERIAL, &a, &b, m, k, n, false, false);
+                assert!(c[0].is_nan(), "{isa:?}: 0 · {bad} must reach C[0, 0]");
+            }
         }
     }
 }
