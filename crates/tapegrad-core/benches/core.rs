@@ -25,7 +25,15 @@
 //!   two large products again on an input as sparse as MNIST's (`xsparse_*`: the zero-skipping
 //!   path).
 //!
-//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | seedmm | tape | anomaly | func | conv | pool | block | wake]`
+//! - `floors`: what one core can do at best on the seed step's three largest pieces, for
+//!   the accounting in BENCHMARKS.md: a chain of 8 AVX2 fused multiply-adds per nonzero
+//!   of 64 columns with B in L1 (the zero-skipping product's inner loop), 9,584 such steps
+//!   (one product on an MNIST batch: 4,792 nonzeros × 2 groups of columns), in rows of 6
+//!   and of 37 steps (the weight gradient's and the forward's); the square root and division of an Adam update over 101,770 `f32`
+//!   (one divider); a read-modify-write stream over Adam's 2.8 MB (θ, m, v read and
+//!   written, g read). Median µs of each.
+//!
+//! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | seedmm | tape | anomaly | func | conv | pool | block | wake | floors]`
 //! (set `RAYON_NUM_THREADS=2` to match the peers; no argument runs every part).
 
 use std::time::Instant;
@@ -93,6 +101,82 @@ fn main() {
     if part == "all" || part == "wake" {
         wake(threads);
     }
+    if part == "all" || part == "floors" {
+        floors();
+    }
+}
+
+/// The inner loop of a zero-skipping product: for each nonzero `(offset, v)`, 64 columns of
+/// `acc += v · B[row]`, the sums held in registers.
+#[multiversion::multiversion(targets = "simd")]
+fn fma_chains(rows: &[(usize, usize)], nz: &[(usize, f32)], b: &[f32], out: &mut [[f32; 64]]) {
+    for (&(lo, hi), o) in rows.iter().zip(out.iter_mut()) {
+        let mut acc = [0f32; 64];
+        for &(off, v) in &nz[lo..hi] {
+            let br: &[f32; 64] = b[off..off + 64].try_into().unwrap();
+            for (x, &y) in acc.iter_mut().zip(br) {
+                *x = v.mul_add(y, *x);
+            }
+        }
+        *o = acc;
+    }
+}
+
+/// Adam's divider work alone: `q = m / (√v + ε)`.
+#[multiversion::multiversion(targets = "simd")]
+fn sqrt_div(m: &[f32], v: &[f32], q: &mut [f32]) {
+    for ((q, &m), &v) in q.iter_mut().zip(m).zip(v) {
+        *q = m / (v.sqrt() + 1e-7);
+    }
+}
+
+/// Adam's memory traffic alone: θ, m and v read and written, g read, with no arithmetic
+/// that would bind before the memory does.
+#[multiversion::multiversion(targets = "simd")]
+fn stream(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+    for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+        *m += g;
+        *v += g;
+        *p -= g;
+    }
+}
+
+fn floors() {
+    // 9,584 steps (one product on an MNIST batch: 4,792 nonzeros × 2 groups of 64 columns) in
+    // rows of 6 (the weight gradient's: a pixel's nonzeros among 32 images) or 37 (the
+    // forward's: an image's nonzeros in a 196-deep slice); B of 64 rows × 128 columns
+    // (32 KB, in L1), the offsets scattered.
+    for per in [6usize, 37] {
+        let rows: Vec<(usize, usize)> = (0..9_584 / per).map(|r| (r * per, r * per + per)).collect();
+        let nz: Vec<(usize, f32)> = (0..9_584)
+            .map(|i| ((i * 13) % 64 * 128, (i % 5) as f32 * 0.1))
+            .collect();
+        let b: Vec<f32> = (0..64 * 128).map(|i| (i % 7) as f32).collect();
+        let mut out = vec![[0f32; 64]; rows.len()];
+        let (t, _) = time_median(|| fma_chains(&rows, &nz, &b, std::hint::black_box(&mut out)), 200, 0.5);
+        println!(
+            "RESULT framework=tapegrad bench=floor part=fma_chains steps={} per_row={per} median_us={:.2}",
+            rows.len() * per,
+            t * 1e6
+        );
+    }
+    let n = 101_770;
+    let m: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+    let v: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos().abs() + 1e-3).collect();
+    let mut q = vec![0f32; n];
+    let (t, _) = time_median(|| sqrt_div(&m, &v, std::hint::black_box(&mut q)), 200, 0.5);
+    println!(
+        "RESULT framework=tapegrad bench=floor part=adam_sqrt_div elements={n} median_us={:.2}",
+        t * 1e6
+    );
+    let (mut p, mut m2, mut v2) = (m.clone(), m.clone(), v.clone());
+    let g = v.clone();
+    let (t, _) = time_median(|| stream(&mut p, &mut m2, std::hint::black_box(&mut v2), &g), 200, 0.5);
+    println!(
+        "RESULT framework=tapegrad bench=floor part=adam_stream bytes={} median_us={:.2}",
+        n * 4 * 7,
+        t * 1e6
+    );
 }
 
 /// Median and 90th-percentile µs of `rayon::join` on two empty closures, called from
