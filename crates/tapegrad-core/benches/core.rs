@@ -25,13 +25,13 @@
 //!   two large products again on an input as sparse as MNIST's (`xsparse_*`: the zero-skipping
 //!   path).
 //!
-//! - `floors`: what one core can do at best on the seed step's three largest pieces, for
-//!   the accounting in BENCHMARKS.md: a chain of 8 AVX2 fused multiply-adds per nonzero
-//!   of 64 columns with B in L1 (the zero-skipping product's inner loop), 9,584 such steps
-//!   (one product on an MNIST batch: 4,792 nonzeros × 2 groups of columns), in rows of 6
-//!   and of 37 steps (the weight gradient's and the forward's); the square root and division of an Adam update over 101,770 `f32`
-//!   (one divider); a read-modify-write stream over Adam's 2.8 MB (θ, m, v read and
-//!   written, g read). Median µs of each.
+//! - `floors`: what one core can do at best on the seed step's largest pieces, for the
+//!   accounting in BENCHMARKS.md: the zero-skipping product's inner loop (per nonzero, 8
+//!   fused multiply-adds over 64 columns, the sums in registers, B in L1) for 9,584 steps —
+//!   one product on an MNIST batch, 4,792 nonzeros × 2 groups of columns — in rows of 6
+//!   and of 37 steps (the weight gradient's and the forward's); the square root and
+//!   division of an Adam update over 101,770 `f32` (one divider); a read-modify-write
+//!   stream over Adam's 2.8 MB (θ, m, v read and written, g read). Median µs of each.
 //!
 //! `cargo bench -p tapegrad-core --bench core [-- matmul [SIZES…] | seedmm | tape | anomaly | func | conv | pool | block | wake | floors]`
 //! (set `RAYON_NUM_THREADS=2` to match the peers; no argument runs every part).
