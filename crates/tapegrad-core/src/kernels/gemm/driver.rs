@@ -42,6 +42,14 @@ pub(crate) struct View<'a, T> {
     pub(crate) cs: usize,
 }
 
+/// The block size that cuts `len` into the fewest blocks of at most `max`, near-equal in
+/// size and rounded up to a multiple of `unit`: blocks of near-equal size rather than full
+/// blocks and a sliver, so k = 784 runs as four slices of 196, not three of 256 and one of
+/// 16 (a C pass each). The zero-skipping products (`sparse`) follow the same depth slices.
+pub(super) fn even(len: usize, max: usize, unit: usize) -> usize {
+    len.div_ceil(len.div_ceil(max)).div_ceil(unit) * unit
+}
+
 impl<'a, T> View<'a, T> {
     /// `op(data)` of a contiguous row-major matrix with `cols` columns: the matrix itself, or
     /// its transpose when `transposed` (nothing copied).
@@ -176,9 +184,6 @@ pub(crate) unsafe fn gemm<T: Element + GemmScalar>(
     if m == 0 || n == 0 {
         return;
     }
-    // Blocks of near-equal size rather than full blocks and a sliver: k = 784 runs as four
-    // slices of 196, not three of 256 and one of 16 (a C pass each).
-    let even = |len: usize, max: usize, unit: usize| len.div_ceil(len.div_ceil(max)).div_ceil(unit) * unit;
     let (kc, mc, nc) = (even(k, kc, 1), even(m, mc, mr), even(n, nc, nr));
     // A row-major B is read in place, without packing, when A has few rows: each B panel is
     // then used by few A panels, too few to repay its packing (32×784×128: B's 100 K

@@ -309,9 +309,9 @@ fn matmul_with<T: Element>(
     let av = View::of(a, if ta { m } else { k }, ta);
     let bv = View::of(b, if tb { k } else { n }, tb);
     // A serial product whose A is mostly zeros skips them, with the same values (`sparse`),
-    // following the dense kernel's depth slices (see `driver::gemm`).
+    // following the dense kernel's depth slices (`driver::even`).
     if !parallel && !tb && m > 0 && n > 0 && sparse::worth_trying(a) {
-        let kc = k.div_ceil(k.div_ceil(kern.kc));
+        let kc = driver::even(k, kern.kc, 1);
         if sparse::gemm(av, b, c, m, k, n, kc) {
             return;
         }

@@ -6,7 +6,7 @@
 //!
 //! The sums are the dense kernel's, operation for operation: each element of C is, for each
 //! of the same depth slices as [`driver::gemm`](super::driver::gemm) (`kc` rounded to even
-//! slices), a chain of fused multiply-adds from zero in increasing depth, the slices' sums
+//! slices by [`driver::even`](super::driver::even)), a chain of fused multiply-adds from zero in increasing depth, the slices' sums
 //! added in order. So the values are the dense kernel's bit for bit whenever B is finite
 //! (checked before anything is written: a zero times an infinity must still give NaN); the
 //! one possible difference is the sign of a zero that only an underflowing product made.
@@ -46,9 +46,9 @@ pub(super) fn worth_trying<T: Element>(a: &[T]) -> bool {
 /// module docs), if at most a quarter of A's elements are nonzero and B is finite. Returns
 /// whether it did (writing every element of `c`), else leaves `c` untouched.
 ///
-/// A quarter: each multiply-add kept costs about twice the dense kernel's (the loads and
-/// stores around it), so skipping zeros pays below about half density; a quarter leaves a
-/// margin.
+/// A quarter: each multiply-add kept costs about twice the dense kernel's (gathering the
+/// nonzeros, B's rows read in place rather than packed), so skipping zeros pays below about
+/// half density; a quarter leaves a margin.
 pub(super) fn gemm<T: Element>(
     a: View<'_, T>,
     b: &[T],

@@ -365,7 +365,7 @@ fn sparse_a_matches_dense<T: Element>() {
                 assert!(sparse::worth_trying(&a), "the sparse path is tried");
                 let mut c = vec![MaybeUninit::new(T::nan()); m * n];
                 let av = View::of(&a, if ta { m } else { k }, ta);
-                let kc = k.div_ceil(k.div_ceil(T::kernel(isa).unwrap().kc));
+                let kc = driver::even(k, T::kernel(isa).unwrap().kc, 1);
                 assert!(sparse::gemm(av, &b, &mut c, m, k, n, kc), "the sparse path is taken");
                 // SAFETY: every element was initialised (NaN) before the call.
                 let direct: Vec<T> = c.into_iter().map(|x| unsafe { x.assume_init() }).collect();
