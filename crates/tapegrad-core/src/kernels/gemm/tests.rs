@@ -345,8 +345,8 @@ fn sparse_values<T: Element>(len: usize, seed: u64) -> Vec<T> {
 
 /// The zero-skipping sums (`sparse`, taken by a serial product whose A is mostly zeros) give
 /// the dense kernel's values bit for bit (taken by the same product split over the pool):
-/// both ISAs, f32 and f64, A row-major and transposed, one and several depth slices, widths
-/// around the `W`-column groups.
+/// both ISAs, f32 and f64, A row-major and transposed, one and several depth slices, both
+/// group widths (whichever this CPU would pick), widths of C around the groups.
 fn sparse_a_matches_dense<T: Element>() {
     for isa in Isa::available() {
         if T::kernel(isa).is_none() {
@@ -358,27 +358,34 @@ fn sparse_a_matches_dense<T: Element>() {
             (50, 40, 65),
             (784, 32, 128),
             (100, 300, 33),
+            (20, 300, 200),
         ] {
             for ta in [false, true] {
                 let a = sparse_values::<T>(m * k, (m + 3 * k + n) as u64);
                 let b = values::<T>(k * n, (n * 5 + k) as u64);
                 assert!(sparse::worth_trying(&a), "the sparse path is tried");
-                let mut c = vec![MaybeUninit::new(T::nan()); m * n];
                 let av = View::of(&a, if ta { m } else { k }, ta);
                 let kc = driver::even(k, T::kernel(isa).unwrap().kc, 1);
-                assert!(sparse::gemm(av, &b, &mut c, m, k, n, kc), "the sparse path is taken");
-                // SAFETY: every element was initialised (NaN) before the call.
-                let direct: Vec<T> = c.into_iter().map(|x| unsafe { x.assume_init() }).collect();
                 let sparse = product(isa, SERIAL, &a, &b, m, k, n, ta, false);
                 let dense = run_in_pool(2, || product(isa, POOL, &a, &b, m, k, n, ta, false));
                 let bits = |v: &[T]| v.iter().map(|x| x.as_f64().to_bits()).collect::<Vec<_>>();
-                assert!(
-                    bits(&direct) == bits(&sparse),
-                    "the zero-skipping call gives the serial product"
-                );
+                for wide in [false, true] {
+                    let mut c = vec![MaybeUninit::new(T::nan()); m * n];
+                    assert!(
+                        sparse::gemm_with(av, &b, &mut c, m, k, n, kc, wide),
+                        "the sparse path is taken"
+                    );
+                    // SAFETY: every element was initialised (NaN) before the call.
+                    let direct: Vec<T> = c.into_iter().map(|x| unsafe { x.assume_init() }).collect();
+                    assert!(
+                        bits(&direct) == bits(&dense),
+                        "{isa:?} {} {m}×{k}×{n} ta={ta} wide={wide}: the zero-skipping sums differ from the dense kernel's",
+                        T::DTYPE
+                    );
+                }
                 assert!(
                     bits(&sparse) == bits(&dense),
-                    "{isa:?} {} {m}×{k}×{n} ta={ta}: the sparse sums differ from the dense kernel's",
+                    "{isa:?} {} {m}×{k}×{n} ta={ta}: the serial product (zero-skipping) differs from the dense kernel's",
                     T::DTYPE
                 );
                 if let Err(e) = check(&sparse, &a, &b, m, k, n, ta, false) {
