@@ -1,7 +1,7 @@
 //! Adam, in PyTorch's or Keras's form (the update that AdamW shares).
 
 use crate::optimizer::Optim;
-use crate::rule::{c, check_lr, check_nonneg, check_unit, flag, flush_subnormal, pow_t, Hyper, Rule};
+use crate::rule::{c, check_lr, check_nonneg, check_unit, flag, flush_below, pow_t, state_floor, Hyper, Rule};
 use tapegrad_core::{Element, Result};
 
 /// How Adam applies the bias corrections and ε.
@@ -232,18 +232,20 @@ pub(crate) fn adam_update<T: Element, G: Fn(T) -> T + Copy>(
     let bc2 = 1.0 - pow_t(cfg.beta2, t);
     let keras = cfg.form == AdamForm::Keras;
     // PyTorch: step size η/bc1 and divisor √bc2; Keras: α = η·√bc2/bc1.
-    let (a, d) = if keras {
-        (c::<T>(cfg.lr * bc2.sqrt() / bc1), T::one())
-    } else {
-        (c::<T>(cfg.lr / bc1), c::<T>(bc2.sqrt()))
-    };
+    let step = if keras { cfg.lr * bc2.sqrt() / bc1 } else { cfg.lr / bc1 };
+    let d = if keras { T::one() } else { c::<T>(bc2.sqrt()) };
+    // m is next multiplied by β₁ and by the step size (PyTorch: after the division), v by
+    // β₂: below these floors they are stored as zero, so that no product of theirs is
+    // subnormal.
     let k = AdamCoefs {
+        m_floor: state_floor(&[cfg.beta1, step]),
+        v_floor: state_floor(&[cfg.beta2]),
         b1: c(cfg.beta1),
         b2: c(cfg.beta2),
         one_minus_b1: c(1.0 - cfg.beta1),
         one_minus_b2: c(1.0 - cfg.beta2),
         eps: c(cfg.eps),
-        a,
+        a: c(step),
         d,
         wd: c(cfg.weight_decay),
         shrink: c(1.0 - cfg.lr * cfg.weight_decay),
@@ -273,6 +275,9 @@ struct AdamCoefs<T> {
     d: T,
     wd: T,
     shrink: T,
+    /// The magnitudes below which m and v are stored as zero ([`state_floor`]).
+    m_floor: T,
+    v_floor: T,
 }
 
 /// The fused Adam update over one parameter's slice.
@@ -295,8 +300,8 @@ fn adam_loop<T: Element, G: Fn(T) -> T + Copy, const KERAS: bool, const L2: bool
         if DECOUPLED {
             p[i] *= k.shrink;
         }
-        m[i] = flush_subnormal(k.b1 * m[i] + k.one_minus_b1 * gi);
-        v[i] = flush_subnormal(k.b2 * v[i] + k.one_minus_b2 * (gi * gi));
+        m[i] = flush_below(k.b1 * m[i] + k.one_minus_b1 * gi, k.m_floor);
+        v[i] = flush_below(k.b2 * v[i] + k.one_minus_b2 * (gi * gi), k.v_floor);
         if KERAS {
             p[i] -= (m[i] * k.a) / (v[i].sqrt() + k.eps);
         } else {

@@ -1,7 +1,7 @@
 //! SGD with momentum (heavy ball or Nesterov), in PyTorch's or Keras's form.
 
 use crate::optimizer::Optim;
-use crate::rule::{c, check_lr, check_nonneg, check_unit, flag, flush_subnormal, Hyper, Rule};
+use crate::rule::{c, check_lr, check_nonneg, check_unit, flag, flush_below, state_floor, Hyper, Rule};
 use tapegrad_core::{Element, Error, Result};
 
 /// Which of the two standard momentum recurrences a [`Momentum`] optimizer runs.
@@ -221,6 +221,11 @@ impl Rule for MomentumConfig {
         let one_minus_tau = c::<T>(1.0 - self.dampening);
         let (decay, nesterov) = (self.weight_decay != 0.0, self.nesterov);
         let first = t == 1;
+        // The buffer is next multiplied by μ, and by η in PyTorch's form (Keras's holds η·g).
+        let floor = match self.style {
+            MomentumStyle::PyTorch => state_floor::<T>(&[self.momentum, self.lr]),
+            MomentumStyle::Keras => state_floor::<T>(&[self.momentum]),
+        };
         let it = p.iter_mut().zip(g).zip(buf.iter_mut());
         match self.style {
             MomentumStyle::PyTorch => {
@@ -229,7 +234,7 @@ impl Rule for MomentumConfig {
                     if decay {
                         g += wd * *p;
                     }
-                    *b = flush_subnormal(if first { g } else { mu * *b + one_minus_tau * g });
+                    *b = flush_below(if first { g } else { mu * *b + one_minus_tau * g }, floor);
                     let d = if nesterov { g + mu * *b } else { *b };
                     *p -= lr * d;
                 }
@@ -240,7 +245,7 @@ impl Rule for MomentumConfig {
                     if decay {
                         g += wd * *p;
                     }
-                    *v = flush_subnormal(mu * *v - lr * g);
+                    *v = flush_below(mu * *v - lr * g, floor);
                     *p += if nesterov { mu * *v - lr * g } else { *v };
                 }
             }

@@ -3,7 +3,7 @@
 
 use crate::momentum::MomentumStyle;
 use crate::optimizer::Optim;
-use crate::rule::{c, check_lr, check_nonneg, check_unit, flag, flush_subnormal, Hyper, Rule};
+use crate::rule::{c, check_lr, check_nonneg, check_unit, flag, flush_below, state_floor, Hyper, Rule};
 use tapegrad_core::{Element, Result};
 
 /// Where RMSProp adds ε to the denominator.
@@ -159,16 +159,24 @@ impl Rule for RmsPropConfig {
             (_, rest) => (None, rest),
         };
         let mut buf = rest.first_mut().map(|b| &mut b[..n]);
+        // The averages are next multiplied by ρ; the momentum buffer by μ, and by η in
+        // PyTorch's form (Keras's holds η·q).
+        let avg_floor = state_floor::<T>(&[self.rho]);
+        let buf_floor = if keras_momentum {
+            state_floor::<T>(&[self.momentum])
+        } else {
+            state_floor::<T>(&[self.momentum, self.lr])
+        };
         let (s, g) = (&mut s[..n], &g[..n]);
         for i in 0..n {
             let mut gi = prep(g[i]);
             if decay {
                 gi += wd * p[i];
             }
-            s[i] = flush_subnormal(rho * s[i] + one_minus_rho * (gi * gi));
+            s[i] = flush_below(rho * s[i] + one_minus_rho * (gi * gi), avg_floor);
             let mut den = s[i];
             if let Some(a) = avg.as_deref_mut() {
-                a[i] = flush_subnormal(rho * a[i] + one_minus_rho * gi);
+                a[i] = flush_below(rho * a[i] + one_minus_rho * gi, avg_floor);
                 den -= a[i] * a[i];
             }
             let q = if inside {
@@ -179,11 +187,11 @@ impl Rule for RmsPropConfig {
             match buf.as_deref_mut() {
                 None => p[i] -= lr * q,
                 Some(b) if keras_momentum => {
-                    b[i] = flush_subnormal(mu * b[i] + lr * q);
+                    b[i] = flush_below(mu * b[i] + lr * q, buf_floor);
                     p[i] -= b[i];
                 }
                 Some(b) => {
-                    b[i] = flush_subnormal(mu * b[i] + q);
+                    b[i] = flush_below(mu * b[i] + q, buf_floor);
                     p[i] -= lr * b[i];
                 }
             }

@@ -42,22 +42,40 @@ pub trait Rule: Clone + std::fmt::Debug + Send + Sync + 'static {
     fn update<T: Element, G: Fn(T) -> T + Copy>(&self, t: u64, p: &mut [T], g: &[T], prep: G, st: &mut [&mut [T]]);
 }
 
-/// A state value (momentum, moment or running average) with subnormal magnitude
-/// (below `T::min_positive_value()`, 1.2e-38 in `f32`) stored as zero.
+/// A state value (momentum, moment or running average) smaller in magnitude than `floor`
+/// (from [`state_floor`]) stored as zero.
 ///
-/// Running averages decay geometrically (Adam's m by β₁ = 0.9 a step) wherever a
-/// gradient stops, so they pass through the subnormal range, and each arithmetic
-/// operation on a subnormal costs ~100 cycles on x86 (it measured as a 60% slowdown of
-/// an MNIST epoch). The value it replaces changes the parameter update by less than
-/// 1e-30 relative; normal values are untouched, bit for bit. Branch-free: it compiles
-/// to a compare and a blend, so the loops around it still vectorise.
+/// Running averages decay geometrically (Adam's m by β₁ = 0.9 a step) wherever a gradient
+/// stops, so they pass through the subnormal range, and on x86 each vector operation that
+/// reads or makes a subnormal costs ~100 cycles or more: it measured as a 60% slowdown of an
+/// MNIST epoch when the stored values were subnormal, and, once they were flushed, still
+/// 40% of Adam's time on a Xeon, from the products of tiny normal moments with the step
+/// size (`m·α`) that came out subnormal. Branch-free: it compiles to a compare and a
+/// blend, so the loops around it still vectorise.
 #[inline(always)]
-pub(crate) fn flush_subnormal<T: Element>(x: T) -> T {
-    if x.abs() < T::min_positive_value() {
+pub(crate) fn flush_below<T: Element>(x: T, floor: T) -> T {
+    if x.abs() < floor {
         T::zero()
     } else {
         x
     }
+}
+
+/// The smallest magnitude a state value keeps ([`flush_below`]): twice the smallest normal
+/// number (1.2e-38 in `f32`) over the smallest of `factors`, the numbers the value is next
+/// multiplied by (those above 1 or zero count as 1), so that neither the value nor its
+/// product with any factor is subnormal (twice: a margin for the rounding of the bound).
+/// A flushed value would have added at most `2·min_positive/(den)` to an update whose
+/// divisor is `den`, or `2·min_positive` where it is multiplied, far below a parameter's
+/// last bit unless the parameter is itself within a factor 2²⁴ of that.
+pub(crate) fn state_floor<T: Element>(factors: &[f64]) -> T {
+    let least = factors
+        .iter()
+        .map(|f| f.abs())
+        .filter(|&f| f > 0.0)
+        .fold(1.0f64, f64::min);
+    let min = T::min_positive_value().as_f64();
+    c::<T>((2.0 * min / least).min(T::max_value().as_f64()))
 }
 
 /// Clamps to `[-c, c]`, letting NaN through (so a NaN gradient still shows).

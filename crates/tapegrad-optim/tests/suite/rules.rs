@@ -344,28 +344,51 @@ fn momentum_style_default_is_explicit() {
 }
 
 #[test]
-fn subnormal_state_is_flushed_to_zero_and_normal_state_is_not() {
+fn tiny_state_is_flushed_to_zero_so_no_product_of_it_is_subnormal() {
     // A gradient that stops: Adam's first moment then decays by β₁ = 0.9 a step and would
-    // pass through the subnormal range (f32 below 1.18e-38) on its way to zero.
+    // pass through the range where m·α (α = η·√bc2/bc1, about η late in training) is
+    // subnormal, then through the subnormal range itself (f32 below 1.18e-38), on its way
+    // to zero.
+    let lr = 1e-3;
     let mut w = Tensor::<f32>::from_vec(vec![1.0], [1]).unwrap();
-    let mut adam = Adam::<f32>::keras(1e-3).unwrap();
-    let mut saw_tiny_normal = false;
+    let mut adam = Adam::<f32>::keras(lr).unwrap();
+    // The floor at step t: 2·1.18e-38/α (about 3e-35 here).
+    let floor = |alpha: f32| 2.0 * f32::MIN_POSITIVE / alpha;
+    let (mut last, mut flushed) = (0f32, false);
     for step in 0..1200 {
         let g = if step == 0 { 1e-3f32 } else { 0.0 };
         let grad = Tensor::from_vec(vec![g], [1]).unwrap();
         adam.step_with_grads(&mut [("w".to_string(), &mut w)], &[Some(grad)])
             .unwrap();
         let m = adam.state().params[0].buffers[0][0];
-        assert!(
-            m == 0.0 || m.abs() >= f32::MIN_POSITIVE,
-            "step {step}: m = {m:e} is subnormal"
-        );
-        saw_tiny_normal |= m != 0.0 && m.abs() < 1e-37;
+        let t = f64::from(step + 1);
+        let alpha = (lr * (1.0 - 0.999f64.powf(t)).sqrt() / (1.0 - 0.9f64.powf(t))) as f32;
+        for (what, x) in [("m", m), ("β₁·m", 0.9 * m), ("m·α", m * alpha)] {
+            assert!(
+                x == 0.0 || x.abs() >= f32::MIN_POSITIVE,
+                "step {step}: {what} = {x:e} is subnormal"
+            );
+        }
+        if m != 0.0 {
+            assert!(
+                m.abs() >= floor(alpha) * 0.999,
+                "step {step}: m = {m:e} kept below the floor"
+            );
+            last = m;
+        } else if step > 0 && !flushed {
+            // Flushed at the first step whose decayed value falls below the floor, not
+            // before: the previous value was kept, and its decay is under this step's floor.
+            flushed = true;
+            let m_prev = last;
+            assert!(
+                0.9 * m_prev.abs() < floor(alpha) * 1.001,
+                "step {step}: m = {m_prev:e} flushed early (floor {:e})",
+                floor(alpha)
+            );
+            assert!(m_prev.abs() < 1e-34, "m decayed to the floor first: {m_prev:e}");
+        }
     }
-    assert!(
-        saw_tiny_normal,
-        "the moment should decay through the smallest normal values first"
-    );
+    assert!(flushed, "m reaches zero");
     assert_eq!(adam.state().params[0].buffers[0][0], 0.0);
 }
 
