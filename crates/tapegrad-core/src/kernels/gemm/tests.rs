@@ -131,8 +131,9 @@ fn small_shapes() -> Vec<(usize, usize, usize)> {
 }
 
 /// Around the tile (6 rows; 64/32/16/8 columns) and block (kc 256, mc 144, nc 1024/512)
-/// sizes, the in-place-B limit (48 rows), k = 1 and a long k.
-const BOUNDARY: [(usize, usize, usize); 14] = [
+/// sizes, the in-place-B limits (48 rows of A; a B of 32 KB, just below and above with
+/// many rows of A), k = 1 and a long k.
+const BOUNDARY: [(usize, usize, usize); 16] = [
     (6, 1, 64),
     (7, 255, 65),
     (5, 256, 63),
@@ -140,6 +141,8 @@ const BOUNDARY: [(usize, usize, usize); 14] = [
     (49, 100, 200),
     (97, 257, 17),
     (145, 40, 9),
+    (100, 60, 70),
+    (70, 64, 129),
     (143, 513, 130),
     (191, 300, 33),
     (5, 1, 1025),
