@@ -38,7 +38,8 @@
 //! subnormal. Running averages decay geometrically where a gradient stops, and on x86 each
 //! vector operation that reads or makes a subnormal costs ~100 cycles or more: storing
 //! subnormal moments made MNIST epochs 60% slower, and the subnormal products `m·α` of
-//! moments just above the smallest normal number still took 40% of Adam's time on a Xeon.
+//! moments just above the smallest normal number still took a quarter of Adam's time on a
+//! Xeon.
 //! A flushed value would have moved a parameter by less than `2·1.2e-38/ε` (2.4e-31 at
 //! Keras's ε = 1e-7); every other value is computed bit for bit as the equations say.
 //! (TensorFlow, and so Keras, run with flush-to-zero on CPU for the same reason.)
