@@ -312,7 +312,7 @@ fn matmul_with<T: Element>(
     // following the dense kernel's depth slices (`driver::even`).
     if !parallel && !tb && m > 0 && n > 0 && sparse::worth_trying(a) {
         let kc = driver::even(k, kern.kc, 1);
-        if sparse::gemm(av, b, c, m, k, n, kc) {
+        if sparse::gemm(av, b, c, m, k, n, kc, sparse::wide_vectors()) {
             return;
         }
     }

@@ -6,8 +6,8 @@
 //!
 //! The sums are the dense kernel's, operation for operation: each element of C is, for each
 //! of the same depth slices as [`driver::gemm`](super::driver::gemm) (`kc` rounded to even
-//! slices by [`driver::even`](super::driver::even)), a chain of fused multiply-adds from zero in increasing depth, the slices' sums
-//! added in order. So the values are the dense kernel's bit for bit whenever B is finite
+//! slices by [`driver::even`](super::driver::even)), a chain of fused multiply-adds from
+//! zero in increasing depth, the slices' sums added in order. So the values are the dense kernel's bit for bit whenever B is finite
 //! (checked before anything is written: a zero times an infinity must still give NaN); the
 //! one possible difference is the sign of a zero that only an underflowing product made.
 //!
@@ -49,38 +49,14 @@ pub(super) fn worth_trying<T: Element>(a: &[T]) -> bool {
 /// A quarter: each multiply-add kept costs about twice the dense kernel's (gathering the
 /// nonzeros, B's rows read in place rather than packed), so skipping zeros pays below about
 /// half density; a quarter leaves a margin.
-pub(super) fn gemm<T: Element>(
-    a: View<'_, T>,
-    b: &[T],
-    c: &mut [MaybeUninit<T>],
-    m: usize,
-    k: usize,
-    n: usize,
-    kc: usize,
-) -> bool {
-    gemm_with(a, b, c, m, k, n, kc, wide_vectors())
-}
-
-/// Whether the CPU has 512-bit vectors (AVX-512F; the standard library checks once).
-fn wide_vectors() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// [`gemm`] with the width of a group of columns chosen by the caller: 512 bytes of C's row
-/// (128 f32 or 64 f64) with 512-bit vectors (`wide`), 256 bytes without, so that a group's
-/// sums fill 8 vector registers either way (4 AVX-512 ones left each chain of fused
-/// multiply-adds waiting on its latency: on real MNIST batches, 4 alternated runs on a
-/// Xeon with AVX-512, the forward took 54–56 µs and the weight gradient 38.5–38.7 instead
-/// of 51 and 35–36.5). The tests run both widths on any CPU.
+///
+/// `wide` ([`wide_vectors`] for this CPU; the tests run both) sums 512 bytes of C's row at a
+/// time (128 f32 or 64 f64), else 256, so that a group's sums fill 8 vector registers either
+/// way (4 AVX-512 ones left each chain of fused multiply-adds waiting on its latency: on real
+/// MNIST batches, 4 alternated runs on a Xeon with AVX-512, the forward took 54–56 µs and the
+/// weight gradient 38.5–38.7 instead of 51 and 35–36.5).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gemm_with<T: Element>(
+pub(super) fn gemm<T: Element>(
     a: View<'_, T>,
     b: &[T],
     c: &mut [MaybeUninit<T>],
@@ -102,6 +78,18 @@ pub(super) fn gemm_with<T: Element>(
         (true, true) => gemm_w::<T, 128>(a, b, c, m, k, n, kc),
         (true, false) | (false, true) => gemm_w::<T, 64>(a, b, c, m, k, n, kc),
         (false, false) => gemm_w::<T, 32>(a, b, c, m, k, n, kc),
+    }
+}
+
+/// Whether the CPU has 512-bit vectors (AVX-512F; the standard library checks once).
+pub(super) fn wide_vectors() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 

@@ -375,7 +375,7 @@ fn sparse_a_matches_dense<T: Element>() {
                 for wide in [false, true] {
                     let mut c = vec![MaybeUninit::new(T::nan()); m * n];
                     assert!(
-                        sparse::gemm_with(av, &b, &mut c, m, k, n, kc, wide),
+                        sparse::gemm(av, &b, &mut c, m, k, n, kc, wide),
                         "the sparse path is taken"
                     );
                     // SAFETY: every element was initialised (NaN) before the call.
@@ -425,7 +425,7 @@ fn sparse_a_with_a_non_finite_b_still_gives_nan() {
             let mut c = vec![MaybeUninit::new(7.0f32); m * n];
             let av = View::of(&a, k, false);
             assert!(
-                !sparse::gemm(av, &b, &mut c, m, k, n, kc),
+                !sparse::gemm(av, &b, &mut c, m, k, n, kc, sparse::wide_vectors()),
                 "B[{p}, 0] = {bad}, kc = {kc}: not taken"
             );
             // SAFETY: every element was initialised (7) before the call.
@@ -451,5 +451,14 @@ fn dense_a_takes_the_dense_path() {
     assert!(sparse::worth_trying(&a));
     let mut c = vec![MaybeUninit::new(0.0f32); m * n];
     let av = View::of(&a, k, false);
-    assert!(!sparse::gemm(av, &values::<f32>(k * n, 5), &mut c, m, k, n, 196));
+    assert!(!sparse::gemm(
+        av,
+        &values::<f32>(k * n, 5),
+        &mut c,
+        m,
+        k,
+        n,
+        196,
+        sparse::wide_vectors()
+    ));
 }
