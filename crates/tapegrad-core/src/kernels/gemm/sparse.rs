@@ -148,10 +148,6 @@ fn gemm_w<T: Element, const W: usize>(
     let mut part = vec![T::zero(); if k > kc { m * n } else { 0 }];
     for (s, p0) in (0..k).step_by(kc).enumerate() {
         let p1 = (p0 + kc).min(k);
-        // The slice's rows of B checked (C is untouched until the last slice).
-        if !finite(&b[p0 * n..p1 * n]) {
-            return false;
-        }
         let sums = if s == 0 {
             &mut totals
         } else {
@@ -162,6 +158,11 @@ fn gemm_w<T: Element, const W: usize>(
         for word in p0 / 64..p1.div_ceil(64) {
             let (q0, q1) = (p0.max(word * 64) - word * 64, p1.min(word * 64 + 64) - word * 64);
             let range = (u64::MAX >> (64 - (q1 - q0))) << q0;
+            // The sub-slice's rows of B checked just before use, which brings them into L1
+            // (C is untouched until the end).
+            if !finite(&b[(word * 64 + q0) * n..(word * 64 + q1) * n]) {
+                return false;
+            }
             for j0 in (0..n).step_by(W) {
                 let w = W.min(n - j0);
                 for (i, row) in sums.chunks_exact_mut(n).enumerate() {
