@@ -1,10 +1,12 @@
 //! [`Dropout`]: inverted dropout with its own seeded RNG.
 
 use crate::module::Module;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use rayon::prelude::*;
 use tapegrad_core::{Element, Error, Result, Tensor};
+
+mod stream;
 
 /// From this many elements a mask is drawn in pieces on rayon's pool (each piece from its
 /// own position in the generator's stream: the same words as one sequential draw).
@@ -155,7 +157,7 @@ fn keep_mask<T: Element>(rng: &mut ChaCha12Rng, n: usize, keep: f64) -> Vec<T> {
         let mut words = [0u64; 1024];
         for chunk in piece.chunks_mut(words.len()) {
             let words = &mut words[..chunk.len()];
-            rng.fill(words);
+            stream::fill_u64(rng, words);
             for (d, &w) in chunk.iter_mut().zip(words.iter()) {
                 *d = if w < below { T::one() } else { T::zero() };
             }

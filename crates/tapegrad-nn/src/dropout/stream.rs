@@ -1,0 +1,164 @@
+//! The words of rand_chacha's `ChaCha12Rng`, computed eight blocks at a time.
+//!
+//! ChaCha (Bernstein) turns a 256-bit key, a 64-bit block counter and a 64-bit stream id into
+//! 16 words per block: the state `s` = four constants ("expand 32-byte k"), the key's eight
+//! little-endian words, the counter's low and high words, the stream id's low and high words;
+//! six double rounds (a column round, then a diagonal round, each four quarter rounds
+//! `a += b; d ^= a; d <<<= 16; c += d; b ^= c; b <<<= 12; a += b; d ^= a; d <<<= 8;
+//! c += d; b ^= c; b <<<= 7`) of a copy `x`; then `x + s` word by word. `ChaCha12Rng` hands
+//! out block after block, and rand's `fill` of `[u64]` takes two words at a time, the first
+//! as the low half.
+//!
+//! rand_chacha computes four blocks per call; here each of the 16 state words holds the same
+//! word of eight consecutive blocks, so one pass of plain array arithmetic (compiled for
+//! AVX-512, AVX2 or SSE and chosen at run time) computes eight blocks with vector
+//! instructions. On an AVX-512 Xeon the 4,096 draws of a seed batch's dropout mask took
+//! 14.5 µs with rand's `fill`; their 512 blocks take 7.8–8.3 µs here with eight lanes (four
+//! lanes 8.3, sixteen 9.8: this core runs 512-bit integer instructions at half the rate).
+
+use multiversion::multiversion;
+use rand::Rng;
+use rand_chacha::ChaCha12Rng;
+
+/// Blocks computed at once.
+const LANES: usize = 8;
+
+/// One state word of [`LANES`] consecutive blocks.
+type Lanes = [u32; LANES];
+
+/// Fills `out` with the words `rng.fill(out)` would give, and leaves `rng` where that would.
+pub(super) fn fill_u64(rng: &mut ChaCha12Rng, out: &mut [u64]) {
+    let pos = rng.get_word_pos();
+    if pos % 2 == 1 {
+        // A draw would straddle two blocks; the layer only ever draws pairs of words, so its
+        // generator never stands at an odd position.
+        rng.fill(out);
+        return;
+    }
+    let seed = rng.get_seed();
+    let key: [u32; 8] =
+        std::array::from_fn(|i| u32::from_le_bytes(seed[4 * i..4 * i + 4].try_into().expect("4 bytes")));
+    let stream = rng.get_stream();
+    // Draw d (two words) is pair pos/2 + d of the stream; block b holds pairs 8b..8b + 8.
+    let first = pos / 2;
+    let mut block = (pos / 16) as u64;
+    let mut x = [[0u32; LANES]; 16];
+    // Index in `out` of the group's first pair (negative in the first group when `pos` is
+    // not at a block boundary).
+    let mut at = -((first % 8) as isize);
+    while at < out.len() as isize {
+        blocks(&key, stream, block, &mut x);
+        for t in 0..8 {
+            let (lo, hi) = (&x[2 * t], &x[2 * t + 1]);
+            for (l, (&lo, &hi)) in lo.iter().zip(hi).enumerate() {
+                let d = at + (l * 8 + t) as isize;
+                if (0..out.len() as isize).contains(&d) {
+                    out[d as usize] = u64::from(lo) | u64::from(hi) << 32;
+                }
+            }
+        }
+        at += (LANES * 8) as isize;
+        block = block.wrapping_add(LANES as u64);
+    }
+    rng.set_word_pos(pos + 2 * out.len() as u128);
+}
+
+/// `out[w][l]`: word `w` of block `block + l`, for [`LANES`] consecutive blocks.
+#[multiversion(targets = "simd")]
+fn blocks(key: &[u32; 8], stream: u64, block: u64, out: &mut [Lanes; 16]) {
+    let mut s = [[0u32; LANES]; 16];
+    for (w, c) in [0x6170_7865u32, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]
+        .into_iter()
+        .enumerate()
+    {
+        s[w] = [c; LANES];
+    }
+    for (w, &k) in key.iter().enumerate() {
+        s[4 + w] = [k; LANES];
+    }
+    let counter: [u64; LANES] = std::array::from_fn(|l| block.wrapping_add(l as u64));
+    s[12] = counter.map(|b| b as u32);
+    s[13] = counter.map(|b| (b >> 32) as u32);
+    s[14] = [stream as u32; LANES];
+    s[15] = [(stream >> 32) as u32; LANES];
+    let mut x = s;
+    for _ in 0..6 {
+        quarter(&mut x, 0, 4, 8, 12);
+        quarter(&mut x, 1, 5, 9, 13);
+        quarter(&mut x, 2, 6, 10, 14);
+        quarter(&mut x, 3, 7, 11, 15);
+        quarter(&mut x, 0, 5, 10, 15);
+        quarter(&mut x, 1, 6, 11, 12);
+        quarter(&mut x, 2, 7, 8, 13);
+        quarter(&mut x, 3, 4, 9, 14);
+    }
+    for ((o, x), s) in out.iter_mut().zip(&x).zip(&s) {
+        *o = add(*x, *s);
+    }
+}
+
+/// ChaCha's quarter round on words `a`, `b`, `c`, `d` of every lane.
+#[inline(always)]
+fn quarter(x: &mut [Lanes; 16], a: usize, b: usize, c: usize, d: usize) {
+    x[a] = add(x[a], x[b]);
+    x[d] = xor_rotate(x[d], x[a], 16);
+    x[c] = add(x[c], x[d]);
+    x[b] = xor_rotate(x[b], x[c], 12);
+    x[a] = add(x[a], x[b]);
+    x[d] = xor_rotate(x[d], x[a], 8);
+    x[c] = add(x[c], x[d]);
+    x[b] = xor_rotate(x[b], x[c], 7);
+}
+
+#[inline(always)]
+fn add(a: Lanes, b: Lanes) -> Lanes {
+    std::array::from_fn(|l| a[l].wrapping_add(b[l]))
+}
+
+#[inline(always)]
+fn xor_rotate(a: Lanes, b: Lanes, k: u32) -> Lanes {
+    std::array::from_fn(|l| (a[l] ^ b[l]).rotate_left(k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// The words and the generator's state afterwards are rand's, from any even position
+    /// (a block boundary or not, a group boundary or not), for lengths of none, one, part of
+    /// a group, whole groups and more; from an odd position rand's own `fill` is used.
+    #[test]
+    fn the_words_are_rands() {
+        for seed in [0u64, 7, u64::MAX] {
+            for skip in [0usize, 1, 2, 6, 16, 30, 128, 130, 255] {
+                for n in [0usize, 1, 3, 8, 63, 64, 65, 200, 1024, 3001] {
+                    let mut ours = ChaCha12Rng::seed_from_u64(seed);
+                    ours.set_stream(seed ^ 0x5555);
+                    for _ in 0..skip {
+                        let _: u32 = ours.random();
+                    }
+                    let mut theirs = ours.clone();
+                    let (mut a, mut b) = (vec![0u64; n], vec![0u64; n]);
+                    fill_u64(&mut ours, &mut a);
+                    theirs.fill(&mut b[..]);
+                    assert!(a == b, "seed {seed}, {skip} words in, {n} draws");
+                    assert_eq!(ours.random::<u64>(), theirs.random::<u64>(), "the state after");
+                }
+            }
+        }
+    }
+
+    /// Where the block counter's low word wraps (block 2³² − 3 onwards), its carry reaches
+    /// the high word as rand_chacha's does.
+    #[test]
+    fn the_counter_carries() {
+        let mut ours = ChaCha12Rng::seed_from_u64(3);
+        ours.set_word_pos(((1u128 << 32) - 3) * 16);
+        let mut theirs = ours.clone();
+        let (mut a, mut b) = (vec![0u64; 100], vec![0u64; 100]);
+        fill_u64(&mut ours, &mut a);
+        theirs.fill(&mut b[..]);
+        assert!(a == b);
+    }
+}
