@@ -411,7 +411,7 @@ fn sparse_a_f64() {
 
 /// A zero of A times an infinity of B is NaN on every path: a B that is not all finite
 /// keeps the product off the zero-skipping path, with C untouched, whichever depth slice
-/// the bad row lies in (each slice is checked before its sums are made).
+/// the bad row lies in (B is checked before C is written).
 #[test]
 fn sparse_a_with_a_non_finite_b_still_gives_nan() {
     let (m, k, n) = (32, 64, 16);
@@ -434,6 +434,65 @@ fn sparse_a_with_a_non_finite_b_still_gives_nan() {
                 let c = product(isa, SERIAL, &a, &b, m, k, n, false, false);
                 assert!(c[0].is_nan(), "{isa:?}: 0 · {bad} must reach C[0, 0]");
             }
+        }
+    }
+}
+
+/// B is checked after the sums (`sparse.rs`): a non-finite value in a row of B that a
+/// nonzero of A meets (it shows in the sums) or that none meets (looked at directly) keeps
+/// the product off the zero-skipping path with C untouched, in one depth slice or several;
+/// sums that are not finite for another reason (an infinity in A, an overflow) do not, and
+/// the values are then the dense kernel's.
+#[test]
+fn sparse_b_checked_after_the_sums() {
+    let (m, k, n) = (4, 130, 16);
+    // Rows 3, 70 and 129 of B are met (by rows 0, 2 and 3 of A); no nonzero meets the others.
+    let mut a = vec![0.0f32; m * k];
+    a[3] = 1.0;
+    a[2 * k + 70] = 2.0;
+    a[3 * k + 129] = 0.5;
+    let av = View::of(&a, k, false);
+    for kc in [k, 40] {
+        for (p, bad) in [
+            (3, f32::INFINITY),
+            (70, f32::NAN),
+            (129, f32::NEG_INFINITY),
+            (5, f32::INFINITY),
+            (64, f32::NAN),
+            (128, f32::INFINITY),
+        ] {
+            let mut b = values::<f32>(k * n, 6);
+            b[p * n + 7] = bad;
+            let mut c = vec![MaybeUninit::new(7.0f32); m * n];
+            assert!(
+                !sparse::gemm(av, &b, &mut c, m, k, n, kc, sparse::wide_vectors()),
+                "B[{p}, 7] = {bad}, kc = {kc}: not taken"
+            );
+            // SAFETY: every element was initialised (7) before the call.
+            assert!(c.iter().all(|x| unsafe { x.assume_init() } == 7.0), "C untouched");
+        }
+        // Sums that overflow (row 0: 1·MAX + 1·MAX), and an infinity in A (row 1), with B finite.
+        let mut a2 = a.clone();
+        a2[4] = 1.0;
+        a2[k + 10] = f32::INFINITY;
+        let mut b = values::<f32>(k * n, 6);
+        b[3 * n..5 * n].fill(f32::MAX);
+        for isa in Isa::available() {
+            let Some(kern) = f32::kernel(isa) else { continue };
+            let kc = driver::even(k, kern.kc.min(kc), 1);
+            let mut c = vec![MaybeUninit::new(f32::NAN); m * n];
+            assert!(
+                sparse::gemm(View::of(&a2, k, false), &b, &mut c, m, k, n, kc, sparse::wide_vectors()),
+                "{isa:?}: taken"
+            );
+            // SAFETY: every element was initialised (NaN) before the call.
+            let got: Vec<f32> = c.into_iter().map(|x| unsafe { x.assume_init() }).collect();
+            assert!(got[..n].iter().all(|&x| x == f32::INFINITY), "row 0 overflows");
+            assert!(
+                got[n..2 * n].iter().all(|x| x.is_infinite() || x.is_nan()),
+                "row 1: ∞ · B"
+            );
+            assert!(got[2 * n..].iter().all(|x| x.is_finite()));
         }
     }
 }
