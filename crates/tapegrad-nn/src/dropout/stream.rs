@@ -13,8 +13,9 @@
 //! word of eight consecutive blocks, so one pass of plain array arithmetic (compiled for
 //! AVX-512, AVX2 or SSE and chosen at run time) computes eight blocks with vector
 //! instructions. On an AVX-512 Xeon the 4,096 draws of a seed batch's dropout mask took
-//! 14.5 µs with rand's `fill`; their 512 blocks take 7.8–8.3 µs here with eight lanes (four
-//! lanes 8.3, sixteen 9.8: this core runs 512-bit integer instructions at half the rate).
+//! 14.5 µs with rand's `fill`; their 512 blocks take 7.8–8.3 µs here with eight lanes, 10.4
+//! compiled for AVX2 alone (four lanes 8.3; sixteen 9.8, as this core ran 512-bit integer
+//! instructions at 0.4× the rate of 256-bit ones).
 
 use multiversion::multiversion;
 use rand::Rng;

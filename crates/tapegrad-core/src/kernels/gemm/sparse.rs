@@ -17,8 +17,9 @@
 //! the group's `W` columns: a chain of fused multiply-adds in registers, carried from one
 //! sub-slice to the next through a row of sums (in L1). A sub-slice's rows of B (32 KB of an
 //! MNIST layer's 784 × 128 weights) stay in L1 while every row of C passes over them; with
-//! the slice's 196 rows (100 KB) they were read from L2 for every row of C (on real MNIST
-//! batches, 3 alternated runs on an AVX-512 Xeon: the forward 51.0–51.6 → 40.5 µs). A
+//! the slice's 196 rows (100 KB) they were read from L2 for every row of C. With that and the
+//! bits walked in place of a list of nonzeros gathered first, on real MNIST batches (3
+//! alternated runs on an AVX-512 Xeon) the forward went from 51.0–51.6 to 40.5 µs. A
 //! product at most 64 deep in one slice (the weight gradient's, 32 deep) checks B first and
 //! runs each chain once, from zero, straight into C. Otherwise B is checked after the sums
 //! and before C is written (see the end of `gemm_w`), so a non-finite B leaves C untouched.
@@ -119,7 +120,8 @@ fn gemm_w<T: Element, const W: usize>(
     let finite = |rows: &[T]| rows.iter().fold(true, |ok, x| ok & x.is_finite());
     let at = |i: usize, p: usize| a.data[a.off + i * a.rs + p * a.cs];
     if k <= kc.min(64) {
-        // One slice, one word: each row's chains run once, from zero, and are stored in C.
+        // One slice, one mask word per row: each row's chains run once, from zero, and are
+        // stored in C.
         if !finite(b) {
             return false;
         }
@@ -183,9 +185,9 @@ fn gemm_w<T: Element, const W: usize>(
     // B is checked before C is written. Every element of a row of B that a nonzero of A meets
     // enters a sum (times that nonzero), and an infinity or a NaN there leaves the sum
     // non-finite (no later term makes it finite again), so when all sums are finite only the
-    // rows no nonzero meets need a look (on an MNIST batch
-    // a fraction of the layer's weights, where checking all of them before use had cost
-    // the forward 2.5 µs more: 38.7–39.0 → 36.3–36.4 µs, 4 alternations).
+    // rows no nonzero meets need a look (on an MNIST batch the pixels no image lit; checking
+    // all rows before use had cost the forward 2.5 µs more: 38.7–39.0 → 36.3–36.4 µs, 4
+    // alternations).
     let whole = if finite(&totals) {
         let mut met = vec![0u64; words];
         for row in mask.chunks_exact(words) {
