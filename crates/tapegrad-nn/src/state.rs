@@ -1,5 +1,5 @@
 //! Matching named tensors to a module's parameters and buffers: the one loader behind
-//! [`Module::load_state_dict`](crate::Module::load_state_dict) and
+//! [`Module::load_state_dict`] and
 //! [`safetensors::load`](crate::safetensors::load), with [`LoadReport`].
 
 use crate::module::{Module, TorchParam};

@@ -320,7 +320,7 @@ type Piece<'a, T> = (&'a mut [T], &'a [T], Vec<&'a mut [T]>);
 const MAX_BUFS: usize = 3;
 
 /// A rule's fused update, compiled for several instruction sets (x86-64-v4 with AVX-512,
-/// v3 with AVX2, v2; [`multiversion`]) and run with the best one the CPU has, so a binary
+/// v3 with AVX2, v2; [`multiversion`](mod@multiversion)) and run with the best one the CPU has, so a binary
 /// built with default flags updates on the widest vectors. The rules' `update` methods
 /// are `#[inline(always)]`, so their loops are compiled inside each version. The values
 /// are the same on every path (no FMA contraction).

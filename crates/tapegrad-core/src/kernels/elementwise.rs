@@ -3,7 +3,7 @@
 //! small index counter.
 //!
 //! The loops over long slices are compiled for several instruction sets
-//! ([`multiversion`], `targets = "simd"`: x86-64-v4 with AVX-512, v3 with AVX2, v2) and
+//! ([`multiversion`](mod@multiversion), `targets = "simd"`: x86-64-v4 with AVX-512, v3 with AVX2, v2) and
 //! the best one the CPU has is picked at run time, so a binary built with default flags
 //! runs them on the widest vectors there are. Every path computes the same values: Rust
 //! never fuses `a·b + c` into an FMA unless asked, so the results do not depend on the CPU.
