@@ -362,6 +362,8 @@ fn sparse_a_matches_dense<T: Element>() {
             (784, 32, 128),
             (100, 300, 33),
             (20, 300, 200),
+            (33, 40, 128),
+            (33, 40, 64),
         ] {
             for ta in [false, true] {
                 let a = sparse_values::<T>(m * k, (m + 3 * k + n) as u64);
