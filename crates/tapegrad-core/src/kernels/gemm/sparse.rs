@@ -22,8 +22,8 @@
 //! alternated runs on an AVX-512 Xeon) the forward went from 51.0–51.6 to 40.5 µs. A
 //! product at most 64 deep in one slice (the weight gradient's, 32 deep) checks B first and
 //! runs each chain once, from zero, straight into C (two rows' chains at a time where
-//! AVX-512's registers hold both). Otherwise B is checked after the sums
-//! and before C is written (see the end of `gemm_w`), so a non-finite B leaves C untouched.
+//! AVX-512's registers hold both). Otherwise B is checked after the sums and before C is
+//! written (see the end of `sliced`), so a non-finite B leaves C untouched.
 
 use super::driver::View;
 use crate::element::Element;
@@ -118,8 +118,6 @@ fn gemm_w<T: Element, const W: usize, const PAIRS: bool>(
     if nonzeros > m * k / 4 {
         return false;
     }
-    // A fold without an early exit, so that it vectorises.
-    let finite = |rows: &[T]| rows.iter().fold(true, |ok, x| ok & x.is_finite());
     let at = |i: usize, p: usize| a.data[a.off + i * a.rs + p * a.cs];
     if k <= kc.min(64) {
         // One slice, one mask word per row: each row's chains run once, from zero, and are
@@ -128,8 +126,9 @@ fn gemm_w<T: Element, const W: usize, const PAIRS: bool>(
             return false;
         }
         if n == W && PAIRS {
-            // Two rows at a time: 16 chains in flight (on real MNIST batches, 4 alternations
-            // on the Xeon, the weight gradient 23.8–25.0 → 20.5–21.0 µs).
+            // Two rows at a time: 16 chains in flight (on real MNIST batches on the Xeon, the
+            // weight gradient 23.8–25.0 → 20.5–21.0 µs in 3 of 4 alternations, 32.1 in a
+            // noisy one).
             for (pair, out) in c.chunks_mut(2 * n).enumerate() {
                 let i = 2 * pair;
                 let (oa, ob) = out.split_at_mut(n);
@@ -195,7 +194,6 @@ fn sliced<T: Element, const W: usize>(
     kc: usize,
 ) -> bool {
     let words = k.div_ceil(64);
-    let finite = |rows: &[T]| rows.iter().fold(true, |ok, x| ok & x.is_finite());
     let at = |i: usize, p: usize| a.data[a.off + i * a.rs + p * a.cs];
     // Each row's sums: the first slice's in `totals`, a later slice's in `part` and then
     // added to them, in order. A chain is carried from one sub-slice to the next through
@@ -258,6 +256,13 @@ fn sliced<T: Element, const W: usize>(
         o.write(x);
     }
     true
+}
+
+/// Whether every element of `rows` is finite: a fold without an early exit, so that it
+/// vectorises.
+#[inline(always)]
+fn finite<T: Element>(rows: &[T]) -> bool {
+    rows.iter().fold(true, |ok, x| ok & x.is_finite())
 }
 
 /// `acc[j] += v · B[p, j0 + j]`, a fused multiply-add, for each set bit `p − base` of
