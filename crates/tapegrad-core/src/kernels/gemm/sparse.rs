@@ -134,9 +134,7 @@ fn gemm_w<T: Element, const W: usize, const PAIRS: bool>(
                 let (oa, ob) = out.split_at_mut(n);
                 let zero = [T::zero(); W];
                 if ob.is_empty() {
-                    let acc = chain::<T, W>(zero, mask[i], 0, |p| at(i, p), b, n, 0);
-                    let dst: &mut [MaybeUninit<T>; W] = oa.try_into().expect("W wide");
-                    *dst = acc.map(MaybeUninit::new);
+                    store(oa, chain::<T, W>(zero, mask[i], 0, |p| at(i, p), b, n, 0));
                     continue;
                 }
                 let (x, y) = chain2::<T, W>(
@@ -149,10 +147,8 @@ fn gemm_w<T: Element, const W: usize, const PAIRS: bool>(
                     n,
                     0,
                 );
-                let da: &mut [MaybeUninit<T>; W] = oa.try_into().expect("W wide");
-                *da = x.map(MaybeUninit::new);
-                let db: &mut [MaybeUninit<T>; W] = ob.try_into().expect("W wide");
-                *db = y.map(MaybeUninit::new);
+                store(oa, x);
+                store(ob, y);
             }
             return true;
         }
@@ -160,9 +156,10 @@ fn gemm_w<T: Element, const W: usize, const PAIRS: bool>(
             for j0 in (0..n).step_by(W) {
                 let w = W.min(n - j0);
                 if w == W {
-                    let acc = chain::<T, W>([T::zero(); W], bits, 0, |p| at(i, p), b, n, j0);
-                    let dst: &mut [MaybeUninit<T>; W] = (&mut out[j0..j0 + W]).try_into().expect("W wide");
-                    *dst = acc.map(MaybeUninit::new);
+                    store(
+                        &mut out[j0..j0 + W],
+                        chain::<T, W>([T::zero(); W], bits, 0, |p| at(i, p), b, n, j0),
+                    );
                 } else {
                     let mut acc = [T::zero(); W];
                     tail(&mut acc[..w], bits, 0, |p| at(i, p), b, n, j0);
@@ -256,6 +253,13 @@ fn sliced<T: Element, const W: usize>(
         o.write(x);
     }
     true
+}
+
+/// Stores `W` sums into `out` (exactly `W` long) whole, as vector stores.
+#[inline(always)]
+fn store<T: Element, const W: usize>(out: &mut [MaybeUninit<T>], acc: [T; W]) {
+    let dst: &mut [MaybeUninit<T>; W] = out.try_into().expect("W wide");
+    *dst = acc.map(MaybeUninit::new);
 }
 
 /// Whether every element of `rows` is finite: a fold without an early exit, so that it
