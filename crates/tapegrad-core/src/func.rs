@@ -55,7 +55,7 @@ use crate::ops::{one, OpKind};
 use crate::tape::Node;
 use crate::tensor::Tensor;
 use std::collections::HashSet;
-use std::sync::Arc;
+use triomphe::Arc;
 
 /// One transform's view of its inputs: what `f` sees, and where the transform's own part of
 /// the graph begins.

@@ -34,7 +34,10 @@ use crate::tensor::Tensor;
 use smallvec::SmallVec;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::sync::Arc;
+// Nodes are shared through triomphe's `Arc`: std's without weak references, so asking
+// whether a node is unique (taking it from the pool, releasing a graph) is a plain load
+// rather than an atomic compare-and-swap, twice per op.
+use triomphe::Arc;
 
 mod pool;
 mod sweep;

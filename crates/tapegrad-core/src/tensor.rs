@@ -8,7 +8,7 @@ use crate::storage::{ensure_alloc, Storage};
 use crate::tape::Node;
 use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
-use std::sync::Arc;
+use triomphe::Arc;
 
 /// An n-dimensional array of `f32` or `f64`, row-major and always contiguous.
 ///

@@ -40,7 +40,7 @@ use crate::error::Result;
 use crate::tape::{BackwardCtx, InputGrads, Node};
 use crate::tensor::Tensor;
 use std::panic::{RefUnwindSafe, UnwindSafe};
-use std::sync::Arc;
+use triomphe::Arc;
 
 /// Convenience for rules: one gradient for a unary op.
 #[inline]

@@ -18,7 +18,7 @@ use crate::element::Element;
 use smallvec::SmallVec;
 use std::any::Any;
 use std::cell::RefCell;
-use std::sync::Arc;
+use triomphe::Arc;
 
 /// The most nodes kept per element type per thread.
 pub(crate) const MAX_NODES: usize = 1 << 14;
@@ -53,7 +53,7 @@ pub(super) fn take<T: Element>() -> Option<Arc<Node<T>>> {
 /// Drops a tensor's reference to its node; where it was the last one, empties the node,
 /// releases its inputs' nodes the same way, and keeps the node for reuse.
 pub(crate) fn release<T: Element>(node: Arc<Node<T>>) {
-    if Arc::strong_count(&node) > 1 {
+    if Arc::count(&node) > 1 {
         return; // shared (the common case: an op's input): dropping `node` decrements it
     }
     let mut stack: SmallVec<[Arc<Node<T>>; 4]> = SmallVec::new();

@@ -7,8 +7,8 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::grad_mode::set_grad_enabled;
 use crate::tensor::Tensor;
-use std::sync::Arc;
 use std::{cmp::Ordering, collections::BinaryHeap};
+use triomphe::Arc;
 
 /// A node waiting for backward, with the gradient that has reached it. Borrowed from the
 /// root's graph, which outlives the sweep, so queuing costs no reference counting.
