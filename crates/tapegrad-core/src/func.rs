@@ -76,6 +76,9 @@ impl<T: Element> Level<T> {
     }
 
     fn inputs(xs: &[Tensor<T>], outer_grad: bool) -> Self {
+        // A new block of ids: every node recorded before now, on any thread, has a smaller
+        // id than the marker, and every later node of this thread a larger one.
+        crate::tape::begin_block();
         let marker = Tensor::<T>::scalar(T::zero()).requires_grad();
         let start = marker.node_id().expect("a fresh leaf has an id");
         let inner = xs

@@ -2,9 +2,9 @@
 //!
 //! Every op on a tracked tensor records a `Node`: which op it was, its inputs, and its
 //! *gradient rule*, a closure that maps the gradient of the output to the gradients of the
-//! inputs (a vector-Jacobian product). Node ids come from one increasing counter, so an
-//! op's id is larger than its inputs' ids: the nodes sorted by decreasing id are a
-//! topological order of the graph, i.e. the Wengert list read backwards.
+//! inputs (a vector-Jacobian product). Node ids are unique and an op's id is larger than
+//! its inputs' ids (see [`ids`]): the nodes sorted by decreasing id are a topological order
+//! of the graph, i.e. the Wengert list read backwards.
 //!
 //! Backward pops nodes from a max-heap keyed by id, so it visits each node after every
 //! node that uses it, summing the gradients that arrive by several paths, without
@@ -33,18 +33,17 @@ use crate::storage::Storage;
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
 use std::panic::{RefUnwindSafe, UnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 // Nodes are shared through triomphe's `Arc`: std's without weak references, so asking
 // whether a node is unique (taking it from the pool, releasing a graph) is a plain load
 // rather than an atomic compare-and-swap, twice per op.
 use triomphe::Arc;
 
+mod ids;
 mod pool;
 mod sweep;
+pub(crate) use ids::begin_block;
 pub(crate) use pool::release;
 pub(crate) use sweep::{sweep, Keep};
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Gradients of one op's inputs, in input order; `None` where an input needs none.
 pub type InputGrads<T> = SmallVec<[Option<Tensor<T>>; 2]>;
@@ -112,7 +111,12 @@ impl<T: Element> Node<T> {
         saved_output: Option<Storage<T>>,
         output_shape: Shape,
     ) -> Arc<Self> {
-        let id = NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed);
+        let above = inputs
+            .iter()
+            .filter_map(|t| t.node.as_ref().map(|n| n.id))
+            .max()
+            .unwrap_or(0);
+        let id = ids::next(above);
         if let Some(mut node) = pool::take() {
             // A pooled node is referenced by the pool alone, so this always succeeds.
             if let Some(n) = Arc::get_mut(&mut node) {

@@ -106,6 +106,22 @@ fn third_derivative_by_nesting_grad() {
 }
 
 #[test]
+fn a_tensor_from_another_thread_counts_as_recorded_before_the_transform() {
+    // This thread takes its block of node ids first; `w` is made later on another thread,
+    // from a block above it. `w` was still recorded before the transform began, so with
+    // grad mode on the result stays differentiable in it: d/dx (x·w) = w, and d/dw w = 1.
+    let _ = Tensor::<f64>::scalar(0.0).requires_grad().mul_scalar(1.0);
+    let w = std::thread::spawn(|| Tensor::<f64>::scalar(3.0).requires_grad())
+        .join()
+        .unwrap();
+    let f = |xs: &[Tensor<f64>]| xs[0].mul(&w);
+    let dx = func::grad(f, 0)(&[Tensor::scalar(2.0)]).unwrap();
+    assert_eq!(dx.item().unwrap(), 3.0);
+    assert!(dx.is_tracked(), "the result must keep its graph to w");
+    assert_eq!(dx.backward().unwrap().wrt(&w).unwrap().item().unwrap(), 1.0);
+}
+
+#[test]
 fn nested_transforms_do_not_confuse_perturbations() {
     // d/dx [x · (d/dy x·y)] = d/dx x² = 2x: the inner grad must see its own y, not the
     // outer x it closes over (Siskind & Pearlmutter's perturbation confusion).
