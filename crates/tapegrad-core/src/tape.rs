@@ -3,7 +3,7 @@
 //! Every op on a tracked tensor records a `Node`: which op it was, its inputs, and its
 //! *gradient rule*, a closure that maps the gradient of the output to the gradients of the
 //! inputs (a vector-Jacobian product). Node ids are unique and an op's id is larger than
-//! its inputs' ids (see [`ids`]): the nodes sorted by decreasing id are a topological order
+//! its inputs' ids (`tape/ids.rs`): the nodes sorted by decreasing id are a topological order
 //! of the graph, i.e. the Wengert list read backwards.
 //!
 //! Backward pops nodes from a max-heap keyed by id, so it visits each node after every
@@ -23,7 +23,7 @@
 //! op's name (for errors), its rule and, in [anomaly mode](crate::anomaly), its call site.
 //! Grad mode lives in [`crate::grad_mode`], the result of a sweep in [`crate::Gradients`].
 
-use crate::anomaly::{check_forward, is_anomaly_enabled, Site};
+use crate::anomaly::Site;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::grad_mode::is_grad_enabled;
@@ -40,9 +40,11 @@ use triomphe::Arc;
 
 mod ids;
 mod pool;
+mod record;
 mod sweep;
 pub(crate) use ids::begin_block;
 pub(crate) use pool::release;
+pub(crate) use record::{record, record_one, record_scalar};
 pub(crate) use sweep::{sweep, Keep};
 
 /// Gradients of one op's inputs, in input order; `None` where an input needs none.
@@ -50,6 +52,8 @@ pub type InputGrads<T> = SmallVec<[Option<Tensor<T>>; 2]>;
 
 type BoxedRule<T> =
     dyn Fn(&BackwardCtx<'_, T>, &mut InputGrads<T>) -> Result<()> + Send + Sync + UnwindSafe + RefUnwindSafe;
+
+type OneRule<T> = dyn Fn(&BackwardCtx<'_, T>) -> Result<Tensor<T>> + Send + Sync + UnwindSafe + RefUnwindSafe;
 
 /// A node's gradient rule.
 pub(crate) enum Rule<T: Element> {
@@ -62,6 +66,9 @@ pub(crate) enum Rule<T: Element> {
     /// (`mul_scalar`'s factor, `powf`'s exponent), held in the node: boxing the closure
     /// that captured it was an allocation per op.
     Scalar(fn(&BackwardCtx<'_, T>, T) -> Result<Tensor<T>>, T),
+    /// A one-input op's rule returning that input's gradient, boxed like [`Rule::Boxed`]:
+    /// the sweep takes the gradient by value instead of through its vector.
+    One(Box<OneRule<T>>),
 }
 
 impl<T: Element> Rule<T> {
@@ -74,6 +81,21 @@ impl<T: Element> Rule<T> {
                 grads.push(Some(rule(ctx, *s)?));
                 Ok(())
             }
+            Rule::One(rule) => {
+                grads.push(Some(rule(ctx)?));
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs a one-input op's rule ([`Rule::Scalar`], [`Rule::One`]), returning its input's
+    /// gradient; `None` for any other rule.
+    #[inline]
+    pub(crate) fn single(&self, ctx: &BackwardCtx<'_, T>) -> Option<Result<Tensor<T>>> {
+        match self {
+            Rule::Boxed(_) => None,
+            Rule::Scalar(rule, s) => Some(rule(ctx, *s)),
+            Rule::One(rule) => Some(rule(ctx)),
         }
     }
 }
@@ -208,72 +230,4 @@ impl<T: Element> BackwardCtx<'_, T> {
             )
         })
     }
-}
-
-/// Records `out = op(inputs)` if gradients are enabled and any input is tracked; otherwise
-/// returns `out` untouched and the rule is never boxed. `name` names the op in errors;
-/// `save_output` keeps the output buffer for rules that call [`BackwardCtx::output`].
-#[track_caller]
-pub(crate) fn record<T, F>(
-    name: &'static str,
-    inputs: &[&Tensor<T>],
-    out: Tensor<T>,
-    save_output: bool,
-    rule: F,
-) -> Tensor<T>
-where
-    T: Element,
-    F: Fn(&BackwardCtx<'_, T>) -> Result<InputGrads<T>> + Send + Sync + UnwindSafe + RefUnwindSafe + 'static,
-{
-    if !inputs.iter().any(|t| t.node.is_some()) || !is_grad_enabled() {
-        return out;
-    }
-    let rule = Rule::Boxed(Box::new(move |ctx: &BackwardCtx<'_, T>, grads: &mut InputGrads<T>| {
-        *grads = rule(ctx)?;
-        Ok(())
-    }));
-    record_rule(name, inputs, out, save_output, rule)
-}
-
-/// [`record`] for a one-input op whose rule is a plain function of one scalar argument
-/// `s` of the op (see [`Rule::Scalar`]): nothing is allocated for the rule.
-#[track_caller]
-pub(crate) fn record_scalar<T: Element>(
-    name: &'static str,
-    input: &Tensor<T>,
-    out: Tensor<T>,
-    save_output: bool,
-    rule: fn(&BackwardCtx<'_, T>, T) -> Result<Tensor<T>>,
-    s: T,
-) -> Tensor<T> {
-    if input.node.is_none() || !is_grad_enabled() {
-        return out;
-    }
-    record_rule(name, &[input], out, save_output, Rule::Scalar(rule, s))
-}
-
-/// Records an op whose inputs the caller found tracked, with grad mode on.
-#[track_caller]
-fn record_rule<T: Element>(
-    name: &'static str,
-    inputs: &[&Tensor<T>],
-    mut out: Tensor<T>,
-    save_output: bool,
-    rule: Rule<T>,
-) -> Tensor<T> {
-    let mut site = None;
-    if is_anomaly_enabled() {
-        site = Some(std::panic::Location::caller()); // the user's call (ops are #[track_caller])
-        check_forward(name, inputs, &out, site);
-    }
-    let saved_output = save_output.then(|| out.data.clone());
-    out.node = Some(Node::make(
-        name,
-        inputs,
-        Some(rule),
-        site,
-        saved_output,
-        out.shape.clone(),
-    ));
-    out
 }

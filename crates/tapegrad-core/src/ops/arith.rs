@@ -11,7 +11,7 @@ use crate::kernels::elementwise;
 use crate::ops::record;
 use crate::ops::OpKind;
 use crate::shape::Shape;
-use crate::tape::{one, BackwardCtx};
+use crate::tape::BackwardCtx;
 use crate::tensor::Tensor;
 use smallvec::smallvec;
 
@@ -61,7 +61,7 @@ where
         + 'static,
 {
     let out = Tensor::from_storage(elementwise::map(x.data(), f), x.shape().clone());
-    record(kind, &[x], out, save_output, move |ctx| Ok(one(rule(ctx)?)))
+    crate::ops::record_one(kind, x, out, save_output, rule)
 }
 
 /// [`unary`] for an op with one scalar argument `s` (a factor, an exponent, a slope) whose

@@ -5,8 +5,8 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::elementwise::gather_strided;
-use crate::ops::record;
 use crate::ops::OpKind;
+use crate::ops::{record, record_one};
 use crate::shape::{Axes, Shape};
 use crate::storage::ensure_alloc;
 use crate::tape::{one, InputGrads};
@@ -33,8 +33,8 @@ impl<T: Element> Tensor<T> {
             shape,
             node: None,
         };
-        Ok(record(OpKind::Reshape, &[self], out, false, |ctx| {
-            Ok(one(ctx.grad.reshape(ctx.input(0).shape().clone())?))
+        Ok(record_one(OpKind::Reshape, self, out, false, |ctx| {
+            ctx.grad.reshape(ctx.input(0).shape().clone())
         }))
     }
 
@@ -109,8 +109,8 @@ impl<T: Element> Tensor<T> {
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i as isize;
         }
-        Ok(record(OpKind::Permute, &[self], out, false, move |ctx| {
-            Ok(one(ctx.grad.permute(&inverse[..])?))
+        Ok(record_one(OpKind::Permute, self, out, false, move |ctx| {
+            ctx.grad.permute(&inverse[..])
         }))
     }
 
@@ -193,8 +193,8 @@ impl<T: Element> Tensor<T> {
         ensure_alloc::<T>("broadcast_to", shape)?;
         let strides = self.shape().broadcast_strides(shape);
         let out = Tensor::from_parts(gather_strided(self.data(), &strides, shape), shape.clone());
-        Ok(record(OpKind::BroadcastTo, &[self], out, false, |ctx| {
-            Ok(one(ctx.grad.sum_to(ctx.input(0).shape())?))
+        Ok(record_one(OpKind::BroadcastTo, self, out, false, |ctx| {
+            ctx.grad.sum_to(ctx.input(0).shape())
         }))
     }
 

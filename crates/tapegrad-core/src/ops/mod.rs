@@ -72,6 +72,16 @@ where
     crate::tape::record(kind.name(), inputs, out, save_output, rule)
 }
 
+/// [`record`] for a one-input op whose rule returns that input's gradient alone.
+#[track_caller]
+pub(crate) fn record_one<T, F>(kind: OpKind, input: &Tensor<T>, out: Tensor<T>, save_output: bool, rule: F) -> Tensor<T>
+where
+    T: Element,
+    F: Fn(&BackwardCtx<'_, T>) -> Result<Tensor<T>> + Send + Sync + UnwindSafe + RefUnwindSafe + 'static,
+{
+    crate::tape::record_one(kind.name(), input, out, save_output, rule)
+}
+
 impl<T: Element> Tensor<T> {
     /// The kinds of op recorded in the graph that produced this tensor (each once, sorted),
     /// for inspecting what backward will run; custom ops appear as [`OpKind::Custom`].

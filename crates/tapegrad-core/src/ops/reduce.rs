@@ -7,8 +7,8 @@ use crate::element::{c, Element};
 use crate::error::{Error, Result};
 use crate::grad_mode::no_grad;
 use crate::kernels::reduce;
-use crate::ops::record;
 use crate::ops::OpKind;
+use crate::ops::{record, record_one};
 use crate::shape::{Axes, Shape};
 use crate::tape::one;
 use crate::tensor::Tensor;
@@ -48,11 +48,8 @@ impl<T: Element> Tensor<T> {
         let data = reduce::reduce(self.data(), self.shape(), &ax, T::zero(), |a, b| a + b);
         let out = Tensor::from_parts(data, self.shape().reduced(&ax, keepdim));
         let kept = self.shape().reduced(&ax, true);
-        record(OpKind::Sum, &[self], out, false, move |ctx| {
-            Ok(one(ctx
-                .grad
-                .reshape(kept.clone())?
-                .broadcast_to(ctx.input(0).shape())?))
+        record_one(OpKind::Sum, self, out, false, move |ctx| {
+            ctx.grad.reshape(kept.clone())?.broadcast_to(ctx.input(0).shape())
         })
     }
 

@@ -1,7 +1,7 @@
 //! The backward sweep: the graph's nodes in decreasing id order (see the [tape](super)),
 //! each node's rule run once on the sum of the gradients that reached it.
 
-use super::{BackwardCtx, InputGrads, Node, Rule};
+use super::{BackwardCtx, InputGrads, Node};
 use crate::anomaly::{check_backward, is_anomaly_enabled, take_pending};
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -167,15 +167,12 @@ pub(crate) fn sweep<T: Element>(
         // An empty output's gradient adds zero to its inputs': skip the rule (and its work).
         if let Some(rule) = node.rule.as_ref().filter(|_| cur.grad.numel() > 0) {
             let ctx = BackwardCtx { node, grad: &cur.grad };
-            match rule {
-                // One input and one gradient, passed by value: through the rules' vector
-                // (an `Option` per input) each gradient was copied at an offset that
-                // stalled the load reading it back (a tenth of a chain's backward).
-                Rule::Scalar(f, s) if !anomaly => {
-                    let g = f(&ctx, *s)?;
-                    queue(node, &node.inputs[0], g, &mut cur, &mut heap, &mut have_next)?;
-                }
-                _ => {
+            // A one-input rule's gradient is taken by value: through the rules' vector (an
+            // `Option` per input) each was copied at an offset that stalled the load
+            // reading it back (a sixth of a chain's backward).
+            match rule.single(&ctx).filter(|_| !anomaly) {
+                Some(g) => queue(node, &node.inputs[0], g?, &mut cur, &mut heap, &mut have_next)?,
+                None => {
                     rule.call(&ctx, &mut grads)?;
                     if anomaly {
                         check_backward(node.name, &node.inputs, &grads, node.site)?;
