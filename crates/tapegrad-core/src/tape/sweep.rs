@@ -169,8 +169,10 @@ pub(crate) fn sweep<T: Element>(
             let ctx = BackwardCtx { node, grad: &cur.grad };
             // A one-input rule's gradient is taken by value: through the rules' vector (an
             // `Option` per input) each was copied at an offset that stalled the load
-            // reading it back (a sixth of a chain's backward).
-            match rule.single(&ctx).filter(|_| !anomaly) {
+            // reading it back (a sixth of a chain's backward). Anomaly mode checks the
+            // gradients in the vector, so it takes the general path (and runs the rule once).
+            let single = if anomaly { None } else { rule.single(&ctx) };
+            match single {
                 Some(g) => queue(node, &node.inputs[0], g?, &mut cur, &mut heap, &mut have_next)?,
                 None => {
                     rule.call(&ctx, &mut grads)?;
