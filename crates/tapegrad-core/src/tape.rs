@@ -28,7 +28,6 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::grad_mode::is_grad_enabled;
 pub(crate) use crate::ops::one;
-use crate::shape::Shape;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
@@ -110,13 +109,13 @@ pub(crate) struct Node<T: Element> {
     /// Where the op was called, captured only in anomaly mode ([`crate::anomaly`]).
     site: Site,
     /// The output buffer, kept only by ops whose rule reads the output (exp, tanh, …).
+    /// (The output's shape is not kept: the gradient reaching the node has it.)
     saved_output: Option<Storage<T>>,
-    output_shape: Shape,
 }
 
 impl<T: Element> Node<T> {
     pub(crate) fn leaf() -> Arc<Self> {
-        Self::make("leaf", &[], None, None, None, Shape::scalar())
+        Self::make("leaf", &[], None, None, None)
     }
 
     pub(crate) fn is_leaf(&self) -> bool {
@@ -131,7 +130,6 @@ impl<T: Element> Node<T> {
         rule: Option<Rule<T>>,
         site: Site,
         saved_output: Option<Storage<T>>,
-        output_shape: Shape,
     ) -> Arc<Self> {
         let above = inputs
             .iter()
@@ -150,7 +148,6 @@ impl<T: Element> Node<T> {
                 n.rule = rule;
                 n.site = site;
                 n.saved_output = saved_output;
-                n.output_shape = output_shape;
                 return node;
             }
         }
@@ -161,7 +158,6 @@ impl<T: Element> Node<T> {
             rule,
             site,
             saved_output,
-            output_shape,
         })
     }
 
@@ -211,7 +207,9 @@ impl<T: Element> BackwardCtx<'_, T> {
     pub fn output(&self) -> Result<Tensor<T>> {
         Ok(Tensor {
             data: self.saved_output()?.clone(),
-            shape: self.node.output_shape.clone(),
+            // Every tensor of a node has the node's output shape, and so has the gradient
+            // that reaches it (the sweep checks the seed and shapes each input's gradient).
+            shape: self.grad.shape().clone(),
             node: Some(Arc::clone(self.node)),
         })
     }

@@ -85,13 +85,6 @@ fn record_rule<T: Element>(
         check_forward(name, inputs, &out, site);
     }
     let saved_output = save_output.then(|| out.data.clone());
-    out.node = Some(Node::make(
-        name,
-        inputs,
-        Some(rule),
-        site,
-        saved_output,
-        out.shape.clone(),
-    ));
+    out.node = Some(Node::make(name, inputs, Some(rule), site, saved_output));
     out
 }
