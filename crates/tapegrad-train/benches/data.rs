@@ -9,12 +9,25 @@
 //! 32×128), 8 batches in turn; median µs of each (both stay on the calling thread: they
 //! are below the split threshold).
 //!
-//! `cargo bench -p tapegrad-train --bench data [-- gather | products]` (reads the shipped
-//! `data/mnist`, or `MNIST_DIR`; no argument runs both).
+//! `step`: the seed's whole training step (Flatten → Dense(128, relu) → Dropout(0.2) →
+//! Dense(10), Keras-form Adam, sparse cross-entropy from logits and the accuracy metric, as
+//! `examples/mnist.rs` trains it) over one epoch of real MNIST batches, timed in the phases
+//! `fit` runs one after the other: the batch gather, the forward, the loss with the metric,
+//! the backward and the optimizer's update. Prints the median µs of each phase over the
+//! epoch's steps (the first 20 left out), and the mean of the whole step: medians are steady
+//! on a noisy machine, and they say where a step's time goes without a profiler.
+//!
+//! `cargo bench -p tapegrad-train --bench data [-- gather | products | step]` (reads the
+//! shipped `data/mnist`, or `MNIST_DIR`; no argument runs all three).
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::time::Instant;
-use tapegrad_core::Tensor;
-use tapegrad_train::{Dataset, Mnist};
+use tapegrad_core::{Result, Tensor};
+use tapegrad_nn::loss::sparse_categorical_cross_entropy_with_logits;
+use tapegrad_nn::{Activation, Dense, Dropout, Flatten, Module, Reduction, Sequential};
+use tapegrad_optim::{Adam, Optimizer};
+use tapegrad_train::{Dataset, Metric, Mnist};
 
 fn main() {
     let dir = std::env::var("MNIST_DIR")
@@ -27,6 +40,51 @@ fn main() {
     if part.as_deref().is_none_or(|p| p == "products") {
         products(&mnist.train);
     }
+    if part.as_deref().is_none_or(|p| p == "step") {
+        step(&mnist.train).expect("training step");
+    }
+}
+
+/// The seed's step in phases (see the module docs).
+fn step(data: &Dataset) -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut model = Sequential::new()
+        .add(Flatten)
+        .add(Dense::new(28 * 28, 128, &mut rng)?.with_activation(Activation::Relu))
+        .add(Dropout::new(0.2, 1)?)
+        .add(Dense::new(128, 10, &mut rng)?);
+    let mut optimizer = Adam::keras_default()?;
+    let accuracy = Metric::accuracy();
+    const PHASES: [&str; 5] = ["gather", "forward", "loss", "backward", "update"];
+    let mut times: Vec<[f64; 5]> = Vec::new();
+    for idx in &data.batch_indices(32, true, 0, 0, false)? {
+        let mut t = [Instant::now(); 6];
+        let batch = data.batch::<f32>(idx)?;
+        t[1] = Instant::now();
+        let out = model.forward(&batch.x)?;
+        t[2] = Instant::now();
+        let loss = sparse_categorical_cross_entropy_with_logits(&out, batch.y.classes()?, Reduction::Mean)?;
+        std::hint::black_box((loss.item()?, accuracy.compute(&out, &batch.y)?));
+        t[3] = Instant::now();
+        // As `fit` does: the graph released before the update.
+        drop(out);
+        let grads = loss.backward()?;
+        drop(loss);
+        t[4] = Instant::now();
+        optimizer.step(&mut model.trainable_parameters_mut(), &grads)?;
+        t[5] = Instant::now();
+        times.push(std::array::from_fn(|k| (t[k + 1] - t[k]).as_secs_f64() * 1e6));
+    }
+    let steady = &times[20..];
+    let mut line = String::from("RESULT framework=tapegrad bench=seed_step");
+    for (k, name) in PHASES.iter().enumerate() {
+        let mut v: Vec<f64> = steady.iter().map(|r| r[k]).collect();
+        v.sort_by(|a, b| a.partial_cmp(b).expect("finite times"));
+        line += &format!(" {name}_median_us={:.2}", v[v.len() / 2]);
+    }
+    let mean = steady.iter().map(|r| r.iter().sum::<f64>()).sum::<f64>() / steady.len() as f64;
+    println!("{line} step_mean_us={mean:.2} steps={}", steady.len());
+    Ok(())
 }
 
 /// Median µs of `f`, called `reps` times.
