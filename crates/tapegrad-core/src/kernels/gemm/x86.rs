@@ -14,11 +14,10 @@ use std::arch::x86_64::*;
 /// into L1 (software prefetch). The panels stream from L2 (the packed `kc × nc` block, 1 MB)
 /// or, for a B read in place, from wherever B is, and the hardware's prefetchers left the
 /// loads waiting. On a Xeon with AVX-512, `cargo bench -p tapegrad-core --bench core --
-/// matmul` alternated with the kernel without it, medians of the per-run ratios: one thread
-/// (6 runs) 64³ 1.02, 128³ 1.01, 256³ 1.02, 512³ 1.02, 1024³ 1.06 and 2048³ 1.05 (6 of 6
-/// faster each); two threads (5 runs) 1024³ 1.06 and 2048³ 1.05, the rest within 3% (64³,
-/// whose 64-deep panels are not prefetched, 0.97: noise).
-/// The AVX2 kernels do not prefetch: they were not measured (the AMD host they run on was
+/// matmul` alternated with the kernel without it (5 runs), medians of the per-run ratios:
+/// one thread 64³ 1.00, 128³ 1.01, 1024³ 1.13, 2048³ 1.04 (5 of 5 faster); two threads
+/// 64³ 1.01, 128³ 1.01, 1024³ 1.10, 2048³ 1.06 (BENCHMARKS.md, session 16). The AVX2
+/// kernels do not prefetch: they were not measured (the AMD host they were tuned on was
 /// not available).
 const PREFETCH_ROWS: usize = 8;
 
@@ -44,9 +43,9 @@ macro_rules! microkernel {
             // loads and stores are the unaligned forms.
             unsafe {
                 let (mut a, mut b) = (a, b);
-                // A shallow panel stays in L1 across the tiles that reuse it.
-                let prefetch = $prefetch && kc >= PREFETCH_MIN_DEPTH;
-                for _ in 0..kc {
+                // One step of the shared dimension; `prefetch` is a constant in each of
+                // the two loops below, so neither tests it.
+                let mut step = |prefetch: bool| {
                     let mut bv: [$v; $nv] = [$zero(); $nv];
                     for (j, v) in bv.iter_mut().enumerate() {
                         *v = $load(b.add(j * $lanes));
@@ -65,6 +64,16 @@ macro_rules! microkernel {
                     }
                     a = a.add($mr);
                     b = b.add(ldb);
+                };
+                // A shallow panel stays in L1 across the tiles that reuse it.
+                if $prefetch && kc >= PREFETCH_MIN_DEPTH {
+                    for _ in 0..kc {
+                        step(true);
+                    }
+                } else {
+                    for _ in 0..kc {
+                        step(false);
+                    }
                 }
                 for (i, row) in acc.iter().enumerate() {
                     for (j, v) in row.iter().enumerate() {
