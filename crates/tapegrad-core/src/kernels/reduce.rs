@@ -170,6 +170,31 @@ pub(crate) fn arg_extreme<T: Copy + PartialOrd>(x: &[T], shape: &Shape, axis: us
     out
 }
 
+/// `log_softmax`'s forward along the middle dim of `x` viewed as `[outer, n, inner]`: for
+/// each of the `outer · inner` lanes of `n` elements, `yⱼ = (xⱼ − m) − ln Σₖ exp(xₖ − m)`
+/// with `m` the lane's maximum (NaN if the lane holds one), replaced by 0 when it is not
+/// finite, so that a lane of −inf gives −inf and not NaN. The steps of the composite
+/// `x − m − log(sum(exp(x − m)))`, with the sum taken in order along the lane.
+pub(crate) fn log_softmax<T: crate::element::Element>(x: &[T], outer: usize, n: usize, inner: usize) -> Vec<T> {
+    assert_eq!(x.len(), outer * n * inner, "log_softmax: operand sizes");
+    let mut y = crate::buffer_cache::vec_filled(x.len(), T::zero());
+    if y.is_empty() {
+        return y;
+    }
+    for (xo, yo) in x.chunks_exact(n * inner).zip(y.chunks_exact_mut(n * inner)) {
+        for i in 0..inner {
+            let lane = || xo.iter().skip(i).step_by(inner);
+            let m = lane().fold(T::neg_infinity(), |a, &b| if b > a || b.is_nan() { b } else { a });
+            let m = if m.is_finite() { m } else { T::zero() };
+            let log_sum = lane().fold(T::zero(), |s, &v| s + (v - m).exp()).ln();
+            for (out, &v) in yo.iter_mut().skip(i).step_by(inner).zip(lane()) {
+                *out = (v - m) - log_sum;
+            }
+        }
+    }
+    y
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 //! | [`reduce`] | `sum mean max min` over axes, `sum_to` |
 //! | [`layout`] | `reshape permute transpose squeeze unsqueeze broadcast_to narrow slice concat stack` |
 //! | [`index`] | `index_select index_add gather scatter_add where_cond` |
-//! | [`softmax`] | `logsumexp softmax log_softmax` (composites) |
+//! | [`softmax`] | `log_softmax`; composites `logsumexp softmax` |
 //! | [`compare`] | `eq ne lt le gt ge argmax argmin sign` (no gradient) |
 //! | [`custom`] | `custom_op`: a user's own op with its own gradient rule |
 //! | [`conv`] | `im2col col2im conv2d conv2d_relu conv1d` (and its rule's `conv2d_input_grad conv2d_weight_grad conv2d_bias_grad`) |
@@ -174,6 +174,7 @@ op_kinds! {
     Sum => "sum",
     Max => "max",
     Min => "min",
+    LogSoftmax => "log_softmax",
     Reshape => "reshape",
     Permute => "permute",
     BroadcastTo => "broadcast_to",

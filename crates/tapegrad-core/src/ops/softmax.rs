@@ -1,10 +1,13 @@
-//! `logsumexp`, `softmax` and `log_softmax`, built from primitives after subtracting the
-//! (detached) maximum, so they stay finite for inputs of ±1e4 and beyond. Subtracting a
-//! constant does not change these functions, so detaching it leaves the gradient exact:
-//! ∂ logsumexp/∂x = softmax(x).
+//! `log_softmax`, a primitive (one recorded op, as `torch.log_softmax`), and the
+//! composites `logsumexp` and `softmax`, built from primitives after subtracting the
+//! (detached) maximum. All three subtract the maximum first, so they stay finite for inputs
+//! of ±1e4 and beyond; subtracting a constant does not change them, so detaching it leaves
+//! the gradient exact: ∂ logsumexp/∂x = softmax(x).
 
 use crate::element::Element;
 use crate::error::Result;
+use crate::kernels::reduce;
+use crate::ops::OpKind;
 use crate::shape::Axes;
 use crate::tensor::Tensor;
 
@@ -70,19 +73,41 @@ impl<T: Element> Tensor<T> {
         e.div(&e.sum(&axes, true)?)
     }
 
-    /// `xᵢ − logsumexp(x)` along `axis` (one axis, as `torch.log_softmax`): the log of the
-    /// softmax, without its underflow.
+    /// `yᵢ = xᵢ − log Σⱼ exp(xⱼ)` along `axis` (one axis, as `torch.log_softmax`): the log
+    /// of the softmax, without its underflow. One recorded op, computed as `(x − m) − log Σⱼ
+    /// exp(xⱼ − m)` with `m` the maximum along the axis (0 where it is not finite: a row of
+    /// −inf gives −inf; a NaN gives NaN). ∂L/∂xᵢ = gᵢ − softmax(x)ᵢ · Σⱼ gⱼ, with softmax(x)
+    /// = exp(y): a rule of recorded ops, so it differentiates again. Errors on an empty
+    /// `axis`.
     ///
     /// ```
     /// # use tapegrad_core::Tensor;
     /// let x = Tensor::<f32>::from_vec(vec![-1e4, 0.0], [2])?;
     /// assert_eq!(x.log_softmax(0)?.to_vec(), vec![-1e4, 0.0]);
+    /// let z = Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2])?.log_softmax(0)?;
+    /// assert!((z.to_vec()[0] + (1.0 + (2f64).exp()).ln()).abs() < 1e-15);
     /// # Ok::<(), tapegrad_core::Error>(())
     /// ```
     #[track_caller]
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor<T>> {
+        let a = self.shape().axes("log_softmax", &[axis])?[0];
+        let dims = self.dims();
+        if dims[a] == 0 {
+            return Err(crate::Error::bad_shape(
+                "log_softmax",
+                format!("empty dim {a} of shape {}", self.shape()),
+            ));
+        }
+        let (outer, inner) = (dims[..a].iter().product(), dims[a + 1..].iter().product());
+        let y = reduce::log_softmax(self.data(), outer, dims[a], inner);
+        let out = Tensor::from_vec(y, self.shape().clone())?;
         let axes = Axes::from(axis);
-        let shifted = self.sub(&self.stable_shift("log_softmax", &axes)?)?;
-        shifted.sub(&shifted.exp().sum(&axes, true)?.log())
+        Ok(crate::ops::record_one(
+            OpKind::LogSoftmax,
+            self,
+            out,
+            true,
+            move |ctx| ctx.grad.sub(&ctx.output()?.exp().mul(&ctx.grad.sum(&axes, true)?)?),
+        ))
     }
 }
