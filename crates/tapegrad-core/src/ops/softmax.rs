@@ -12,17 +12,24 @@ use crate::shape::Axes;
 use crate::tensor::Tensor;
 
 impl<T: Element> Tensor<T> {
-    /// The maximum over `axes` (keepdim), detached, with non-finite maxima replaced by 0
-    /// so that rows of −inf give −inf (not NaN) after the shift.
-    #[track_caller]
-    fn stable_shift(&self, op: &'static str, axes: &Axes) -> Result<Tensor<T>> {
-        let ax = self.shape().axes(op, axes.as_slice())?;
+    /// `axes` normalised, or an error naming `op` if one of them is empty (these functions
+    /// have no value over zero elements).
+    fn nonempty_axes(&self, op: &'static str, axes: &[isize]) -> Result<smallvec::SmallVec<[usize; 4]>> {
+        let ax = self.shape().axes(op, axes)?;
         if let Some(&a) = ax.iter().find(|&&a| self.dims()[a] == 0) {
             return Err(crate::Error::bad_shape(
                 op,
                 format!("empty dim {a} of shape {}", self.shape()),
             ));
         }
+        Ok(ax)
+    }
+
+    /// The maximum over `axes` (keepdim), detached, with non-finite maxima replaced by 0
+    /// so that rows of −inf give −inf (not NaN) after the shift.
+    #[track_caller]
+    fn stable_shift(&self, op: &'static str, axes: &Axes) -> Result<Tensor<T>> {
+        self.nonempty_axes(op, axes.as_slice())?;
         let m = crate::no_grad(|| self.max(axes, true))?;
         let clean = m
             .data()
@@ -90,14 +97,8 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor<T>> {
-        let a = self.shape().axes("log_softmax", &[axis])?[0];
+        let a = self.nonempty_axes("log_softmax", &[axis])?[0];
         let dims = self.dims();
-        if dims[a] == 0 {
-            return Err(crate::Error::bad_shape(
-                "log_softmax",
-                format!("empty dim {a} of shape {}", self.shape()),
-            ));
-        }
         let (outer, inner) = (dims[..a].iter().product(), dims[a + 1..].iter().product());
         let y = reduce::log_softmax(self.data(), outer, dims[a], inner);
         let out = Tensor::from_vec(y, self.shape().clone())?;

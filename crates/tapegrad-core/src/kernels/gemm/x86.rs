@@ -17,14 +17,13 @@ use std::arch::x86_64::*;
 /// matmul` alternated with the kernel without it (5 runs), medians of the per-run ratios:
 /// one thread 64³ 1.00, 128³ 1.01, 1024³ 1.13 (4 of 5 runs faster), 2048³ 1.04 (5 of 5);
 /// two threads 64³ 1.01, 128³ 1.01, 1024³ 1.10 (4 of 5), 2048³ 1.06 (4 of 5)
-/// (BENCHMARKS.md, session 16). The AVX2
-/// kernels do not prefetch: they were not measured (the AMD host they were tuned on was
-/// not available).
+/// (BENCHMARKS.md, session 16). The AVX2 kernels do not prefetch: they were not measured
+/// (the AMD host they were tuned on was not available).
 const PREFETCH_ROWS: usize = 8;
 
 /// The shallowest panel (`kc`) for which B is prefetched: 128 steps of 256 bytes (a row of
-/// either AVX-512 kernel's B panel) are 32 KB, about what stays in L1 beside A's panel and C's
-/// tile; below that the prefetches only cost (64³, prefetching at every depth: 0.96–0.98
+/// either AVX-512 kernel's B panel) are 32 KB, about what stays in L1 beside A's panel and
+/// C's tile; below that the prefetches only cost (64³, prefetching at every depth: 0.96–0.98
 /// of the kernel without them).
 const PREFETCH_MIN_DEPTH: usize = 128;
 
