@@ -247,35 +247,52 @@ fn a_header_whose_dims_overflow_u128_is_refused_with_a_message() {
 
 #[test]
 fn batches_arrive_in_order_whether_made_inline_or_on_the_prefetch_thread() {
-    // Samples of 2¹⁹ features: batches of 2 reach the 2²⁰ elements from which the next
-    // batch is made on a second thread; batches of 1 are made inline. Both give every
-    // batch, in order, with its samples, and stop at the first error.
-    let per = 1usize << 19;
-    let x: Vec<f32> = (0..4 * per).map(|i| (i / per) as f32).collect();
+    // 4096 samples of 256 features: an epoch of all of them holds the 2²⁰ elements from
+    // which the batches are made on a second thread, handed over in chunks of 1, 2, 4, …
+    // batches up to 2¹⁷ elements (170 batches of 3, 512 of 1); one of 100 batches is made
+    // inline. Every way gives every batch, in order, with its samples, and stops at the
+    // first error, whether the step returns it or a batch does.
+    let (n, per) = (4096usize, 256usize);
+    let x: Vec<f32> = (0..n * per).map(|i| (i / per) as f32).collect();
     let d = Dataset::new(
         Features::from_f32(x, [per]).unwrap(),
         TargetData::Classes {
-            labels: vec![0, 1, 2, 3],
-            classes: 4,
+            labels: (0..n).collect(),
+            classes: n,
         },
     )
     .unwrap();
-    for size in [1, 2] {
-        let batches = d.batch_indices(size, true, 5, 0, false).unwrap();
+    for (size, take) in [(1, n), (3, n.div_ceil(3)), (3, 100), (4096, 1)] {
+        let batches = &d.batch_indices(size, true, 5, 0, false).unwrap()[..take];
         let mut seen = vec![];
-        d.for_each_batch::<f32>(&batches, |i, b| {
+        d.for_each_batch::<f32>(batches, |i, b| {
             let firsts: Vec<usize> = (0..b.y.len()).map(|s| b.x.data()[s * per] as usize).collect();
             assert_eq!(firsts, b.y.classes().unwrap(), "batch {i}");
+            assert_eq!(b.x.data().len(), b.y.len() * per, "batch {i}");
             seen.push(firsts);
             Ok(())
         })
         .unwrap();
-        assert_eq!(seen, batches, "batches of {size}");
+        assert_eq!(seen, batches, "batches of {size}, {take} of them");
         let mut calls = 0;
-        let err = d.for_each_batch::<f32>(&batches, |_, _| {
+        let err = d.for_each_batch::<f32>(batches, |_, _| {
             calls += 1;
             Err(tapegrad_core::Error::bad_value("step", "stop"))
         });
-        assert!(err.is_err() && calls == 1, "batches of {size}");
+        assert!(err.is_err() && calls == 1, "batches of {size}, {take} of them");
+        // A bad index in the middle of a chunk: the steps before it run, none after.
+        let mut bad = batches.to_vec();
+        let at = take / 2;
+        bad[at][0] = n;
+        let mut calls = 0;
+        let err = d.for_each_batch::<f32>(&bad, |_, _| {
+            calls += 1;
+            Ok(())
+        });
+        assert!(
+            err.unwrap_err().to_string().contains("Dataset::batch"),
+            "batches of {size}"
+        );
+        assert_eq!(calls, at, "batches of {size}, {take} of them");
     }
 }
