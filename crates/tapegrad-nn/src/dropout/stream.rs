@@ -12,20 +12,33 @@
 //! rand_chacha computes four blocks per call; here each of the 16 state words holds the same
 //! word of eight consecutive blocks, so one pass of plain array arithmetic (compiled for
 //! AVX-512, AVX2 or SSE and chosen at run time) computes eight blocks with vector
-//! instructions. On an AVX-512 Xeon the 4,096 draws of a seed batch's dropout mask took
-//! 14.5 µs with rand's `fill`; their 512 blocks take 7.8–8.3 µs here with eight lanes, 10.4
-//! compiled for AVX2 alone (four lanes 8.3; sixteen 9.8, as this core ran 512-bit integer
-//! instructions at 0.4× the rate of 256-bit ones).
+//! instructions, and two such groups go through the rounds side by side. On an AVX-512 Xeon
+//! the 4,096 draws of a seed batch's dropout mask took 14.5 µs with rand's `fill`; their 512
+//! blocks took 7.8–8.3 µs with one group of eight lanes, 10.4 compiled for AVX2 alone (four
+//! lanes 8.3; sixteen 9.8). One group's rounds are a chain of dependent instructions: on an
+//! AMD EPYC (Zen 5) the 512 blocks took 6.5 µs with one group at a time and **3.3 µs** with
+//! two side by side, whose instructions interleave; the whole `fill_u64` of 4,096 draws 7.9
+//! → 4.6 µs, the seed's forward pass 40.1 → 35.8 µs (`cargo bench -p tapegrad-train --bench
+//! data -- step`, 4 alternations). The compiler's vectorisation of this code is fragile:
+//! the two groups are two separate arrays and each quarter round is written out as two
+//! calls, because a loop over two to four groups compiled to 7.6–9.0 µs and one array of
+//! two groups destructured into two to scalar code (45 µs).
 
 use multiversion::multiversion;
 use rand::Rng;
 use rand_chacha::ChaCha12Rng;
 
-/// Blocks computed at once.
+/// Blocks in one group, each in its own lane of every state word.
 const LANES: usize = 8;
+
+/// Blocks computed at once: two groups.
+const BLOCKS: usize = 2 * LANES;
 
 /// One state word of [`LANES`] consecutive blocks.
 type Lanes = [u32; LANES];
+
+/// The 16 state words of one group.
+type Group = [Lanes; 16];
 
 /// Fills `out` with the words `rng.fill(out)` would give, and leaves `rng` where that would.
 pub(super) fn fill_u64(rng: &mut ChaCha12Rng, out: &mut [u64]) {
@@ -43,30 +56,63 @@ pub(super) fn fill_u64(rng: &mut ChaCha12Rng, out: &mut [u64]) {
     // Draw d (two words) is pair pos/2 + d of the stream; block b holds pairs 8b..8b + 8.
     let first = pos / 2;
     let mut block = (pos / 16) as u64;
-    let mut x = [[0u32; LANES]; 16];
-    // Index in `out` of the group's first pair (negative in the first group when `pos` is
-    // not at a block boundary).
+    let mut x = [[[0u32; LANES]; 16]; 2];
+    // Index in `out` of the first group's first pair (negative in the first call when `pos`
+    // is not at a block boundary).
     let mut at = -((first % 8) as isize);
     while at < out.len() as isize {
         blocks(&key, stream, block, &mut x);
-        for t in 0..8 {
-            let (lo, hi) = (&x[2 * t], &x[2 * t + 1]);
-            for (l, (&lo, &hi)) in lo.iter().zip(hi).enumerate() {
-                let d = at + (l * 8 + t) as isize;
-                if (0..out.len() as isize).contains(&d) {
-                    out[d as usize] = u64::from(lo) | u64::from(hi) << 32;
+        for (g, x) in x.iter().enumerate() {
+            let at = at + (g * LANES * 8) as isize;
+            if let Some(whole) = usize::try_from(at).ok().and_then(|a| out.get_mut(a..a + LANES * 8)) {
+                for (l, pairs) in whole.chunks_exact_mut(8).enumerate() {
+                    for (t, d) in pairs.iter_mut().enumerate() {
+                        *d = u64::from(x[2 * t][l]) | u64::from(x[2 * t + 1][l]) << 32;
+                    }
+                }
+                continue;
+            }
+            for t in 0..8 {
+                let (lo, hi) = (&x[2 * t], &x[2 * t + 1]);
+                for (l, (&lo, &hi)) in lo.iter().zip(hi).enumerate() {
+                    let d = at + (l * 8 + t) as isize;
+                    if (0..out.len() as isize).contains(&d) {
+                        out[d as usize] = u64::from(lo) | u64::from(hi) << 32;
+                    }
                 }
             }
         }
-        at += (LANES * 8) as isize;
-        block = block.wrapping_add(LANES as u64);
+        at += (BLOCKS * 8) as isize;
+        block = block.wrapping_add(BLOCKS as u64);
     }
     rng.set_word_pos(pos + 2 * out.len() as u128);
 }
 
-/// `out[w][l]`: word `w` of block `block + l`, for [`LANES`] consecutive blocks.
+/// `out[g][w][l]`: word `w` of block `block + 8g + l`, for [`BLOCKS`] consecutive blocks.
 #[multiversion(targets = "simd")]
-fn blocks(key: &[u32; 8], stream: u64, block: u64, out: &mut [Lanes; 16]) {
+fn blocks(key: &[u32; 8], stream: u64, block: u64, out: &mut [Group; 2]) {
+    let s0 = state(key, stream, block);
+    let s1 = state(key, stream, block.wrapping_add(LANES as u64));
+    let (mut x, mut y) = (s0, s1);
+    for _ in 0..6 {
+        quarter2(&mut x, &mut y, 0, 4, 8, 12);
+        quarter2(&mut x, &mut y, 1, 5, 9, 13);
+        quarter2(&mut x, &mut y, 2, 6, 10, 14);
+        quarter2(&mut x, &mut y, 3, 7, 11, 15);
+        quarter2(&mut x, &mut y, 0, 5, 10, 15);
+        quarter2(&mut x, &mut y, 1, 6, 11, 12);
+        quarter2(&mut x, &mut y, 2, 7, 8, 13);
+        quarter2(&mut x, &mut y, 3, 4, 9, 14);
+    }
+    for w in 0..16 {
+        out[0][w] = add(x[w], s0[w]);
+        out[1][w] = add(y[w], s1[w]);
+    }
+}
+
+/// The initial state of the group of [`LANES`] blocks from `block` on.
+#[inline(always)]
+fn state(key: &[u32; 8], stream: u64, block: u64) -> Group {
     let mut s = [[0u32; LANES]; 16];
     for (w, c) in [0x6170_7865u32, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]
         .into_iter()
@@ -82,25 +128,20 @@ fn blocks(key: &[u32; 8], stream: u64, block: u64, out: &mut [Lanes; 16]) {
     s[13] = counter.map(|b| (b >> 32) as u32);
     s[14] = [stream as u32; LANES];
     s[15] = [(stream >> 32) as u32; LANES];
-    let mut x = s;
-    for _ in 0..6 {
-        quarter(&mut x, 0, 4, 8, 12);
-        quarter(&mut x, 1, 5, 9, 13);
-        quarter(&mut x, 2, 6, 10, 14);
-        quarter(&mut x, 3, 7, 11, 15);
-        quarter(&mut x, 0, 5, 10, 15);
-        quarter(&mut x, 1, 6, 11, 12);
-        quarter(&mut x, 2, 7, 8, 13);
-        quarter(&mut x, 3, 4, 9, 14);
-    }
-    for ((o, x), s) in out.iter_mut().zip(&x).zip(&s) {
-        *o = add(*x, *s);
-    }
+    s
+}
+
+/// The same quarter round in both groups, one after the other: the two are independent, so
+/// their instructions overlap.
+#[inline(always)]
+fn quarter2(x: &mut Group, y: &mut Group, a: usize, b: usize, c: usize, d: usize) {
+    quarter(x, a, b, c, d);
+    quarter(y, a, b, c, d);
 }
 
 /// ChaCha's quarter round on words `a`, `b`, `c`, `d` of every lane.
 #[inline(always)]
-fn quarter(x: &mut [Lanes; 16], a: usize, b: usize, c: usize, d: usize) {
+fn quarter(x: &mut Group, a: usize, b: usize, c: usize, d: usize) {
     x[a] = add(x[a], x[b]);
     x[d] = xor_rotate(x[d], x[a], 16);
     x[c] = add(x[c], x[d]);
