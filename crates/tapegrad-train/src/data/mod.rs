@@ -25,14 +25,16 @@ pub struct Batch<T: Element> {
 }
 
 /// From this many feature elements in an epoch, [`Dataset::for_each_batch`] prepares the
-/// batches on a second thread; below it, starting the thread costs more than it hides.
+/// batches on a second thread. Below it (an epoch whose gathers take well under a
+/// millisecond: a small validation set, a test's dataset) they are made inline: there is
+/// little to hide, and small runs keep to one thread.
 pub(crate) const PREFETCH_MIN: usize = 1 << 20;
 
 /// The most feature elements (over all its batches) that the prefetch thread hands over at
 /// once. Handing batches over one at a time cost a wake-up of the other thread at every
 /// step, more than MNIST's gather of 32 images saves (the seed MLP's epoch: median 0.593 s
-/// with the thread, 0.541 s inline, 5 alternated runs each, on an Intel Xeon); in chunks
-/// the wake-up comes once per chunk. Larger chunks wait longer in the cache before their
+/// with the thread, 0.541 s inline, 5 alternated runs each); in chunks the wake-up comes
+/// once per chunk. Larger chunks wait longer in the cache before their
 /// step reads them: the seed MLP's last epoch (of 3), medians of 5 alternated runs on an AMD
 /// EPYC (Zen 5): inline 0.199 s; chunks of up to 2¹⁶ elements 0.191, 2¹⁷ (five of its
 /// batches) **0.180**, 2¹⁸ 0.186, 2¹⁹ 0.189. A batch larger than this goes alone.
