@@ -289,15 +289,15 @@ impl Dataset {
     }
 
     /// Calls `step` on each batch of `batches` in order. When the epoch holds at least 2²⁰
-    /// feature elements and the process may run on two CPUs or more, the batches are prepared on a second thread meanwhile (like a
-    /// PyTorch `DataLoader` with one worker, or Keras's prefetching input pipeline):
-    /// gathering random samples waits on memory, and overlapping that with the steps hides
-    /// it. The thread hands batches over in chunks (1, 2, 4, … batches, up to 2¹⁷ feature
-    /// elements a chunk), so that the first step need not wait for a large chunk and the
-    /// handoff's wake-up comes once per chunk, not once per step; the handoff is a bounded
-    /// channel that blocks, so no thread spins while it waits.
-    /// Smaller epochs are made on the calling thread. The batches, their order and their
-    /// values are the same either way. Stops at the first error.
+    /// feature elements and the process may run on two CPUs or more, the batches are
+    /// prepared on a second thread meanwhile (like a PyTorch `DataLoader` with one worker,
+    /// or Keras's prefetching input pipeline): gathering random samples waits on memory, and
+    /// overlapping that with the steps hides it. The thread hands batches over in chunks (1,
+    /// 2, 4, … batches, up to 2¹⁷ feature elements a chunk), so that the first step need not
+    /// wait for a large chunk and the handoff's wake-up comes once per chunk, not once per
+    /// step; the handoff is a bounded channel that blocks, so no thread spins while it
+    /// waits. Smaller epochs are made on the calling thread. The batches, their order and
+    /// their values are the same either way. Stops at the first error.
     ///
     /// ```
     /// use tapegrad_train::{Dataset, Features, TargetData};
@@ -333,16 +333,18 @@ impl Dataset {
                 while !rest.is_empty() {
                     let (now, later) = rest.split_at(size.min(rest.len()));
                     let mut chunk = Vec::with_capacity(now.len());
+                    let mut failed = false;
                     for idx in now {
                         let batch = self.batch::<T>(idx);
-                        let failed = batch.is_err();
+                        failed = batch.is_err();
                         chunk.push(batch);
                         if failed {
                             break;
                         }
                     }
-                    // A closed channel means the consumer stopped early: stop too.
-                    if tx.send(chunk).is_err() {
+                    // The consumer stops at an error, and a closed channel means it stopped
+                    // early: either way there is nothing more to make.
+                    if tx.send(chunk).is_err() || failed {
                         break;
                     }
                     (rest, size) = (later, (2 * size).min(most));
