@@ -17,8 +17,11 @@
 //! epoch's steps (the first 20 left out), and the mean of the whole step: medians are steady
 //! on a noisy machine, and they say where a step's time goes without a profiler.
 //!
-//! `cargo bench -p tapegrad-train --bench data [-- gather | products | step]` (reads the
-//! shipped `data/mnist`, or `MNIST_DIR`; no argument runs all three).
+//! `dropout`: the seed's `Dropout(0.2)` forward in training mode on a 32×128 batch (4,096
+//! draws from its ChaCha12 keystream, the keep mask, the scaled product); median µs.
+//!
+//! `cargo bench -p tapegrad-train --bench data [-- gather | products | step | dropout]`
+//! (reads the shipped `data/mnist`, or `MNIST_DIR`; no argument runs all four).
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -43,6 +46,20 @@ fn main() {
     if part.as_deref().is_none_or(|p| p == "step") {
         step(&mnist.train).expect("training step");
     }
+    if part.as_deref().is_none_or(|p| p == "dropout") {
+        dropout().expect("dropout");
+    }
+}
+
+/// The seed's dropout layer alone (see the module docs).
+fn dropout() -> Result<()> {
+    let mut layer = Dropout::<f32>::new(0.2, 1)?;
+    let x = Tensor::from_vec((0..32 * 128).map(|i| i as f32).collect(), [32, 128])?;
+    let us = median_us(20_000, || {
+        drop(std::hint::black_box(layer.forward(&x).expect("forward")))
+    });
+    println!("RESULT framework=tapegrad bench=dropout_forward shape=32x128 median_us={us:.2}");
+    Ok(())
 }
 
 /// The seed's step in phases (see the module docs).

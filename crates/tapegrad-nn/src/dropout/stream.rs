@@ -18,8 +18,9 @@
 //! lanes 8.3; sixteen 9.8). One group's rounds are a chain of dependent instructions: on an
 //! AMD EPYC (Zen 5) the 512 blocks took 6.5 µs with one group at a time and **3.3 µs** with
 //! two side by side, whose instructions interleave; the whole `fill_u64` of 4,096 draws 7.9
-//! → 4.6 µs, the seed's forward pass 40.1 → 35.8 µs (`cargo bench -p tapegrad-train --bench
-//! data -- step`, 4 alternations). The compiler's vectorisation of this code is fragile:
+//! → 4.6 µs, the layer's forward on a 32×128 batch 10.2 → 6.5 µs (`cargo bench -p
+//! tapegrad-train --bench data -- dropout`), the seed's forward pass 40.1 → 35.8 µs (`--
+//! step`; 4 alternations each). The compiler's vectorisation of this code is fragile:
 //! the two groups are two separate arrays and each quarter round is written out as two
 //! calls, because a loop over two to four groups compiled to 7.6–9.0 µs and one array of
 //! two groups destructured into two to scalar code (45 µs).
