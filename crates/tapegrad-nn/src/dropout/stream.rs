@@ -65,20 +65,21 @@ pub(super) fn fill_u64(rng: &mut ChaCha12Rng, out: &mut [u64]) {
         blocks(&key, stream, block, &mut x);
         for (g, x) in x.iter().enumerate() {
             let at = at + (g * LANES * 8) as isize;
+            // Pair t of lane l's block is draw 8l + t. A group wholly inside `out` is copied
+            // without a range check per draw (the first and last groups need them).
             if let Some(whole) = usize::try_from(at).ok().and_then(|a| out.get_mut(a..a + LANES * 8)) {
-                for (l, pairs) in whole.chunks_exact_mut(8).enumerate() {
-                    for (t, d) in pairs.iter_mut().enumerate() {
-                        *d = u64::from(x[2 * t][l]) | u64::from(x[2 * t + 1][l]) << 32;
+                for (l, eight) in whole.chunks_exact_mut(8).enumerate() {
+                    for (t, d) in eight.iter_mut().enumerate() {
+                        *d = pair(x, l, t);
                     }
                 }
                 continue;
             }
-            for t in 0..8 {
-                let (lo, hi) = (&x[2 * t], &x[2 * t + 1]);
-                for (l, (&lo, &hi)) in lo.iter().zip(hi).enumerate() {
+            for l in 0..LANES {
+                for t in 0..8 {
                     let d = at + (l * 8 + t) as isize;
                     if (0..out.len() as isize).contains(&d) {
-                        out[d as usize] = u64::from(lo) | u64::from(hi) << 32;
+                        out[d as usize] = pair(x, l, t);
                     }
                 }
             }
@@ -87,6 +88,12 @@ pub(super) fn fill_u64(rng: &mut ChaCha12Rng, out: &mut [u64]) {
         block = block.wrapping_add(BLOCKS as u64);
     }
     rng.set_word_pos(pos + 2 * out.len() as u128);
+}
+
+/// Draw `t` (words `2t` and `2t + 1`, the first as the low half) of lane `l`'s block.
+#[inline(always)]
+fn pair(x: &Group, l: usize, t: usize) -> u64 {
+    u64::from(x[2 * t][l]) | u64::from(x[2 * t + 1][l]) << 32
 }
 
 /// `out[g][w][l]`: word `w` of block `block + 8g + l`, for [`BLOCKS`] consecutive blocks.

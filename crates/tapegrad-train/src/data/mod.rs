@@ -34,10 +34,10 @@ pub(crate) const PREFETCH_MIN: usize = 1 << 20;
 /// once. Handing batches over one at a time cost a wake-up of the other thread at every
 /// step, more than MNIST's gather of 32 images saves (the seed MLP's epoch: median 0.593 s
 /// with the thread, 0.541 s inline, 5 alternated runs each); in chunks the wake-up comes
-/// once per chunk. Larger chunks wait longer in the cache before their
-/// step reads them: the seed MLP's last epoch (of 3), medians of 5 alternated runs on an AMD
-/// EPYC (Zen 5): inline 0.199 s; chunks of up to 2¹⁶ elements 0.191, 2¹⁷ (five of its
-/// batches) **0.180**, 2¹⁸ 0.186, 2¹⁹ 0.189. A batch larger than this goes alone.
+/// once per chunk. Larger chunks wait longer in the cache before their step reads them: the
+/// seed MLP's last epoch (of 3), medians of 5 alternated runs on an AMD EPYC (Zen 5): inline
+/// 0.199 s; chunks of up to 2¹⁶ elements 0.191, 2¹⁷ (five of its batches) **0.180**, 2¹⁸
+/// 0.186, 2¹⁹ 0.189. A batch larger than this goes alone.
 pub(crate) const PREFETCH_CHUNK: usize = 1 << 17;
 
 /// Samples and their targets, like the `(x, y)` arrays given to Keras's `fit`.
@@ -317,8 +317,8 @@ impl Dataset {
     ) -> Result<()> {
         let per = self.features.per_sample();
         let samples: usize = batches.iter().map(Vec::len).sum();
-        if samples.saturating_mul(per) < PREFETCH_MIN || std::thread::available_parallelism().is_ok_and(|n| n.get() < 2)
-        {
+        let small = samples.saturating_mul(per) < PREFETCH_MIN;
+        if small || std::thread::available_parallelism().is_ok_and(|n| n.get() < 2) {
             for (i, idx) in batches.iter().enumerate() {
                 step(i, self.batch::<T>(idx)?)?;
             }
